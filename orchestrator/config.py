@@ -1,0 +1,135 @@
+"""Every setting of the hub, read once from the environment and ``.env``.
+
+One place for every environment name, so ``.env.example``, the README table and the code
+cannot drift apart. The names the seed orchestrator defined (``ENABLE_DB_LOGGING``,
+``DB_LOG_*``, ``ORCHESTRATOR_INSTANCE_ID``) keep their meaning.
+"""
+
+from __future__ import annotations
+
+import socket
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from orchestrator.errors import ConfigError
+
+LogLevelName = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def _default_instance_id() -> str:
+    return f"orchestrator-{socket.gethostname()}"
+
+
+def default_embedded_data_dir() -> Path:
+    """Where the embedded PostgreSQL keeps its data unless ``EMBEDDED_PG_DATA_DIR`` says."""
+    return Path(platformdirs.user_data_dir("orchestrator-hub")) / "postgres"
+
+
+class Settings(BaseSettings):
+    """The hub's configuration; see ``.env.example`` for one line on each setting."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    supabase_url: str | None = Field(default=None, validation_alias="SUPABASE_URL")
+    supabase_service_role_key: SecretStr | None = Field(
+        default=None, validation_alias="SUPABASE_SERVICE_ROLE_KEY"
+    )
+    embedded_pg_data_dir: Path | None = Field(default=None, validation_alias="EMBEDDED_PG_DATA_DIR")
+
+    enable_db_logging: bool = Field(default=False, validation_alias="ENABLE_DB_LOGGING")
+    db_log_level: LogLevelName = Field(default="INFO", validation_alias="DB_LOG_LEVEL")
+    db_log_batch_size: int = Field(default=50, ge=1, le=10_000, validation_alias="DB_LOG_BATCH_SIZE")
+    db_log_flush_interval: float = Field(
+        default=5.0, gt=0, le=3600, validation_alias="DB_LOG_FLUSH_INTERVAL"
+    )
+    db_logging_required: bool = Field(default=False, validation_alias="DB_LOGGING_REQUIRED")
+    orchestrator_instance_id: str = Field(
+        default_factory=_default_instance_id,
+        min_length=1,
+        max_length=255,
+        validation_alias="ORCHESTRATOR_INSTANCE_ID",
+    )
+    log_retention_hours: int = Field(
+        default=48, ge=1, le=24 * 366, validation_alias="LOG_RETENTION_HOURS"
+    )
+
+    @field_validator("db_log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("database_url", "supabase_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("expected a URL starting with postgresql:// or postgres://")
+        return value
+
+    @field_validator("supabase_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("expected the project URL, such as https://abcd.supabase.co")
+        return value
+
+    @property
+    def uses_embedded(self) -> bool:
+        """True when no database is configured and the hub runs its own PostgreSQL."""
+        return self.database_url is None and self.supabase_url is None
+
+    @property
+    def embedded_data_dir(self) -> Path:
+        """The embedded server's data directory (the setting, else the user data dir)."""
+        return self.embedded_pg_data_dir or default_embedded_data_dir()
+
+
+# What each setting accepts, in the words the error line uses.
+ACCEPTED: dict[str, str] = {
+    "DATABASE_URL": "a URL starting with postgresql:// or postgres://",
+    "SUPABASE_URL": "the project URL, such as https://abcd.supabase.co",
+    "SUPABASE_SERVICE_ROLE_KEY": "the service_role key of the Supabase project",
+    "EMBEDDED_PG_DATA_DIR": "a directory path",
+    "ENABLE_DB_LOGGING": "true or false (also 1/0, yes/no, on/off)",
+    "DB_LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+    "DB_LOG_BATCH_SIZE": "an integer from 1 to 10000",
+    "DB_LOG_FLUSH_INTERVAL": "a number of seconds above 0 and at most 3600",
+    "DB_LOGGING_REQUIRED": "true or false (also 1/0, yes/no, on/off)",
+    "ORCHESTRATOR_INSTANCE_ID": "a non-empty name of at most 255 characters",
+    "LOG_RETENTION_HOURS": "an integer from 1 to 8784 (hours)",
+}
+
+
+def _describe(error: ValidationError) -> str:
+    """Turns pydantic's report into one line: variable, value given, what is accepted."""
+    first = error.errors()[0]
+    name = str(first["loc"][0]).upper() if first["loc"] else "?"
+    accepted = ACCEPTED.get(name, first["msg"])
+    value = "<secret>" if name.endswith("_KEY") else repr(first.get("input"))
+    return f"invalid setting {name}={value}: expected {accepted}"
+
+
+def load_settings(env_file: str | Path | None = ".env") -> Settings:
+    """Reads the settings, raising :class:`ConfigError` with one line when one is invalid."""
+    try:
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use."""
+    return load_settings()

@@ -1,0 +1,1 @@
+"""Database access: operation values (``calls``) and the drivers that execute them."""
