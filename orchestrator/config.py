@@ -46,7 +46,9 @@ class Settings(BaseSettings):
 
     enable_db_logging: bool = Field(default=False, validation_alias="ENABLE_DB_LOGGING")
     db_log_level: LogLevelName = Field(default="INFO", validation_alias="DB_LOG_LEVEL")
-    db_log_batch_size: int = Field(default=50, ge=1, le=10_000, validation_alias="DB_LOG_BATCH_SIZE")
+    db_log_batch_size: int = Field(
+        default=50, ge=1, le=10_000, validation_alias="DB_LOG_BATCH_SIZE"
+    )
     db_log_flush_interval: float = Field(
         default=5.0, gt=0, le=3600, validation_alias="DB_LOG_FLUSH_INTERVAL"
     )

@@ -38,10 +38,18 @@ def register(commands: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _entry(at: datetime, level: str, source_type: str, source_id: str, message: str,
-           **extra: Any) -> dict[str, Any]:
-    return {"id": str(uuid.uuid4()), "timestamp": at.isoformat(), "log_level": level,
-            "source_type": source_type, "source_id": source_id, "message": message, **extra}
+def _entry(
+    at: datetime, level: str, source_type: str, source_id: str, message: str, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "timestamp": at.isoformat(),
+        "log_level": level,
+        "source_type": source_type,
+        "source_id": source_id,
+        "message": message,
+        **extra,
+    }
 
 
 def burst(instance_id: str, rng: random.Random, now: datetime) -> Iterator[dict[str, Any]]:
@@ -51,13 +59,25 @@ def burst(instance_id: str, rng: random.Random, now: datetime) -> Iterator[dict[
     for cycle in range(1, CYCLES + 1):
         at = start + step * (cycle - 1)
         queued = rng.randint(0, 6)
-        yield _entry(at, "INFO", "orchestrator_gpu", instance_id,
-                     f"Cycle {cycle}: {queued} tasks queued, {len(WORKERS)} workers active",
-                     cycle_number=cycle, logger_name="orchestrator.control_loop")
+        yield _entry(
+            at,
+            "INFO",
+            "orchestrator_gpu",
+            instance_id,
+            f"Cycle {cycle}: {queued} tasks queued, {len(WORKERS)} workers active",
+            cycle_number=cycle,
+            logger_name="orchestrator.control_loop",
+        )
         if queued > 4:
-            yield _entry(at, "WARNING", "orchestrator_gpu", instance_id,
-                         f"Queue depth {queued} above target 4; consider scaling up",
-                         cycle_number=cycle, logger_name="orchestrator.scaler")
+            yield _entry(
+                at,
+                "WARNING",
+                "orchestrator_gpu",
+                instance_id,
+                f"Queue depth {queued} above target 4; consider scaling up",
+                cycle_number=cycle,
+                logger_name="orchestrator.scaler",
+            )
         for worker in WORKERS:
             task = str(uuid.UUID(int=rng.getrandbits(128), version=4))
             t = at + timedelta(seconds=rng.uniform(0, 20))
@@ -66,17 +86,40 @@ def burst(instance_id: str, rng: random.Random, now: datetime) -> Iterator[dict[
             for pct in (25, 50, 75, 100):
                 t += timedelta(seconds=rng.uniform(2, 6))
                 vram = round(rng.uniform(30, 79), 1)
-                yield _entry(t, "DEBUG" if pct < 100 else "INFO", "worker", worker,
-                             f"Generation progress {pct}%", metadata={"vram_gb": vram}, **common)
+                yield _entry(
+                    t,
+                    "DEBUG" if pct < 100 else "INFO",
+                    "worker",
+                    worker,
+                    f"Generation progress {pct}%",
+                    metadata={"vram_gb": vram},
+                    **common,
+                )
                 if vram > 76:
-                    yield _entry(t, "WARNING", "worker", worker,
-                                 f"VRAM at {vram} GB of 80 GB", metadata={"vram_gb": vram}, **common)
+                    yield _entry(
+                        t,
+                        "WARNING",
+                        "worker",
+                        worker,
+                        f"VRAM at {vram} GB of 80 GB",
+                        metadata={"vram_gb": vram},
+                        **common,
+                    )
             if rng.random() < 0.12:
-                yield _entry(t, "ERROR", "worker", worker, "Task failed: CUDA out of memory",
-                             exception="torch.OutOfMemoryError: CUDA out of memory. "
-                             "Tried to allocate 2.00 GiB", **common)
+                yield _entry(
+                    t,
+                    "ERROR",
+                    "worker",
+                    worker,
+                    "Task failed: CUDA out of memory",
+                    exception="torch.OutOfMemoryError: CUDA out of memory. "
+                    "Tried to allocate 2.00 GiB",
+                    **common,
+                )
             else:
-                yield _entry(t, "INFO", "worker", worker, "Task complete; uploaded output", **common)
+                yield _entry(
+                    t, "INFO", "worker", worker, "Task complete; uploaded output", **common
+                )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,10 +140,13 @@ def run(args: argparse.Namespace) -> int:
             inserted, duplicates = inserted + result.inserted, duplicates + result.duplicates
             for rejected in result.rejected:
                 print(f"  rejected entry {i + rejected.index}: {rejected.reason}")
-        print(f"Wrote {inserted} log rows in batches of {BATCH} via func_insert_logs_batch "
-              f"({duplicates} duplicates skipped).")
-        stats = executor.run(calls.log_statistics(now - timedelta(minutes=15),
-                                                  now + timedelta(minutes=1)))
+        print(
+            f"Wrote {inserted} log rows in batches of {BATCH} via func_insert_logs_batch "
+            f"({duplicates} duplicates skipped)."
+        )
+        stats = executor.run(
+            calls.log_statistics(now - timedelta(minutes=15), now + timedelta(minutes=1))
+        )
     _print_summary(stats)
     if target.embedded is not None:
         print(f"Stopped the embedded PostgreSQL (data kept in {target.embedded.data_dir}).")
@@ -108,13 +154,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(stats: calls.LogStatistics) -> None:
-    print(f"\nLast 15 minutes, counted by the database: {stats.total} rows, "
-          f"{stats.errors} errors.\n")
+    print(
+        f"\nLast 15 minutes, counted by the database: {stats.total} rows, {stats.errors} errors.\n"
+    )
     order = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-    print(tabulate([(lvl, stats.by_level.get(lvl, 0)) for lvl in order],
-                   headers=["level", "rows"]))
+    print(tabulate([(lvl, stats.by_level.get(lvl, 0)) for lvl in order], headers=["level", "rows"]))
     print()
-    print(tabulate([(s["source_type"], s["source_id"], s["count"], s["errors"])
-                    for s in stats.by_source],
-                   headers=["source_type", "source_id", "rows", "errors"]))
+    print(
+        tabulate(
+            [(s["source_type"], s["source_id"], s["count"], s["errors"]) for s in stats.by_source],
+            headers=["source_type", "source_id", "rows", "errors"],
+        )
+    )
     print()

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from orchestrator.db.jsonsafe import json_safe
+
 T = TypeVar("T")
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -98,8 +100,12 @@ def _insert_result(raw: Any) -> InsertResult:
 
 
 def insert_logs_batch(entries: Sequence[Mapping[str, Any]]) -> Call[InsertResult]:
-    """Insert log entries (dicts in the ``func_insert_logs_batch`` shape)."""
-    return Call("func_insert_logs_batch", {"logs": list(entries)}, _insert_result)
+    """Insert log entries (dicts in the ``func_insert_logs_batch`` shape).
+
+    Text is made ``jsonb``-safe first (see :mod:`orchestrator.db.jsonsafe`), so one
+    entry with a NUL byte cannot make the server refuse the whole batch.
+    """
+    return Call("func_insert_logs_batch", {"logs": json_safe(list(entries))}, _insert_result)
 
 
 def cleanup_old_logs(retention_hours: int = 48) -> Call[CleanupResult]:

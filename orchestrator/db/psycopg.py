@@ -33,7 +33,8 @@ def connect(conninfo: str, *, connect_timeout: int = 10) -> psycopg.Connection[A
 def call_statement(call: Call[Any]) -> sql.Composed:
     """``SELECT public.func(name => %(name)s, ...)`` for a call (names are identifiers)."""
     params = sql.SQL(", ").join(
-        sql.SQL("{} => {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in call.args
+        sql.SQL("{} => {}").format(sql.Identifier(name), sql.Placeholder(name))
+        for name in call.args
     )
     return sql.SQL("SELECT public.{}({})").format(sql.Identifier(call.function), params)
 

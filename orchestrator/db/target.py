@@ -34,9 +34,11 @@ def describe_url(url: str) -> str:
         parts = conninfo_to_dict(url)
     except Exception:
         return "the configured DATABASE_URL"
-    host = parts.get("host") or "localhost"
-    port = f":{parts['port']}" if parts.get("port") else ""
+    host = str(parts.get("host") or "localhost")
     user = f"{parts['user']}@" if parts.get("user") else ""
+    if host.startswith("/"):
+        return f"database {parts.get('dbname', '')} on the socket in {host}"
+    port = f":{parts['port']}" if parts.get("port") else ""
     return f"postgresql://{user}{host}{port}/{parts.get('dbname', '')}"
 
 

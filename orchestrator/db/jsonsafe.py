@@ -1,0 +1,46 @@
+"""Makes Python values safe to send as PostgreSQL ``jsonb``.
+
+``jsonb`` cannot hold U+0000, and UTF-8 cannot encode lone surrogates (which Python
+strings may carry, e.g. from ``surrogateescape``-decoded file names). Either would make
+the server refuse the *whole* batch before our insert function even runs, so the client
+replaces each such character with U+FFFD (the Unicode replacement character) and the
+rest of the record is kept. Non-JSON values (datetimes, UUIDs, objects) become strings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+REPLACEMENT = "\ufffd"
+
+
+def safe_text(text: str) -> str:
+    """``text`` with NUL and lone surrogates replaced by U+FFFD (fast when already clean)."""
+    if "\x00" in text:
+        text = text.replace("\x00", REPLACEMENT)
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Valid surrogate pairs are joined, lone halves become U+FFFD.
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def json_safe(value: Any) -> Any:
+    """A copy of ``value`` that encodes as valid ``jsonb``: see the module docstring."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        # JSON has no NaN/Infinity; jsonb rejects them, so they travel as strings.
+        return (
+            value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+        )
+    if isinstance(value, dict):
+        return {safe_text(str(k)): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return safe_text(str(value))

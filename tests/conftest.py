@@ -1,0 +1,110 @@
+"""Real PostgreSQL for every database test: no mock of our own database, ever.
+
+The server is the embedded one (pgserver, started in a temporary directory for the
+session) unless ``TEST_DATABASE_URL`` names another, e.g. the PostgreSQL 15 of CI at
+``postgresql://postgres@127.0.0.1:5432/postgres``. The role must be able to create
+databases. Isolation: the migrations run once into a template database, and each test
+that asks for ``db_url`` gets its own clone of it (``CREATE DATABASE ... TEMPLATE``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from orchestrator.db import migrate
+from orchestrator.db.embedded import start_embedded
+
+
+def with_dbname(url: str, dbname: str) -> str:
+    """The same server URL pointing at another database."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
+
+
+class PgServer:
+    """A PostgreSQL server the tests may create and drop databases on."""
+
+    def __init__(self, admin_url: str, embedded: Any = None) -> None:
+        self.admin_url = admin_url
+        self.embedded = embedded
+
+    def admin(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.admin_url, autocommit=True)
+
+    def create_database(self, template: str | None = None) -> str:
+        name = f"hubtest_{uuid.uuid4().hex[:12]}"
+        with self.admin() as conn:
+            statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+            if template:
+                statement += sql.SQL(" TEMPLATE {} STRATEGY file_copy").format(
+                    sql.Identifier(template)
+                )
+            conn.execute(statement)
+        return name
+
+    def drop_database(self, name: str) -> None:
+        with self.admin() as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+    def url(self, dbname: str) -> str:
+        return with_dbname(self.admin_url, dbname)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """The session's PostgreSQL server (embedded unless TEST_DATABASE_URL is set)."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield PgServer(url)
+        return
+    with tempfile.TemporaryDirectory(prefix="hub-test-pg-") as tmp:
+        server = start_embedded(Path(tmp) / "pgdata")
+        try:
+            yield PgServer(with_dbname(server.url, "postgres"), server)
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server: PgServer) -> Iterator[str]:
+    """A database with every migration applied, cloned by each test."""
+    name = pg_server.create_database()
+    with psycopg.connect(pg_server.url(name), autocommit=True) as conn:
+        migrate.migrate(conn)
+    yield name
+    pg_server.drop_database(name)
+
+
+@pytest.fixture
+def db_url(pg_server: PgServer, template_db: str) -> Iterator[str]:
+    """URL of a migrated database of this test's own."""
+    name = pg_server.create_database(template=template_db)
+    yield pg_server.url(name)
+    pg_server.drop_database(name)
+
+
+@pytest.fixture
+def empty_db_url(pg_server: PgServer) -> Iterator[str]:
+    """URL of an empty database of this test's own (for migration tests)."""
+    name = pg_server.create_database()
+    yield pg_server.url(name)
+    pg_server.drop_database(name)
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection to this test's migrated database."""
+    with psycopg.connect(db_url, autocommit=True) as connection:
+        yield connection

@@ -1,0 +1,129 @@
+"""The command line as a user runs it: a subprocess, its output and its exit status."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestrator.config import ACCEPTED
+
+
+def orchestrator(
+    *args: str, cwd: Path, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Runs ``python -m orchestrator ARGS`` with a clean hub environment plus ``env``."""
+    clean = {k: v for k, v in os.environ.items() if k not in ACCEPTED and k != "TEST_DATABASE_URL"}
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        cwd=cwd,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _postmaster_running(data_dir: Path) -> bool:
+    pid_file = data_dir / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    pid = int(pid_file.read_text().splitlines()[0])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_demo_on_the_embedded_default_runs_reuses_its_data_and_stops(tmp_path):
+    """Two runs: the first creates the server and schema, the second reuses them; both stop it."""
+    data_dir = tmp_path / "pgdata"
+    first = orchestrator("demo", cwd=tmp_path, EMBEDDED_PG_DATA_DIR=str(data_dir))
+    assert first.returncode == 0, first.stderr
+    assert f"Database: embedded PostgreSQL in {data_dir}" in first.stdout
+    assert "Migrations: 3 applied now" in first.stdout
+    assert "via func_insert_logs_batch" in first.stdout
+    assert "counted by the database" in first.stdout
+    assert "Stopped the embedded PostgreSQL" in first.stdout
+    assert "Traceback" not in first.stderr
+    assert not _postmaster_running(data_dir)
+
+    second = orchestrator("demo", cwd=tmp_path, EMBEDDED_PG_DATA_DIR=str(data_dir))
+    assert second.returncode == 0, second.stderr
+    assert "Migrations: 0 applied now" in second.stdout
+    assert not _postmaster_running(data_dir)
+
+
+def test_demo_against_a_database_url(tmp_path, db_url):
+    """The same demo runs against any PostgreSQL given by DATABASE_URL."""
+    done = orchestrator("demo", cwd=tmp_path, DATABASE_URL=db_url)
+    assert done.returncode == 0, done.stderr
+    assert "Wrote " in done.stdout and " errors." in done.stdout
+
+
+def test_migrate_status_lists_applied_and_pending(tmp_path, empty_db_url):
+    """--status on a new database shows every file pending; after migrate, applied."""
+    before = orchestrator("migrate", "--status", cwd=tmp_path, DATABASE_URL=empty_db_url)
+    assert before.returncode == 0, before.stderr
+    assert before.stdout.count("pending") == 3
+    applied = orchestrator("migrate", cwd=tmp_path, DATABASE_URL=empty_db_url)
+    assert "Applied 3 migration(s)" in applied.stdout
+    again = orchestrator("migrate", cwd=tmp_path, DATABASE_URL=empty_db_url)
+    assert "Nothing to apply" in again.stdout
+    after = orchestrator("migrate", "--status", cwd=tmp_path, DATABASE_URL=empty_db_url)
+    states = [line.split()[1] for line in after.stdout.splitlines() if line.startswith("0")]
+    assert states == ["applied"] * 3
+
+
+def test_invalid_setting_is_one_line_and_exit_1(tmp_path):
+    """A bad value never produces a traceback."""
+    done = orchestrator("migrate", cwd=tmp_path, DB_LOG_BATCH_SIZE="lots")
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "orchestrator: error: invalid setting DB_LOG_BATCH_SIZE='lots': "
+        "expected an integer from 1 to 10000"
+    )
+
+
+def test_setting_from_dotenv_in_the_working_directory(tmp_path):
+    """.env in the current directory is read."""
+    (tmp_path / ".env").write_text("DB_LOG_LEVEL=LOUD\n")
+    done = orchestrator("migrate", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "invalid setting DB_LOG_LEVEL='LOUD'" in done.stderr
+
+
+def test_unreachable_database_is_one_line(tmp_path):
+    """A dead database is reported in one line, without the password."""
+    done = orchestrator(
+        "migrate", cwd=tmp_path, DATABASE_URL="postgresql://hub:s3cret@127.0.0.1:1/hub"
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("orchestrator: error: cannot connect to the database:")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "s3cret" not in done.stderr
+
+
+def test_supabase_rest_only_explains_that_sql_access_is_needed(tmp_path):
+    """Migrations need SQL; REST settings alone get a pointer to DATABASE_URL."""
+    done = orchestrator(
+        "migrate",
+        cwd=tmp_path,
+        SUPABASE_URL="https://abcd.supabase.co",
+        SUPABASE_SERVICE_ROLE_KEY="k",
+    )
+    assert done.returncode == 1
+    assert "set DATABASE_URL" in done.stderr
+
+
+def test_version_and_help(tmp_path):
+    """--version and --help work without any database."""
+    assert orchestrator("--version", cwd=tmp_path).stdout.startswith("orchestrator 0.")
+    helped = orchestrator("--help", cwd=tmp_path)
+    assert "demo" in helped.stdout and "migrate" in helped.stdout

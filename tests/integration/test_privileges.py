@@ -1,0 +1,187 @@
+"""Supabase-style security, checked on a cluster where anon/authenticated/service_role exist.
+
+Roles are cluster-wide, so with the embedded server this module starts a second one of
+its own; with TEST_DATABASE_URL it creates the roles there (a test cluster). Supabase's
+default privileges (ALL on new objects in public to anon/authenticated/service_role) are
+reproduced before migrating, to prove the migrations revoke what Supabase grants.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from orchestrator.db import migrate
+from orchestrator.db.embedded import start_embedded
+from tests.conftest import PgServer, with_dbname
+from tests.integration.logrows import entry, insert
+
+ROLES = ("anon", "authenticated", "service_role")
+SUPABASE_DEFAULTS = """
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;
+GRANT USAGE ON SCHEMA public TO anon, authenticated, service_role;
+"""
+
+
+@pytest.fixture(scope="module")
+def supabase_server() -> Iterator[PgServer]:
+    """A server whose cluster has Supabase's three API roles."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    with tempfile.TemporaryDirectory(prefix="hub-test-supabase-") as tmp:
+        embedded = None if url else start_embedded(Path(tmp) / "pgdata")
+        server = PgServer(url or with_dbname(embedded.url, "postgres"), embedded)
+        with server.admin() as conn:
+            for role in ROLES:
+                if (
+                    conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone()
+                    is None
+                ):
+                    conn.execute(f"CREATE ROLE {role} NOLOGIN")
+        try:
+            yield server
+        finally:
+            if embedded is not None:
+                embedded.stop()
+
+
+@pytest.fixture(scope="module")
+def secured_db(supabase_server: PgServer) -> Iterator[str]:
+    """A database migrated after Supabase's default grants were put in place."""
+    name = supabase_server.create_database()
+    url = supabase_server.url(name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SUPABASE_DEFAULTS)
+        migrate.migrate(conn)
+        conn.execute("SELECT func_maintain_log_partitions(days_ahead => 5)")
+    yield url
+    supabase_server.drop_database(name)
+
+
+@pytest.fixture
+def admin(secured_db: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(secured_db, autocommit=True) as conn:
+        yield conn
+
+
+HUB_FUNCTIONS = """
+SELECT p.oid, p.oid::regprocedure::text AS name, p.prosecdef, p.proconfig
+  FROM pg_proc p
+ WHERE p.pronamespace = 'public'::regnamespace
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                   AND d.objid = p.oid AND d.deptype = 'e')
+"""
+HUB_RELATIONS = """
+SELECT c.oid, c.relname, c.relkind, c.relrowsecurity FROM pg_class c
+ WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+"""
+
+
+def test_anon_and_authenticated_can_touch_no_table_or_view(admin):
+    """Not one privilege on any hub relation, partitions included, despite the defaults."""
+    relations = admin.execute(HUB_RELATIONS).fetchall()
+    assert len(relations) >= 10
+    leaks = [
+        (name, role, privilege)
+        for oid, name, _, _ in relations
+        for role in ("anon", "authenticated")
+        for privilege in (
+            "SELECT",
+            "INSERT",
+            "UPDATE",
+            "DELETE",
+            "TRUNCATE",
+            "REFERENCES",
+            "TRIGGER",
+        )
+        if admin.execute(
+            "SELECT has_table_privilege(%s, %s::oid, %s)", [role, oid, privilege]
+        ).fetchone()[0]
+    ]
+    assert leaks == []
+
+
+def test_rls_is_enabled_on_every_table_without_policies_for_api_roles(admin):
+    """RLS on every table; the only policy names service_role."""
+    tables = [
+        (name, rls)
+        for _, name, kind, rls in admin.execute(HUB_RELATIONS).fetchall()
+        if kind in ("r", "p")
+    ]
+    assert [name for name, rls in tables if not rls] == []
+    policy_roles = admin.execute(
+        "SELECT DISTINCT r.rolname FROM pg_policy p, unnest(p.polroles) AS role_oid "
+        "JOIN pg_roles r ON r.oid = role_oid"
+    ).fetchall()
+    assert policy_roles == [("service_role",)]
+
+
+def test_no_function_is_executable_by_public_anon_or_authenticated(admin):
+    """EXECUTE revoked from PUBLIC, anon and authenticated on every hub function."""
+    functions = admin.execute(HUB_FUNCTIONS).fetchall()
+    assert len(functions) >= 8
+    for oid, name, _, _ in functions:
+        for role in ("anon", "authenticated"):
+            assert not admin.execute(
+                "SELECT has_function_privilege(%s, %s::oid, 'EXECUTE')", [role, oid]
+            ).fetchone()[0], (role, name)
+        public = admin.execute(
+            "SELECT count(*) FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a "
+            "WHERE p.oid = %s AND a.grantee = 0",
+            [oid],
+        ).fetchone()[0]
+        assert public == 0, f"PUBLIC may execute {name}"
+
+
+def test_service_role_may_call_the_rpc_contract_but_not_the_admin_helpers(admin):
+    """service_role runs the RPC functions; the privilege helpers are owner-only."""
+    allowed = [
+        "func_insert_logs_batch(jsonb)",
+        "func_cleanup_old_logs(integer)",
+        "func_log_statistics(timestamp with time zone,timestamp with time zone)",
+        "func_maintain_log_partitions(integer,integer)",
+    ]
+    for name in allowed:
+        assert admin.execute(
+            "SELECT has_function_privilege('service_role', %s, 'EXECUTE')", [name]
+        ).fetchone()[0], name
+    for name in [
+        "func_hub_secure(regclass[],regprocedure[])",
+        "func_hub_service_role_policy(regclass)",
+    ]:
+        assert not admin.execute(
+            "SELECT has_function_privilege('service_role', %s, 'EXECUTE')", [name]
+        ).fetchone()[0], name
+
+
+def test_security_definer_functions_fix_their_search_path(admin):
+    """SECURITY DEFINER only with a fixed search_path."""
+    for _, name, definer, config in admin.execute(HUB_FUNCTIONS).fetchall():
+        if definer:
+            assert any(setting.startswith("search_path=") for setting in (config or [])), name
+
+
+def test_anon_is_refused_and_service_role_works_through_rls(admin):
+    """As the roles themselves: anon gets permission denied, service_role inserts and reads."""
+    admin.execute("SET ROLE anon")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        admin.execute("SELECT func_insert_logs_batch('[]')")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        admin.execute("SELECT count(*) FROM system_logs")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        admin.execute("SELECT func_cleanup_old_logs(0)")
+    admin.execute("RESET ROLE")
+    admin.execute("SET ROLE service_role")
+    assert insert(admin, [entry(message="from service_role")]).inserted == 1
+    assert admin.execute(
+        "SELECT count(*) FROM system_logs WHERE message = 'from service_role'"
+    ).fetchone() == (1,)
+    assert admin.execute("SELECT func_cleanup_old_logs(48)->>'success'").fetchone() == ("true",)
+    admin.execute("RESET ROLE")
