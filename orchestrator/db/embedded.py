@@ -9,6 +9,8 @@ demo's daemon and workers share one server). It listens only on a Unix socket.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,10 +47,41 @@ class EmbeddedServer:
         self._handle.cleanup()
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _forget_dead_handles(data_dir: Path) -> None:
+    """Drops pids of processes that died without releasing their handle (SIGKILL, OOM).
+
+    pgserver stops the server only when the last pid in its handle list leaves; a pid
+    left behind by a killed process would keep every later server running forever.
+    """
+    pids_file = data_dir / ".handle_pids.json"
+    if not pids_file.exists():
+        return
+    server_class = _pgserver().postgres_server.PostgresServer
+    with server_class._lock:
+        try:
+            pids = [int(p) for p in json.loads(pids_file.read_text() or "[]")]
+        except (ValueError, TypeError):
+            pids = []
+        alive = [pid for pid in pids if _pid_alive(pid)]
+        if alive != pids:
+            pids_file.write_text(json.dumps(alive))
+
+
 def start_embedded(data_dir: Path) -> EmbeddedServer:
     """Starts (or joins) the embedded server in ``data_dir`` and ensures the hub database."""
     try:
         data_dir.parent.mkdir(parents=True, exist_ok=True)
+        _forget_dead_handles(data_dir.resolve())
         handle = _pgserver().get_server(data_dir, cleanup_mode="stop")
     except Exception as error:  # pgserver raises bare subprocess/OS errors
         log = data_dir / "log"

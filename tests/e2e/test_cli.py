@@ -60,6 +60,35 @@ def test_demo_on_the_embedded_default_runs_reuses_its_data_and_stops(tmp_path):
     assert not _postmaster_running(data_dir)
 
 
+HOLD_SERVER = """
+import sys, time
+from pathlib import Path
+from orchestrator.db.embedded import start_embedded
+start_embedded(Path(sys.argv[1]))
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_process_does_not_keep_the_embedded_server_running(tmp_path):
+    """A holder that died by SIGKILL is forgotten; the next run still stops the server."""
+    data_dir = tmp_path / "pgdata"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_SERVER, str(data_dir)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "ready"
+        assert _postmaster_running(data_dir)
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    done = orchestrator("demo", cwd=tmp_path, EMBEDDED_PG_DATA_DIR=str(data_dir))
+    assert done.returncode == 0, done.stderr
+    assert not _postmaster_running(data_dir)
+
+
 def test_demo_against_a_database_url(tmp_path, db_url):
     """The same demo runs against any PostgreSQL given by DATABASE_URL."""
     done = orchestrator("demo", cwd=tmp_path, DATABASE_URL=db_url)
