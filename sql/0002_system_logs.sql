@@ -98,19 +98,33 @@ COMMENT ON FUNCTION public.func_uuid_v7(timestamptz) IS
 
 -- Parses a client timestamp without ever raising: ISO 8601 / RFC 3339 with a time
 -- (a missing zone means UTC) or Unix epoch seconds. Returns NULL for anything else,
--- so one malformed entry is rejected alone instead of failing its batch.
+-- so one malformed entry is rejected alone instead of failing its batch. A loose shape
+-- regex (cheap in PostgreSQL's engine) fixes where every field is; integer range checks
+-- on those positions do the rest. Every cast sits behind a CASE that proved it safe.
 CREATE OR REPLACE FUNCTION public.func_parse_log_timestamp(p_text text)
 RETURNS timestamptz
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT CASE
-        WHEN p_text ~ '^-?\d{1,11}(\.\d{1,9})?$' THEN to_timestamp(p_text::double precision)
-        WHEN p_text ~ '^[1-9]\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?(Z|z|[+-](0\d|1[0-4])(:?[0-5]\d)?)?$' THEN
-            CASE WHEN substr(p_text, 9, 2)::int <= extract(day FROM
-                      make_date(substr(p_text, 1, 4)::int, substr(p_text, 6, 2)::int, 1)
-                      + interval '1 month - 1 day')
-                 THEN (CASE WHEN substr(p_text, 17) ~ '(Z|z|[+-]\d{2}(:?\d{2})?)$'
-                            THEN p_text ELSE p_text || 'Z' END)::timestamptz
+        WHEN p_text ~ '^-?\d+(?:\.\d+)?$' THEN
+            CASE WHEN length(split_part(p_text, '.', 1)) <= 12 AND length(p_text) <= 24
+                 THEN to_timestamp(p_text::double precision) END
+        WHEN length(p_text) <= 40
+             AND p_text ~ '^\d\d\d\d-\d\d-\d\d[Tt ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:[Zz]|[+-]\d\d(?::?\d\d)?)?$' THEN
+            CASE WHEN substr(p_text, 1, 4)::int >= 1
+                  AND substr(p_text, 6, 2)::int BETWEEN 1 AND 12
+                  AND substr(p_text, 12, 2)::int <= 23
+                  AND substr(p_text, 15, 2)::int <= 59
+                  AND CASE WHEN substr(p_text, 17, 1) = ':' THEN substr(p_text, 18, 2)::int ELSE 0 END <= 59
+                  AND p_text !~ '[+-](?:1[5-9]|[2-9]\d)(?::?\d\d)?$'
+                  AND p_text !~ '[+-]\d\d:?[6-9]\d$'
+            THEN
+                CASE WHEN substr(p_text, 9, 2)::int BETWEEN 1 AND extract(day FROM
+                          make_date(substr(p_text, 1, 4)::int, substr(p_text, 6, 2)::int, 1)
+                          + interval '1 month - 1 day')
+                     THEN (CASE WHEN p_text ~ '(?:[Zz]|[+-]\d\d(?::?\d\d)?)$'
+                                THEN p_text ELSE p_text || 'Z' END)::timestamptz
+                END
             END
     END
 $$;

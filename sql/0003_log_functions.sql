@@ -21,6 +21,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 DECLARE
+    v_logs jsonb := logs;
     v_count integer;
     v_valid integer;
     v_inserted integer;
@@ -42,93 +43,102 @@ BEGIN
             'success', false, 'inserted', 0, 'duplicates', 0, 'rejected', '[]'::jsonb,
             'error', format('a batch holds at most 10000 entries, got %s; split it', v_count));
     END IF;
+    -- Rare case: entries that are not objects are swapped for a marker object, so the
+    -- fast jsonb_to_recordset() below can read every entry in one pass.
+    IF jsonb_path_exists(logs, 'strict $[*] ? (@.type() != "object")') THEN
+        SELECT jsonb_agg(CASE WHEN jsonb_typeof(e.value) = 'object' THEN e.value
+                              ELSE jsonb_build_object('$not_object', jsonb_typeof(e.value)) END
+                         ORDER BY e.ord)
+          INTO v_logs
+          FROM jsonb_array_elements(logs) WITH ORDINALITY AS e(value, ord);
+    END IF;
 
-    WITH entries AS (
-        SELECT (e.ord - 1)::integer AS idx, jsonb_typeof(e.value) AS kind, e.value
-          FROM jsonb_array_elements(logs) WITH ORDINALITY AS e(value, ord)
-    ), fields AS (
-        SELECT entries.idx, entries.kind, r.*,
+    WITH parsed AS (
+        SELECT (r.ord - 1)::integer AS idx, r.*,
                upper(btrim(coalesce(r.log_level, r.level))) AS level_in,
-               public.func_parse_log_timestamp(btrim(r."timestamp")) AS ts_in
-          FROM entries
-         CROSS JOIN LATERAL jsonb_to_record(
-                CASE WHEN entries.kind = 'object' THEN entries.value ELSE '{}'::jsonb END)
-             AS r(id text, "timestamp" text, log_level text, level text, source_type text,
-                  source_id text, message text, task_id text, worker_id text,
-                  cycle_number text, metadata jsonb, logger_name text, correlation_id text,
-                  exception text)
+               public.func_parse_log_timestamp(r."timestamp") AS ts_in,
+               -- A UUID is 32 hex digits; hyphens and braces are ignored. Checking the
+               -- digits with length() and a short class regex is far cheaper in
+               -- PostgreSQL than a pattern with counted repetitions.
+               CASE WHEN r.id ~ '^[0-9a-fA-F{}-]+$' AND length(translate(r.id, '-{}', '')) = 32
+                    THEN translate(r.id, '-{}', '')::uuid END AS id_in,
+               CASE WHEN r.task_id ~ '^[0-9a-fA-F{}-]+$' AND length(translate(r.task_id, '-{}', '')) = 32
+                    THEN translate(r.task_id, '-{}', '')::uuid END AS task_in,
+               CASE WHEN r.cycle_number ~ '^\s*-?\d{1,10}\s*$' THEN
+                    CASE WHEN btrim(r.cycle_number)::bigint BETWEEN -2147483648 AND 2147483647
+                         THEN btrim(r.cycle_number)::integer END END AS cycle_in,
+               pg_column_size(r.metadata) AS metadata_bytes
+          FROM ROWS FROM (jsonb_to_recordset(v_logs)
+                 AS (id text, "timestamp" text, log_level text, level text, source_type text,
+                     source_id text, message text, task_id text, worker_id text,
+                     cycle_number text, metadata jsonb, logger_name text, correlation_id text,
+                     exception text, "$not_object" text))
+               WITH ORDINALITY
+            AS r(id, "timestamp", log_level, level, source_type, source_id, message, task_id,
+                 worker_id, cycle_number, metadata, logger_name, correlation_id, exception,
+                 "$not_object", ord)
     ), checked AS (
-        SELECT f.*,
+        SELECT p.*,
             CASE
-                WHEN f.kind <> 'object' THEN
-                    format('entry must be a JSON object, got a JSON %s', f.kind)
-                WHEN f.message IS NULL THEN 'missing required key "message"'
-                WHEN f.level_in IS NULL THEN 'missing required key "log_level" (or its alias "level")'
-                WHEN f.level_in NOT IN ('DEBUG', 'INFO', 'WARNING', 'WARN', 'ERROR', 'CRITICAL', 'FATAL') THEN
+                WHEN p."$not_object" IS NOT NULL THEN
+                    format('entry must be a JSON object, got a JSON %s', p."$not_object")
+                WHEN p.message IS NULL THEN 'missing required key "message"'
+                WHEN p.level_in IS NULL THEN 'missing required key "log_level" (or its alias "level")'
+                WHEN p.level_in NOT IN ('DEBUG', 'INFO', 'WARNING', 'WARN', 'ERROR', 'CRITICAL', 'FATAL') THEN
                     format('unknown level %s; accepted: DEBUG, INFO, WARNING (or WARN), ERROR, CRITICAL (or FATAL), in any case',
-                           quote_literal(left(coalesce(f.log_level, f.level), 40)))
-                WHEN nullif(btrim(f.source_type), '') IS NULL THEN 'missing required key "source_type"'
-                WHEN nullif(btrim(f.source_id), '') IS NULL THEN 'missing required key "source_id"'
-                WHEN f.id IS NOT NULL
-                     AND regexp_replace(f.id, '[-{}]', '', 'g') !~ '^[0-9a-fA-F]{32}$' THEN
+                           quote_literal(left(coalesce(p.log_level, p.level), 40)))
+                WHEN nullif(btrim(p.source_type), '') IS NULL THEN 'missing required key "source_type"'
+                WHEN nullif(btrim(p.source_id), '') IS NULL THEN 'missing required key "source_id"'
+                WHEN p.id IS NOT NULL AND p.id_in IS NULL THEN
                     format('malformed id %s; expected a UUID such as 0192f0c1-7a5e-7c3d-9b1a-3f2e4d5c6b7a',
-                           quote_literal(left(f.id, 64)))
-                WHEN f."timestamp" IS NOT NULL AND f.ts_in IS NULL THEN
+                           quote_literal(left(p.id, 64)))
+                WHEN p."timestamp" IS NOT NULL AND p.ts_in IS NULL THEN
                     format('malformed timestamp %s; expected ISO 8601 such as 2026-11-23T18:20:00.123Z (no zone means UTC) or Unix epoch seconds',
-                           quote_literal(left(f."timestamp", 64)))
-            END AS reason
-          FROM fields f
-    ), accepted AS (
-        SELECT c.*,
-               coalesce(c.ts_in, now()) AS ts_given,
-               (c.ts_in < now() - interval '30 days' OR c.ts_in > now() + interval '1 hour') AS ts_out_of_window,
-               CASE WHEN c.task_id IS NULL THEN NULL
-                    WHEN regexp_replace(c.task_id, '[-{}]', '', 'g') ~ '^[0-9a-fA-F]{32}$'
-                    THEN regexp_replace(c.task_id, '[-{}]', '', 'g')::uuid END AS task_uuid,
-               CASE WHEN btrim(c.cycle_number) ~ '^-?\d{1,9}$' THEN btrim(c.cycle_number)::integer END AS cycle_int,
-               CASE c.level_in WHEN 'WARN' THEN 'WARNING' WHEN 'FATAL' THEN 'CRITICAL' ELSE c.level_in END AS level_out
-          FROM checked c
-         WHERE c.reason IS NULL
-    ), prepared AS (
-        SELECT a.*,
-               CASE WHEN a.ts_out_of_window THEN now() ELSE a.ts_given END AS ts_out,
-               jsonb_strip_nulls(jsonb_build_object(
-                   'timestamp_clamped_from', CASE WHEN a.ts_out_of_window THEN a."timestamp" END,
-                   'invalid_task_id', CASE WHEN a.task_id IS NOT NULL AND a.task_uuid IS NULL THEN left(a.task_id, 200) END,
-                   'invalid_cycle_number', CASE WHEN a.cycle_number IS NOT NULL AND a.cycle_int IS NULL THEN left(a.cycle_number, 200) END,
-                   'message_truncated_from', CASE WHEN length(a.message) > 32768 THEN length(a.message) END,
-                   'exception_truncated_from', CASE WHEN length(a.exception) > 65536 THEN length(a.exception) END,
-                   'metadata_dropped_bytes', CASE WHEN pg_column_size(a.metadata) > 65536 THEN pg_column_size(a.metadata) END
-               )) AS notes
-          FROM accepted a
+                           quote_literal(left(p."timestamp", 64)))
+            END AS reason,
+            (p.ts_in < now() - interval '30 days' OR p.ts_in > now() + interval '1 hour') AS ts_far
+          FROM parsed p
     ), inserted AS (
         INSERT INTO public.system_logs AS s (
             id, "timestamp", source_type, source_id, log_level, severity_number, logger_name,
             message, task_id, worker_id, cycle_number, correlation_id, exception, metadata)
         SELECT
-            CASE WHEN r.id IS NULL THEN public.func_uuid_v7(r.ts_out)
-                 ELSE regexp_replace(r.id, '[-{}]', '', 'g')::uuid END,
-            r.ts_out,
-            left(btrim(r.source_type), 64),
-            left(btrim(r.source_id), 255),
-            r.level_out,
-            CASE r.level_out WHEN 'DEBUG' THEN 5 WHEN 'INFO' THEN 9 WHEN 'WARNING' THEN 13
-                             WHEN 'ERROR' THEN 17 ELSE 21 END,
-            left(r.logger_name, 255),
-            left(r.message, 32768),
-            r.task_uuid,
-            left(nullif(r.worker_id, ''), 255),
-            r.cycle_int,
-            left(nullif(r.correlation_id, ''), 128),
-            left(r.exception, 65536),
+            coalesce(c.id_in, public.func_uuid_v7(coalesce(c.ts_in, now()))),
+            CASE WHEN c.ts_in IS NULL OR c.ts_far THEN now() ELSE c.ts_in END,
+            left(btrim(c.source_type), 64),
+            left(btrim(c.source_id), 255),
+            CASE c.level_in WHEN 'WARN' THEN 'WARNING' WHEN 'FATAL' THEN 'CRITICAL' ELSE c.level_in END,
+            CASE c.level_in WHEN 'DEBUG' THEN 5 WHEN 'INFO' THEN 9 WHEN 'WARNING' THEN 13
+                            WHEN 'WARN' THEN 13 WHEN 'ERROR' THEN 17 ELSE 21 END,
+            left(c.logger_name, 255),
+            left(c.message, 32768),
+            c.task_in,
+            left(nullif(c.worker_id, ''), 255),
+            c.cycle_in,
+            left(nullif(c.correlation_id, ''), 128),
+            left(c.exception, 65536),
             CASE
-                WHEN pg_column_size(r.metadata) > 65536 THEN '{}'::jsonb
-                WHEN r.metadata IS NULL OR jsonb_typeof(r.metadata) = 'null' THEN '{}'::jsonb
-                WHEN jsonb_typeof(r.metadata) = 'object' THEN r.metadata
-                ELSE jsonb_build_object('value', r.metadata)
-            END || CASE WHEN r.notes = '{}'::jsonb THEN '{}'::jsonb
-                        ELSE jsonb_build_object('_ingest', r.notes) END
-          FROM prepared r
+                WHEN c.metadata_bytes > 65536 THEN '{}'::jsonb
+                WHEN c.metadata IS NULL OR jsonb_typeof(c.metadata) = 'null' THEN '{}'::jsonb
+                WHEN jsonb_typeof(c.metadata) = 'object' THEN c.metadata
+                ELSE jsonb_build_object('value', c.metadata)
+            END
+            -- Repairs are noted only when there is one: most rows skip this entirely.
+            || CASE WHEN c.ts_far
+                         OR (c.task_id IS NOT NULL AND c.task_in IS NULL)
+                         OR (c.cycle_number IS NOT NULL AND c.cycle_in IS NULL)
+                         OR length(c.message) > 32768 OR length(c.exception) > 65536
+                         OR c.metadata_bytes > 65536
+                    THEN jsonb_build_object('_ingest', jsonb_strip_nulls(jsonb_build_object(
+                        'timestamp_clamped_from', CASE WHEN c.ts_far THEN c."timestamp" END,
+                        'invalid_task_id', CASE WHEN c.task_in IS NULL THEN left(c.task_id, 200) END,
+                        'invalid_cycle_number', CASE WHEN c.cycle_in IS NULL THEN left(c.cycle_number, 200) END,
+                        'message_truncated_from', CASE WHEN length(c.message) > 32768 THEN length(c.message) END,
+                        'exception_truncated_from', CASE WHEN length(c.exception) > 65536 THEN length(c.exception) END,
+                        'metadata_dropped_bytes', CASE WHEN c.metadata_bytes > 65536 THEN c.metadata_bytes END)))
+                    ELSE '{}'::jsonb END
+          FROM checked c
+         WHERE c.reason IS NULL
         ON CONFLICT DO NOTHING
         RETURNING 1
     )

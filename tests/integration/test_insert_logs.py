@@ -102,6 +102,17 @@ BAD_ENTRIES = [
     (entry(timestamp="2026-02-30T10:00:00Z"), "malformed timestamp '2026-02-30T10:00:00Z'"),
     (entry(timestamp="2026-11-23T25:00:00Z"), "malformed timestamp"),
     (entry(timestamp="2026-11-23"), "malformed timestamp"),
+    (entry(timestamp="2026-11-23T10:60:00Z"), "malformed timestamp"),
+    (entry(timestamp="2026-11-23T10:00:60Z"), "malformed timestamp"),
+    (entry(timestamp="2026-13-01T10:00:00Z"), "malformed timestamp"),
+    (entry(timestamp="0000-01-01T10:00:00Z"), "malformed timestamp"),
+    (entry(timestamp="2026-11-23T10:00:00+15:00"), "malformed timestamp"),
+    (entry(timestamp="2026-11-23T10:00:00+05:75"), "malformed timestamp"),
+    (entry(timestamp="2026-11-23T10:00:00 EST"), "malformed timestamp"),
+    (entry(timestamp="1" * 30), "malformed timestamp"),
+    (entry(timestamp="2026-11-23T10:00:00." + "1" * 40), "malformed timestamp"),
+    (entry(id="{0192f0c1-7a5e-7c3d-9b1a-3f2e4d5c6b7}"), "malformed id"),
+    (entry(id="0192f0c1-7a5e-7c3d-9b1a-3f2e4d5c6b7g"), "malformed id"),
 ]
 
 
@@ -219,6 +230,28 @@ def test_metadata_that_is_not_an_object_is_wrapped(conn, metadata, stored):
     """metadata must be an object; anything else is kept under "value"."""
     insert_raw(conn, [entry(metadata=metadata)] if metadata is not None else [entry()])
     assert rows(conn)[0]["metadata"] == stored
+
+
+@pytest.mark.parametrize("cycle", ["99999999999", "2147483648", "1e3", " ", "-"])
+def test_out_of_range_cycle_number_is_dropped_with_a_note(conn, cycle):
+    """A cycle number that does not fit an integer never fails the batch."""
+    assert insert_raw(conn, [entry(cycle_number=cycle)])["inserted"] == 1
+    assert rows(conn)[0]["cycle_number"] is None
+
+
+def test_boundary_cycle_numbers_are_kept(conn):
+    """Both ends of the integer range are stored as sent."""
+    insert_raw(
+        conn,
+        [
+            entry(cycle_number=2147483647, message="max"),
+            entry(cycle_number="-2147483648", message="min"),
+        ],
+    )
+    assert {r["message"]: r["cycle_number"] for r in rows(conn)} == {
+        "max": 2147483647,
+        "min": -2147483648,
+    }
 
 
 def test_malformed_task_id_and_cycle_are_dropped_with_a_note(conn):
