@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from orchestrator.errors import ConfigError
 
 LogLevelName = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LogFormat = Literal["json", "text"]
 
 
 def _default_instance_id() -> str:
@@ -59,14 +60,30 @@ class Settings(BaseSettings):
         max_length=255,
         validation_alias="ORCHESTRATOR_INSTANCE_ID",
     )
+    db_log_buffer_size: int = Field(
+        default=10_000, ge=100, le=1_000_000, validation_alias="DB_LOG_BUFFER_SIZE"
+    )
+    log_level: LogLevelName = Field(default="INFO", validation_alias="ORCHESTRATOR_LOG_LEVEL")
+    log_format: LogFormat = Field(default="text", validation_alias="ORCHESTRATOR_LOG_FORMAT")
+    log_file: Path | None = Field(default=None, validation_alias="ORCHESTRATOR_LOG_FILE")
     log_retention_hours: int = Field(
         default=48, ge=1, le=24 * 366, validation_alias="LOG_RETENTION_HOURS"
     )
 
-    @field_validator("db_log_level", mode="before")
+    @field_validator("db_log_level", "log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("log_file", "embedded_pg_data_dir", mode="before")
+    @classmethod
+    def _blank_path_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("database_url", "supabase_url", mode="before")
     @classmethod
@@ -110,6 +127,10 @@ ACCEPTED: dict[str, str] = {
     "DB_LOG_FLUSH_INTERVAL": "a number of seconds above 0 and at most 3600",
     "DB_LOGGING_REQUIRED": "true or false (also 1/0, yes/no, on/off)",
     "ORCHESTRATOR_INSTANCE_ID": "a non-empty name of at most 255 characters",
+    "DB_LOG_BUFFER_SIZE": "an integer from 100 to 1000000 (records)",
+    "ORCHESTRATOR_LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+    "ORCHESTRATOR_LOG_FORMAT": "json or text",
+    "ORCHESTRATOR_LOG_FILE": "a file path",
     "LOG_RETENTION_HOURS": "an integer from 1 to 8784 (hours)",
 }
 

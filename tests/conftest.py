@@ -23,6 +23,7 @@ from psycopg import sql
 
 from orchestrator.db import migrate
 from orchestrator.db.embedded import start_embedded
+from orchestrator.logs import context
 
 
 def with_dbname(url: str, dbname: str) -> str:
@@ -108,3 +109,13 @@ def conn(db_url: str) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit connection to this test's migrated database."""
     with psycopg.connect(db_url, autocommit=True) as connection:
         yield connection
+
+
+@pytest.fixture(autouse=True)
+def fresh_log_context() -> Iterator[None]:
+    """Each test starts with no correlation id, task, worker or cycle of an earlier one."""
+    yield
+    context.clear_correlation_id()
+    context.clear_task_context()
+    context.clear_worker_id()
+    context.set_cycle_number(None)

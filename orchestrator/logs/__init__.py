@@ -1,0 +1,73 @@
+"""Structured logs: JSON or text lines, context fields, correlation ids across HTTP.
+
+``configure_structured_logging()`` (or ``init_from_env()``) sets up the root logger;
+``LogContext`` adds fields to every record in a block; ``get_client()`` and
+``get_async_client()`` send the current correlation id to other services. The HTTP
+names are imported on first use, so logging alone doesn't pay for importing httpx.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.logs.context import (
+    LogContext,
+    clear_correlation_id,
+    clear_task_context,
+    current_fields,
+    get_correlation_id,
+    get_cycle_number,
+    peek_correlation_id,
+    set_correlation_id,
+    set_cycle_number,
+    set_task_context,
+    task_context,
+)
+from orchestrator.logs.format import (
+    LEVELS,
+    JsonFormatter,
+    TextFormatter,
+    configure_structured_logging,
+    get_logger,
+    init_from_env,
+    record_extra,
+)
+
+if TYPE_CHECKING:
+    from orchestrator.logs.http import CORRELATION_HEADER, get_async_client, get_client
+
+_HTTP_NAMES = frozenset({"CORRELATION_HEADER", "get_async_client", "get_client"})
+
+
+def __getattr__(name: str) -> Any:
+    """Imports the HTTP helpers (and httpx) only when one is asked for."""
+    if name in _HTTP_NAMES:
+        from orchestrator.logs import http
+
+        return getattr(http, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "CORRELATION_HEADER",
+    "LEVELS",
+    "JsonFormatter",
+    "LogContext",
+    "TextFormatter",
+    "clear_correlation_id",
+    "clear_task_context",
+    "configure_structured_logging",
+    "current_fields",
+    "get_async_client",
+    "get_client",
+    "get_correlation_id",
+    "get_cycle_number",
+    "get_logger",
+    "init_from_env",
+    "peek_correlation_id",
+    "record_extra",
+    "set_correlation_id",
+    "set_cycle_number",
+    "set_task_context",
+    "task_context",
+]

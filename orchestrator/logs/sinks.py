@@ -1,0 +1,233 @@
+"""Where batches go: direct PostgreSQL (psycopg) or Supabase REST (supabase-py ``rpc``).
+
+One seam: a sink sends a list of entries and returns an :class:`InsertResult`, or raises
+:class:`TransientSinkError` (retry later: connection lost, server restarting,
+serialization failure, deadlock, HTTP 429/5xx) or :class:`DataSinkError` (this batch
+holds something the database refuses: split it to find the culprit). Both sinks call
+the same SQL function, so validation and idempotency are the database's, not ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import httpx
+import psycopg
+from psycopg import errors as pg_errors
+
+from orchestrator.db import calls
+from orchestrator.db.calls import InsertResult
+from orchestrator.db.psycopg import PsycopgExecutor, connect
+from orchestrator.errors import DatabaseUnavailable
+
+# Loggers of the drivers a sink uses: a handler must not feed their records back to
+# itself (a failing send that logs would log a failing send...).
+DRIVER_LOGGERS = frozenset(
+    {
+        "psycopg",
+        "asyncpg",
+        "httpx",
+        "httpcore",
+        "urllib3",
+        "postgrest",
+        "supabase",
+        "hpack",
+        "h2",
+        "orchestrator.logs",
+    }
+)
+
+
+class TransientSinkError(Exception):
+    """The send may succeed later; ``retry_after`` is the server's hint in seconds."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DataSinkError(Exception):
+    """The database refused the batch's content; a smaller batch may go through."""
+
+
+class LogSink(Protocol):
+    """A destination for batches of ``func_insert_logs_batch`` entries."""
+
+    label: str
+
+    def send(self, entries: Sequence[dict[str, Any]]) -> InsertResult:
+        """Inserts the entries, or raises TransientSinkError / DataSinkError."""
+        ...
+
+    def check(self) -> None:
+        """Raises TransientSinkError unless the destination is reachable and migrated."""
+        ...
+
+    def close(self) -> None:
+        """Releases the connection."""
+        ...
+
+    def abandon(self) -> None:
+        """Drops the connection without closing it (a forked child must not close the
+        parent's socket)."""
+        ...
+
+
+_TRANSIENT_SQLSTATES = (
+    pg_errors.SerializationFailure,
+    pg_errors.DeadlockDetected,
+    pg_errors.LockNotAvailable,
+    pg_errors.QueryCanceled,
+    pg_errors.AdminShutdown,
+    pg_errors.CannotConnectNow,
+    pg_errors.TooManyConnections,
+    pg_errors.UndefinedFunction,  # migrations not applied yet: buffer and retry
+    pg_errors.InsufficientPrivilege,  # grants being fixed: buffer and retry
+)
+
+
+class PostgresSink:
+    """Sends batches over one psycopg connection, reconnecting after failures.
+
+    Pooler-safe (PgBouncer/Supavisor transaction mode): autocommit, one statement per
+    batch, no prepared statements, no session state.
+    """
+
+    def __init__(self, conninfo: str, label: str = "PostgreSQL") -> None:
+        self.conninfo = conninfo
+        self.label = label
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def _executor(self) -> PsycopgExecutor:
+        if self._conn is None or self._conn.closed:
+            try:
+                self._conn = connect(self.conninfo, connect_timeout=5)
+            except DatabaseUnavailable as error:
+                raise TransientSinkError(str(error)) from None
+        return PsycopgExecutor(self._conn)
+
+    def send(self, entries: Sequence[dict[str, Any]]) -> InsertResult:
+        executor = self._executor()
+        try:
+            return executor.run(calls.insert_logs_batch(entries))
+        except (psycopg.OperationalError, psycopg.InterfaceError, *_TRANSIENT_SQLSTATES) as error:
+            self._reset()
+            raise TransientSinkError(_one_line(error)) from None
+        except psycopg.DataError as error:
+            raise DataSinkError(_one_line(error)) from None
+        except psycopg.Error as error:
+            self._reset()
+            raise TransientSinkError(_one_line(error)) from None
+
+    def check(self) -> None:
+        executor = self._executor()
+        try:
+            row = executor.conn.execute(
+                "SELECT to_regprocedure('public.func_insert_logs_batch(jsonb)') IS NOT NULL"
+            ).fetchone()
+        except psycopg.Error as error:
+            self._reset()
+            raise TransientSinkError(_one_line(error)) from None
+        if not row or not row[0]:
+            raise TransientSinkError(
+                "func_insert_logs_batch(jsonb) does not exist: run `orchestrator migrate`"
+            )
+
+    def _reset(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):  # already broken: nothing left to save
+                self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        self._reset()
+
+    def abandon(self) -> None:
+        _abandoned.append(self._conn)
+        self._conn = None
+
+
+# Connections a forked child must never close (closing sends the server a Terminate
+# on the socket it shares with the parent); kept referenced so GC does not close them.
+_abandoned: list[object] = []
+
+
+class _LastResponse(threading.local):
+    status: int = 0
+    retry_after: float | None = None
+
+
+class RestSink:
+    """Sends batches through Supabase's REST API: ``supabase.rpc('func_insert_logs_batch')``.
+
+    supabase-py's errors do not carry the HTTP status, so a response hook on our own
+    httpx client notes the status and ``Retry-After`` of each response; a 429 or 5xx
+    becomes a TransientSinkError with the server's delay.
+    """
+
+    def __init__(self, url: str, key: str, *, timeout: float = 10.0) -> None:
+        from supabase import ClientOptions, create_client
+
+        self.label = f"Supabase REST at {url}"
+        self._last = _LastResponse()
+        self._http = httpx.Client(timeout=timeout, event_hooks={"response": [self._note]})
+        options = ClientOptions(httpx_client=self._http, postgrest_client_timeout=timeout)
+        self._client = create_client(url, key, options=options)
+
+    def _note(self, response: httpx.Response) -> None:
+        self._last.status = response.status_code
+        header = response.headers.get("Retry-After")
+        try:
+            self._last.retry_after = float(header) if header is not None else None
+        except ValueError:
+            self._last.retry_after = None
+
+    def _call(self, function: str, args: dict[str, Any]) -> Any:
+        from postgrest.exceptions import APIError
+
+        self._last.status, self._last.retry_after = 0, None
+        try:
+            return self._client.rpc(function, args).execute().data
+        except httpx.HTTPError as error:
+            raise TransientSinkError(f"{type(error).__name__}: {error}") from None
+        except APIError as error:
+            status = self._last.status
+            detail = f"HTTP {status}: {error.message or error.details or error.code}"
+            if status == 413:  # the gateway's size limit: halving the batch gets through
+                raise DataSinkError(detail) from None
+            if status == 429 or status >= 500 or status in (0, 408):
+                raise TransientSinkError(detail, self._last.retry_after) from None
+            if error.code and error.code.startswith("22"):
+                raise DataSinkError(detail) from None
+            raise TransientSinkError(detail, self._last.retry_after) from None
+
+    def send(self, entries: Sequence[dict[str, Any]]) -> InsertResult:
+        call = calls.insert_logs_batch(entries)
+        raw = self._call(call.function, dict(call.args))
+        try:
+            return call.decode(raw)
+        except (KeyError, TypeError, ValueError):  # a proxy's page, an empty 204...
+            raise TransientSinkError(
+                f"HTTP {self._last.status}: not a func_insert_logs_batch result: {str(raw)[:200]!r}"
+            ) from None
+
+    def check(self) -> None:
+        result = self.send([])
+        if not result.success:
+            raise TransientSinkError(
+                result.error or "func_insert_logs_batch refused an empty batch"
+            )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def abandon(self) -> None:
+        _abandoned.append(self._http)
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"

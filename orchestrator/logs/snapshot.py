@@ -1,0 +1,81 @@
+"""From a ``LogRecord`` to a ``system_logs`` entry, in two halves.
+
+:func:`take_snapshot` runs on the calling thread and does only what cannot wait: render
+the message (its arguments may change after the call returns), format the exception
+(the traceback pins frames), and read the context variables (they belong to the
+caller). No I/O, no JSON, no ids. :func:`to_entry` runs on the shipping thread and
+builds the entry: id, time, columns, metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import uuid_utils
+
+from orchestrator.db.jsonsafe import json_safe
+from orchestrator.logs.context import ContextSnapshot, snapshot_context
+from orchestrator.logs.format import record_extra, render_message
+
+# (record, rendered message, exception text, the caller's context)
+Snapshot = tuple[logging.LogRecord, str, str | None, ContextSnapshot]
+
+# Keys that have a column of their own instead of a place in metadata.
+PROMOTED = ("task_id", "worker_id", "cycle_number")
+
+_formatter = logging.Formatter()
+
+
+def take_snapshot(record: logging.LogRecord) -> Snapshot:
+    """Everything the record needs from the calling thread (the hot path: keep it lean)."""
+    exc_text = None
+    if record.exc_info:
+        exc_text = record.exc_text or _formatter.formatException(record.exc_info)
+    return record, render_message(record), exc_text, snapshot_context()
+
+
+def level_name(levelno: int) -> str:
+    """The system_logs level for any numeric level (custom levels round up)."""
+    if levelno <= logging.DEBUG:
+        return "DEBUG"
+    if levelno <= logging.INFO:
+        return "INFO"
+    if levelno <= logging.WARNING:
+        return "WARNING"
+    if levelno <= logging.ERROR:
+        return "ERROR"
+    return "CRITICAL"
+
+
+def to_entry(
+    snap: Snapshot, source_type: str, source_id: str, worker_id: str | None
+) -> dict[str, Any]:
+    """The ``func_insert_logs_batch`` entry for a snapshot (shipping thread)."""
+    record, message, exc_text, (fields, correlation_id, task_id, ctx_worker, cycle) = snap
+    extra = record_extra(record)
+    metadata: dict[str, Any] = {**fields, **extra} if fields else extra
+    promoted = {key: metadata.pop(key) for key in PROMOTED if key in metadata}
+    entry: dict[str, Any] = {
+        "id": str(uuid_utils.uuid7()),
+        "timestamp": record.created,  # Unix epoch seconds: cheaper than an ISO string
+        "log_level": level_name(record.levelno),
+        "source_type": source_type,
+        "source_id": source_id,
+        "message": message,
+        "logger_name": record.name,
+        "task_id": _text(promoted.get("task_id", task_id)),
+        "worker_id": _text(promoted.get("worker_id", ctx_worker or worker_id)),
+        "cycle_number": promoted.get("cycle_number", cycle),
+        "correlation_id": correlation_id,
+        "exception": exc_text,
+        "metadata": json_safe(metadata) if metadata else {},
+    }
+    for key in ("message", "exception"):
+        if entry[key] is not None:
+            entry[key] = json_safe(entry[key])
+    return entry
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
