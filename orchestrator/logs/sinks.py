@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import httpx
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.types.json import Jsonb
 
 from orchestrator.db import calls
 from orchestrator.db.calls import InsertResult
@@ -89,6 +90,61 @@ _TRANSIENT_SQLSTATES = (
 )
 
 
+STAGE_COLUMNS = (
+    "id",
+    "epoch",
+    "source_type",
+    "source_id",
+    "log_level",
+    "logger_name",
+    "message",
+    "task_id",
+    "worker_id",
+    "cycle_number",
+    "correlation_id",
+    "exception",
+    "metadata",
+)
+STAGE_TYPES = (
+    "text",
+    "float8",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "int4",
+    "text",
+    "text",
+    "jsonb",
+)
+STAGE_COPY = (
+    f"COPY pg_temp.system_logs_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+)
+
+
+def _stage_row(entry: dict[str, Any]) -> tuple[Any, ...]:
+    """An entry built by the handler (see snapshot.to_entry) as a staging-table row."""
+    cycle = entry.get("cycle_number")
+    return (
+        entry["id"],
+        entry["timestamp"],
+        entry["source_type"],
+        entry["source_id"],
+        entry["log_level"],
+        entry.get("logger_name"),
+        entry["message"],
+        entry.get("task_id"),
+        entry.get("worker_id"),
+        cycle if isinstance(cycle, int) else None,
+        entry.get("correlation_id"),
+        entry.get("exception"),
+        Jsonb(entry.get("metadata") or {}),
+    )
+
+
 class PostgresSink:
     """Sends batches over one psycopg connection, reconnecting after failures.
 
@@ -110,30 +166,40 @@ class PostgresSink:
         return PsycopgExecutor(self._conn)
 
     def send(self, entries: Sequence[dict[str, Any]]) -> InsertResult:
+        """One transaction: stage by binary COPY, then INSERT ... ON CONFLICT (sql/0004)."""
         executor = self._executor()
+        conn = executor.conn
         try:
-            return executor.run(calls.insert_logs_batch(entries))
+            with conn.transaction():
+                conn.execute("SELECT public.func_prepare_log_stage()")
+                with conn.cursor().copy(STAGE_COPY) as copy:
+                    copy.set_types(STAGE_TYPES)
+                    for entry in entries:
+                        copy.write_row(_stage_row(entry))
+                row = conn.execute("SELECT public.func_insert_staged_logs()").fetchone()
         except (psycopg.OperationalError, psycopg.InterfaceError, *_TRANSIENT_SQLSTATES) as error:
             self._reset()
             raise TransientSinkError(_one_line(error)) from None
-        except psycopg.DataError as error:
+        except (psycopg.DataError, psycopg.IntegrityError) as error:
             raise DataSinkError(_one_line(error)) from None
         except psycopg.Error as error:
             self._reset()
             raise TransientSinkError(_one_line(error)) from None
+        assert row is not None
+        return calls.insert_logs_batch([]).decode(row[0])
 
     def check(self) -> None:
         executor = self._executor()
         try:
             row = executor.conn.execute(
-                "SELECT to_regprocedure('public.func_insert_logs_batch(jsonb)') IS NOT NULL"
+                "SELECT to_regprocedure('public.func_insert_staged_logs()') IS NOT NULL"
             ).fetchone()
         except psycopg.Error as error:
             self._reset()
             raise TransientSinkError(_one_line(error)) from None
         if not row or not row[0]:
             raise TransientSinkError(
-                "func_insert_logs_batch(jsonb) does not exist: run `orchestrator migrate`"
+                "func_insert_staged_logs() does not exist: run `orchestrator migrate`"
             )
 
     def _reset(self) -> None:

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.config import ACCEPTED
+from orchestrator.db.migrate import discover
+
+MIGRATIONS = len(discover())
 
 
 def orchestrator(
@@ -47,9 +50,10 @@ def test_demo_on_the_embedded_default_runs_reuses_its_data_and_stops(tmp_path):
     first = orchestrator("demo", cwd=tmp_path, EMBEDDED_PG_DATA_DIR=str(data_dir))
     assert first.returncode == 0, first.stderr
     assert f"Database: embedded PostgreSQL in {data_dir}" in first.stdout
-    assert "Migrations: 3 applied now" in first.stdout
-    assert "via func_insert_logs_batch" in first.stdout
+    assert f"Migrations: {MIGRATIONS} applied now" in first.stdout
+    assert "Logged through DatabaseLogHandler; every record delivered: yes." in first.stdout
     assert "counted by the database" in first.stdout
+    assert "Handler statistics (DatabaseLogHandler.stats()):" in first.stdout
     assert "Stopped the embedded PostgreSQL" in first.stdout
     assert "Traceback" not in first.stderr
     assert not _postmaster_running(data_dir)
@@ -93,21 +97,21 @@ def test_demo_against_a_database_url(tmp_path, db_url):
     """The same demo runs against any PostgreSQL given by DATABASE_URL."""
     done = orchestrator("demo", cwd=tmp_path, DATABASE_URL=db_url)
     assert done.returncode == 0, done.stderr
-    assert "Wrote " in done.stdout and " errors." in done.stdout
+    assert "every record delivered: yes" in done.stdout and " errors." in done.stdout
 
 
 def test_migrate_status_lists_applied_and_pending(tmp_path, empty_db_url):
     """--status on a new database shows every file pending; after migrate, applied."""
     before = orchestrator("migrate", "--status", cwd=tmp_path, DATABASE_URL=empty_db_url)
     assert before.returncode == 0, before.stderr
-    assert before.stdout.count("pending") == 3
+    assert before.stdout.count("pending") == MIGRATIONS
     applied = orchestrator("migrate", cwd=tmp_path, DATABASE_URL=empty_db_url)
-    assert "Applied 3 migration(s)" in applied.stdout
+    assert f"Applied {MIGRATIONS} migration(s)" in applied.stdout
     again = orchestrator("migrate", cwd=tmp_path, DATABASE_URL=empty_db_url)
     assert "Nothing to apply" in again.stdout
     after = orchestrator("migrate", "--status", cwd=tmp_path, DATABASE_URL=empty_db_url)
     states = [line.split()[1] for line in after.stdout.splitlines() if line.startswith("0")]
-    assert states == ["applied"] * 3
+    assert states == ["applied"] * MIGRATIONS
 
 
 def test_invalid_setting_is_one_line_and_exit_1(tmp_path):

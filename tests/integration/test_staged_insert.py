@@ -1,0 +1,108 @@
+"""The staged fast path (sql/0004): COPY into the staging table, then one idempotent INSERT."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import psycopg
+import pytest
+
+from orchestrator.logs.sinks import STAGE_COPY, STAGE_TYPES, PostgresSink, _stage_row
+from tests.integration.logrows import rows
+
+
+def _entry(**overrides):
+    base = {
+        "id": str(uuid.uuid4()),
+        "timestamp": time.time(),
+        "source_type": "worker",
+        "source_id": "gpu-1",
+        "log_level": "INFO",
+        "logger_name": "w",
+        "message": "m",
+        "task_id": None,
+        "worker_id": "gpu-1",
+        "cycle_number": None,
+        "correlation_id": None,
+        "exception": None,
+        "metadata": {},
+    }
+    base.update(overrides)
+    return base
+
+
+def _stage_and_insert(conn, entries):
+    with conn.transaction():
+        conn.execute("SELECT func_prepare_log_stage()")
+        with conn.cursor().copy(STAGE_COPY) as copy:
+            copy.set_types(STAGE_TYPES)
+            for e in entries:
+                copy.write_row(_stage_row(e))
+        return conn.execute("SELECT func_insert_staged_logs()").fetchone()[0]
+
+
+def test_staged_rows_land_and_a_retry_is_all_duplicates(conn):
+    """Same rows twice: inserted once, then reported as duplicates."""
+    batch = [_entry(message=f"m{i}", task_id=str(uuid.uuid4()), cycle_number=i) for i in range(10)]
+    assert _stage_and_insert(conn, batch) == {
+        "success": True,
+        "inserted": 10,
+        "duplicates": 0,
+        "rejected": [],
+    }
+    assert _stage_and_insert(conn, batch)["duplicates"] == 10
+    assert len(rows(conn)) == 10
+
+
+def test_two_batches_in_one_transaction_do_not_mix(conn):
+    """The staging table is emptied after each insert, not only at commit."""
+    with conn.transaction():
+        first = _stage_and_insert(conn, [_entry()])
+        second = _stage_and_insert(conn, [_entry(), _entry()])
+    assert (first["inserted"], second["inserted"], second["duplicates"]) == (1, 2, 0)
+
+
+def test_staged_repairs_match_the_json_path(conn):
+    """Clock far off, long message, bad task_id: stored and noted as the jsonb path does."""
+    _stage_and_insert(
+        conn,
+        [
+            _entry(
+                timestamp=time.time() - 90 * 86400,
+                message="x" * 40000,
+                task_id="task-7",
+                metadata=[1, 2],
+            )
+        ],
+    )
+    [row] = rows(conn)
+    assert len(row["message"]) == 32768 and row["task_id"] is None
+    notes = row["metadata"]["_ingest"]
+    assert set(notes) == {"timestamp_clamped_from", "message_truncated_from", "invalid_task_id"}
+    assert row["metadata"]["value"] == [1, 2]
+
+
+@pytest.mark.parametrize("bad", [{"log_level": "LOUD"}, {"id": "nope"}])
+def test_a_row_the_table_refuses_fails_the_call_for_the_client_to_split(conn, bad):
+    """Typed rows have no per-row reasons: a bad one fails the batch; the sink bisects."""
+    with pytest.raises((psycopg.DataError, psycopg.IntegrityError)):
+        _stage_and_insert(conn, [_entry(), _entry(**bad)])
+    assert rows(conn) == []
+
+
+def test_the_sink_isolates_a_bad_row_by_splitting(db_url):
+    """Through the sink: the refused row is named, the other rows of the batch are kept."""
+    from orchestrator.logs.handler import DatabaseLogHandler
+
+    handler = DatabaseLogHandler(sink=lambda: PostgresSink(db_url), source_id="t")
+    try:
+        handler._sink.send([_entry()])  # warm: the sink works
+        entries = [_entry(message=f"ok{i}") for i in range(7)] + [_entry(log_level="LOUD")]
+        handler._deliver(entries)
+        stats = handler.stats()
+    finally:
+        handler.close(timeout=2)
+    assert stats["rejected"] == 1 and "unknown level 'LOUD'" in stats["last_rejection"]
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM system_logs").fetchone() == (8,)
