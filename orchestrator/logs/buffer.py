@@ -41,16 +41,23 @@ class RecordBuffer(Generic[T]):
 
     def offer(self, item: T, levelno: int) -> bool:
         """Appends ``item`` unless the policy drops it; returns whether it was kept."""
-        size = len(self._items) + self.in_flight
+        return self.push(item, levelno) >= 0
+
+    def push(self, item: T, levelno: int) -> int:
+        """Like :meth:`offer`, but returns the number of items now held (in flight
+        included), or -1 when the item was dropped: one call instead of offer-then-len
+        on the logging hot path."""
+        items = self._items
+        size = len(items) + self.in_flight
         if size >= self._low_limit:
             if levelno < logging.WARNING:
                 self.count_drop("buffer_full")
-                return False
+                return -1
             if size >= self.capacity:
                 self.count_drop("buffer_full_warning_plus")
-                return False
-        self._items.append(item)
-        return True
+                return -1
+        items.append(item)
+        return size + 1
 
     def take(self, limit: int) -> list[T]:
         """Moves up to ``limit`` items from the front into flight (shipper thread only).

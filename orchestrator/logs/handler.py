@@ -44,9 +44,17 @@ _IGNORED_ROOTS = frozenset(
     {"psycopg", "asyncpg", "httpx", "httpcore", "urllib3", "postgrest", "supabase", "hpack", "h2"}
 )
 _OWN_LOGGER = "orchestrator.logs"
+# Logger name -> whether its records are ignored; logger names are few, so this stays
+# small, and one dict lookup is the cheapest test on the hot path.
+_ignored: dict[str, bool] = {}
 _live_handlers: weakref.WeakSet[DatabaseLogHandler] = weakref.WeakSet()
 
 SinkFactory = Callable[[], LogSink]
+
+
+def _is_ignored(name: str) -> bool:
+    """Records of the drivers' loggers and of this package's own would feed back."""
+    return name.partition(".")[0] in _IGNORED_ROOTS or name.startswith(_OWN_LOGGER)
 
 
 class DatabaseLogHandler(logging.Handler):
@@ -133,12 +141,10 @@ class DatabaseLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Snapshots the record into the buffer: no I/O, no encoding, no shared lock."""
         name = record.name
-        if (
-            self._closed
-            or name.partition(".")[0] in _IGNORED_ROOTS
-            or name.startswith(_OWN_LOGGER)
-            or threading.get_ident() == self._shipper_ident
-        ):
+        ignored = _ignored.get(name)
+        if ignored is None:
+            ignored = _ignored[name] = _is_ignored(name)
+        if ignored or self._closed or threading.get_ident() == self._shipper_ident:
             return
         try:
             snap = take_snapshot(record)
@@ -146,9 +152,7 @@ class DatabaseLogHandler(logging.Handler):
             self._buffer.count_drop("snapshot_error")
             self._complaints.say(f"could not snapshot a record of {name}: {error!r}")
             return
-        buffer = self._buffer
-        kept = buffer.offer(snap, record.levelno)
-        if kept and len(buffer) >= self.batch_size and not self._wake.is_set():
+        if self._buffer.push(snap, record.levelno) >= self.batch_size and not self._wake.is_set():
             self._wake.set()
         if self._thread is None:
             self._start()

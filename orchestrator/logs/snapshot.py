@@ -10,16 +10,27 @@ builds the entry: id, time, columns, metadata.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import uuid_utils
 
 from orchestrator.db.jsonsafe import json_safe
-from orchestrator.logs.context import ContextSnapshot, snapshot_context
+from orchestrator.logs.context import (
+    _cycle,
+    get_correlation,
+    get_fields,
+    get_task,
+    get_worker,
+)
 from orchestrator.logs.format import record_extra, render_message
 
-# (record, rendered message, exception text, the caller's context)
-Snapshot = tuple[logging.LogRecord, str, str | None, ContextSnapshot]
+# (record, rendered message, exception text, context fields, correlation id, task id,
+#  worker id, cycle): one flat tuple, because this is built on every logging call.
+Snapshot = tuple[
+    logging.LogRecord, str, str | None, Mapping[str, Any], str | None, str | None, str | None,
+    int | None,
+]
 
 # Keys that have a column of their own instead of a place in metadata.
 PROMOTED = ("task_id", "worker_id", "cycle_number")
@@ -29,10 +40,15 @@ _formatter = logging.Formatter()
 
 def take_snapshot(record: logging.LogRecord) -> Snapshot:
     """Everything the record needs from the calling thread (the hot path: keep it lean)."""
+    try:
+        message = record.getMessage()
+    except Exception:  # arguments that do not fit the format: say so, keep the record
+        message = render_message(record)
     exc_text = None
     if record.exc_info:
         exc_text = record.exc_text or _formatter.formatException(record.exc_info)
-    return record, render_message(record), exc_text, snapshot_context()
+    return (record, message, exc_text, get_fields(), get_correlation(), get_task(),
+            get_worker(), _cycle.number)
 
 
 def level_name(levelno: int) -> str:
@@ -52,7 +68,7 @@ def to_entry(
     snap: Snapshot, source_type: str, source_id: str, worker_id: str | None
 ) -> dict[str, Any]:
     """The ``func_insert_logs_batch`` entry for a snapshot (shipping thread)."""
-    record, message, exc_text, (fields, correlation_id, task_id, ctx_worker, cycle) = snap
+    record, message, exc_text, fields, correlation_id, task_id, ctx_worker, cycle = snap
     extra = record_extra(record)
     metadata: dict[str, Any] = {**fields, **extra} if fields else extra
     promoted = {key: metadata.pop(key) for key in PROMOTED if key in metadata}
