@@ -14,6 +14,7 @@ from orchestrator.logs.context import (
     LogContext,
     clear_correlation_id,
     clear_task_context,
+    clear_worker_id,
     current_fields,
     get_correlation_id,
     get_cycle_number,
@@ -34,30 +35,44 @@ from orchestrator.logs.format import (
 )
 
 if TYPE_CHECKING:
+    from orchestrator.logs.handler import DatabaseLogHandler
     from orchestrator.logs.http import CORRELATION_HEADER, get_async_client, get_client
+    from orchestrator.logs.setup import exit_on_sigterm, setup_db_logging
 
-_HTTP_NAMES = frozenset({"CORRELATION_HEADER", "get_async_client", "get_client"})
+# Names whose modules import httpx or psycopg: loaded on first use, so a process that
+# only formats log lines does not pay for them.
+_LAZY = {
+    "CORRELATION_HEADER": "http",
+    "get_async_client": "http",
+    "get_client": "http",
+    "DatabaseLogHandler": "handler",
+    "setup_db_logging": "setup",
+    "exit_on_sigterm": "setup",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """Imports the HTTP helpers (and httpx) only when one is asked for."""
-    if name in _HTTP_NAMES:
-        from orchestrator.logs import http
+    """Imports the HTTP helpers and the database handler only when asked for."""
+    if name in _LAZY:
+        import importlib
 
-        return getattr(http, name)
+        return getattr(importlib.import_module(f"orchestrator.logs.{_LAZY[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
     "CORRELATION_HEADER",
     "LEVELS",
+    "DatabaseLogHandler",
     "JsonFormatter",
     "LogContext",
     "TextFormatter",
     "clear_correlation_id",
     "clear_task_context",
+    "clear_worker_id",
     "configure_structured_logging",
     "current_fields",
+    "exit_on_sigterm",
     "get_async_client",
     "get_client",
     "get_correlation_id",
@@ -69,5 +84,6 @@ __all__ = [
     "set_correlation_id",
     "set_cycle_number",
     "set_task_context",
+    "setup_db_logging",
     "task_context",
 ]

@@ -366,5 +366,13 @@ def _close_all_at_exit() -> None:
         handler.close()
 
 
+def drain_before_later_exit_hooks() -> None:
+    """Moves the exit drain after every exit hook registered so far, so it runs first
+    (atexit runs hooks last-in, first-out). Call it after starting something whose own
+    exit hook would take the database away, like the embedded server."""
+    atexit.unregister(_close_all_at_exit)
+    atexit.register(_close_all_at_exit)
+
+
 os.register_at_fork(after_in_child=_reinit_in_child)
 atexit.register(_close_all_at_exit)

@@ -16,7 +16,11 @@ from types import FrameType
 
 from orchestrator.config import Settings, get_settings
 from orchestrator.errors import DatabaseUnavailable
-from orchestrator.logs.handler import DatabaseLogHandler, SinkFactory
+from orchestrator.logs.handler import (
+    DatabaseLogHandler,
+    SinkFactory,
+    drain_before_later_exit_hooks,
+)
 from orchestrator.logs.sinks import PostgresSink, RestSink, TransientSinkError
 
 
@@ -40,6 +44,7 @@ def sink_factory_from_settings(settings: Settings | None = None) -> SinkFactory:
     from orchestrator.db.embedded import start_embedded
 
     server = start_embedded(settings.embedded_data_dir)
+    drain_before_later_exit_hooks()  # the server's own exit hook must run after our drain
     return lambda: PostgresSink(server.url, f"embedded PostgreSQL in {server.data_dir}")
 
 
