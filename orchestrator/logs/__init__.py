@@ -38,6 +38,13 @@ if TYPE_CHECKING:
     from orchestrator.logs.handler import DatabaseLogHandler
     from orchestrator.logs.http import CORRELATION_HEADER, get_async_client, get_client
     from orchestrator.logs.setup import exit_on_sigterm, setup_db_logging
+    from orchestrator.logs.worker import (
+        HeartbeatResult,
+        LogBuffer,
+        WorkerDatabaseLogHandler,
+        WorkerHeartbeat,
+        heartbeat_call,
+    )
 
 # Names whose modules import httpx or psycopg: loaded on first use, so a process that
 # only formats log lines does not pay for them.
@@ -48,6 +55,11 @@ _LAZY = {
     "DatabaseLogHandler": "handler",
     "setup_db_logging": "setup",
     "exit_on_sigterm": "setup",
+    "LogBuffer": "worker",
+    "WorkerDatabaseLogHandler": "worker",
+    "WorkerHeartbeat": "worker",
+    "HeartbeatResult": "worker",
+    "heartbeat_call": "worker",
 }
 
 
@@ -64,9 +76,13 @@ __all__ = [
     "CORRELATION_HEADER",
     "LEVELS",
     "DatabaseLogHandler",
+    "HeartbeatResult",
     "JsonFormatter",
+    "LogBuffer",
     "LogContext",
     "TextFormatter",
+    "WorkerDatabaseLogHandler",
+    "WorkerHeartbeat",
     "clear_correlation_id",
     "clear_task_context",
     "clear_worker_id",
@@ -78,6 +94,7 @@ __all__ = [
     "get_correlation_id",
     "get_cycle_number",
     "get_logger",
+    "heartbeat_call",
     "init_from_env",
     "peek_correlation_id",
     "record_extra",

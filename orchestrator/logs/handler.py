@@ -24,11 +24,9 @@ what this one does instead:
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import os
 import random
-import sys
 import threading
 import time
 import weakref
@@ -37,24 +35,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.logs.buffer import RecordBuffer
+from orchestrator.logs.guard import RateLimitedStderr, is_ignored_logger
 from orchestrator.logs.sinks import DataSinkError, LogSink, TransientSinkError
 from orchestrator.logs.snapshot import Snapshot, take_snapshot, to_entry
 
-_IGNORED_ROOTS = frozenset(
-    {"psycopg", "asyncpg", "httpx", "httpcore", "urllib3", "postgrest", "supabase", "hpack", "h2"}
-)
-_OWN_LOGGER = "orchestrator.logs"
-# Logger name -> whether its records are ignored; logger names are few, so this stays
-# small, and one dict lookup is the cheapest test on the hot path.
-_ignored: dict[str, bool] = {}
 _live_handlers: weakref.WeakSet[DatabaseLogHandler] = weakref.WeakSet()
 
 SinkFactory = Callable[[], LogSink]
-
-
-def _is_ignored(name: str) -> bool:
-    """Records of the drivers' loggers and of this package's own would feed back."""
-    return name.partition(".")[0] in _IGNORED_ROOTS or name.startswith(_OWN_LOGGER)
 
 
 class DatabaseLogHandler(logging.Handler):
@@ -119,7 +106,7 @@ class DatabaseLogHandler(logging.Handler):
         self._last_error: str | None = None
         self._last_rejection: str | None = None
         self._last_success: datetime | None = None
-        self._complaints = _RateLimitedStderr()
+        self._complaints = RateLimitedStderr()
 
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="orchestrator-db-log", daemon=True)
@@ -141,10 +128,7 @@ class DatabaseLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Snapshots the record into the buffer: no I/O, no encoding, no shared lock."""
         name = record.name
-        ignored = _ignored.get(name)
-        if ignored is None:
-            ignored = _ignored[name] = _is_ignored(name)
-        if ignored or self._closed or threading.get_ident() == self._shipper_ident:
+        if is_ignored_logger(name) or self._closed or threading.get_ident() == self._shipper_ident:
             return
         try:
             snap = take_snapshot(record)
@@ -335,25 +319,6 @@ class DatabaseLogHandler(logging.Handler):
             "last_rejection": self._last_rejection,
             "last_success": self._last_success.isoformat() if self._last_success else None,
         }
-
-
-class _RateLimitedStderr:
-    """One stderr line per ``interval`` seconds at most; the rest are counted."""
-
-    def __init__(self, interval: float = 30.0) -> None:
-        self.interval = interval
-        self._last = -interval
-        self._suppressed = 0
-
-    def say(self, message: str, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last < self.interval:
-            self._suppressed += 1
-            return
-        suffix = f" ({self._suppressed} similar message(s) suppressed)" if self._suppressed else ""
-        self._last, self._suppressed = now, 0
-        with contextlib.suppress(Exception):  # stderr closed at exit: nowhere left to say it
-            print(f"orchestrator: {message}{suffix}", file=sys.stderr, flush=True)
 
 
 def _reinit_in_child() -> None:

@@ -28,7 +28,13 @@ from orchestrator.logs.format import record_extra, render_message
 # (record, rendered message, exception text, context fields, correlation id, task id,
 #  worker id, cycle): one flat tuple, because this is built on every logging call.
 Snapshot = tuple[
-    logging.LogRecord, str, str | None, Mapping[str, Any], str | None, str | None, str | None,
+    logging.LogRecord,
+    str,
+    str | None,
+    Mapping[str, Any],
+    str | None,
+    str | None,
+    str | None,
     int | None,
 ]
 
@@ -47,8 +53,16 @@ def take_snapshot(record: logging.LogRecord) -> Snapshot:
     exc_text = None
     if record.exc_info:
         exc_text = record.exc_text or _formatter.formatException(record.exc_info)
-    return (record, message, exc_text, get_fields(), get_correlation(), get_task(),
-            get_worker(), _cycle.number)
+    return (
+        record,
+        message,
+        exc_text,
+        get_fields(),
+        get_correlation(),
+        get_task(),
+        get_worker(),
+        _cycle.number,
+    )
 
 
 def level_name(levelno: int) -> str:

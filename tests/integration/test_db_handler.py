@@ -357,14 +357,7 @@ def test_the_shipping_thread_survives_an_unexpected_error(make_logger, db_url):
 
 
 DICTCONFIG_CHILD = textwrap.dedent("""
-    import logging, logging.config, sys
-    from orchestrator.db import migrate
-    from orchestrator.db.embedded import start_embedded
-    from pathlib import Path
-    import psycopg
-    server = start_embedded(Path(sys.argv[1]))
-    with psycopg.connect(server.url, autocommit=True) as conn:
-        migrate.migrate(conn)
+    import logging, logging.config
     logging.config.dictConfig({
         "version": 1,
         "handlers": {"db": {"class": "orchestrator.logs.DatabaseLogHandler", "level": "INFO",
@@ -373,7 +366,6 @@ DICTCONFIG_CHILD = textwrap.dedent("""
     })
     for i in range(2000):
         logging.info("configured by dictConfig %d", i)
-    print(server.url, flush=True)
     """)
 
 
@@ -381,22 +373,20 @@ DICTCONFIG_CHILD = textwrap.dedent("""
 def test_dictconfig_on_the_embedded_default_delivers_everything_at_exit(tmp_path):
     """dictConfig builds the handler from the settings; the exit drain runs before the
     embedded server's own exit hook stops it."""
-    data_dir = tmp_path / "pgdata"
-    env = {**os.environ, "EMBEDDED_PG_DATA_DIR": str(data_dir)}
-    env.pop("DATABASE_URL", None)
-    done = subprocess.run(
-        [sys.executable, "-c", DICTCONFIG_CHILD, str(data_dir)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "DOWN" not in done.stderr and "undelivered" not in done.stderr
+    from orchestrator.db import migrate
     from orchestrator.db.embedded import start_embedded
 
+    data_dir = tmp_path / "pgdata"
+    server = start_embedded(data_dir)
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        migrate.migrate(conn)
+    server.stop()  # the child starts it again, from inside the handler
+    env = {**os.environ, "EMBEDDED_PG_DATA_DIR": str(data_dir)}
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run([sys.executable, "-c", DICTCONFIG_CHILD], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "DOWN" not in done.stderr and "undelivered" not in done.stderr
     server = start_embedded(data_dir)
     try:
         assert count(server.url, "source_id = 'dictconfig'") == 2000
