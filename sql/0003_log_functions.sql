@@ -96,7 +96,13 @@ BEGIN
                     format('malformed timestamp %s; expected ISO 8601 such as 2026-11-23T18:20:00.123Z (no zone means UTC) or Unix epoch seconds',
                            quote_literal(left(p."timestamp", 64)))
             END AS reason,
-            (p.ts_in < now() - interval '30 days' OR p.ts_in > now() + interval '1 hour') AS ts_far
+            (p.ts_in < now() - interval '30 days' OR p.ts_in > now() + interval '1 hour') AS ts_far,
+            CASE
+                WHEN p.metadata_bytes > 65536 THEN '{}'::jsonb
+                WHEN p.metadata IS NULL OR jsonb_typeof(p.metadata) = 'null' THEN '{}'::jsonb
+                WHEN jsonb_typeof(p.metadata) = 'object' THEN p.metadata
+                ELSE jsonb_build_object('value', p.metadata)
+            END AS meta
           FROM parsed p
     ), inserted AS (
         INSERT INTO public.system_logs AS s (
@@ -117,26 +123,21 @@ BEGIN
             c.cycle_in,
             left(nullif(c.correlation_id, ''), 128),
             left(c.exception, 65536),
-            CASE
-                WHEN c.metadata_bytes > 65536 THEN '{}'::jsonb
-                WHEN c.metadata IS NULL OR jsonb_typeof(c.metadata) = 'null' THEN '{}'::jsonb
-                WHEN jsonb_typeof(c.metadata) = 'object' THEN c.metadata
-                ELSE jsonb_build_object('value', c.metadata)
-            END
-            -- Repairs are noted only when there is one: most rows skip this entirely.
-            || CASE WHEN c.ts_far
-                         OR (c.task_id IS NOT NULL AND c.task_in IS NULL)
-                         OR (c.cycle_number IS NOT NULL AND c.cycle_in IS NULL)
-                         OR length(c.message) > 32768 OR length(c.exception) > 65536
-                         OR c.metadata_bytes > 65536
-                    THEN jsonb_build_object('_ingest', jsonb_strip_nulls(jsonb_build_object(
+            -- Repairs are noted only when there is one: concatenating jsonb re-encodes
+            -- the whole value, which most rows need not pay for.
+            CASE WHEN c.ts_far
+                      OR (c.task_id IS NOT NULL AND c.task_in IS NULL)
+                      OR (c.cycle_number IS NOT NULL AND c.cycle_in IS NULL)
+                      OR length(c.message) > 32768 OR length(c.exception) > 65536
+                      OR c.metadata_bytes > 65536
+                 THEN c.meta || jsonb_build_object('_ingest', jsonb_strip_nulls(jsonb_build_object(
                         'timestamp_clamped_from', CASE WHEN c.ts_far THEN c."timestamp" END,
                         'invalid_task_id', CASE WHEN c.task_in IS NULL THEN left(c.task_id, 200) END,
                         'invalid_cycle_number', CASE WHEN c.cycle_in IS NULL THEN left(c.cycle_number, 200) END,
                         'message_truncated_from', CASE WHEN length(c.message) > 32768 THEN length(c.message) END,
                         'exception_truncated_from', CASE WHEN length(c.exception) > 65536 THEN length(c.exception) END,
                         'metadata_dropped_bytes', CASE WHEN c.metadata_bytes > 65536 THEN c.metadata_bytes END)))
-                    ELSE '{}'::jsonb END
+                 ELSE c.meta END
           FROM checked c
          WHERE c.reason IS NULL
         ON CONFLICT DO NOTHING

@@ -9,7 +9,10 @@ rest of the record is kept. Non-JSON values (datetimes, UUIDs, objects) become s
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+import orjson
 
 REPLACEMENT = "\ufffd"
 
@@ -44,3 +47,13 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
     return safe_text(str(value))
+
+
+def dumps_json(value: Any) -> str:
+    """JSON text of a :func:`json_safe` value: orjson's speed (several times the standard
+    library's on this path), with the standard library as the fallback for anything
+    orjson refuses (non-string keys, integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, default=str)

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
+import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
@@ -21,6 +24,7 @@ from psycopg.types.json import Jsonb
 
 from orchestrator.db import calls
 from orchestrator.db.calls import InsertResult
+from orchestrator.db.jsonsafe import dumps_json
 from orchestrator.db.psycopg import PsycopgExecutor, connect
 from orchestrator.errors import DatabaseUnavailable
 
@@ -92,7 +96,7 @@ _TRANSIENT_SQLSTATES = (
 
 STAGE_COLUMNS = (
     "id",
-    "epoch",
+    "epoch_us",
     "source_type",
     "source_id",
     "log_level",
@@ -107,7 +111,7 @@ STAGE_COLUMNS = (
 )
 STAGE_TYPES = (
     "text",
-    "float8",
+    "int8",
     "text",
     "text",
     "text",
@@ -118,11 +122,22 @@ STAGE_TYPES = (
     "int4",
     "text",
     "text",
-    "jsonb",
+    "text",  # metadata as JSON text (orjson on our side, one cast on theirs)
 )
 STAGE_COPY = (
-    f"COPY pg_temp.system_logs_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+    f"COPY pg_temp.system_logs_stage_v1 ({', '.join(STAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_microseconds(seconds: float) -> int:
+    """Whole microseconds of a Unix time. Both paths of the sink turn an entry's float
+    time into this same integer, so a batch retried on the other path carries the same
+    ("timestamp", id) key and is recognised as a duplicate (float rounding in Python and
+    in PostgreSQL can differ by one microsecond)."""
+    return round(seconds * 1_000_000)
 
 
 def _stage_row(entry: dict[str, Any]) -> tuple[Any, ...]:
@@ -130,7 +145,7 @@ def _stage_row(entry: dict[str, Any]) -> tuple[Any, ...]:
     cycle = entry.get("cycle_number")
     return (
         entry["id"],
-        entry["timestamp"],
+        epoch_microseconds(entry["timestamp"]),
         entry["source_type"],
         entry["source_id"],
         entry["log_level"],
@@ -141,8 +156,103 @@ def _stage_row(entry: dict[str, Any]) -> tuple[Any, ...]:
         cycle if isinstance(cycle, int) else None,
         entry.get("correlation_id"),
         entry.get("exception"),
-        Jsonb(entry.get("metadata") or {}),
+        dumps_json(entry.get("metadata") or {}),
     )
+
+
+DIRECT_COLUMNS = (
+    "id",
+    "timestamp",
+    "source_type",
+    "source_id",
+    "log_level",
+    "severity_number",
+    "logger_name",
+    "message",
+    "task_id",
+    "worker_id",
+    "cycle_number",
+    "correlation_id",
+    "exception",
+    "metadata",
+)
+DIRECT_TYPES = (
+    "uuid",
+    "timestamptz",
+    "text",
+    "text",
+    "text",
+    "int2",
+    "text",
+    "text",
+    "uuid",
+    "text",
+    "int4",
+    "text",
+    "text",
+    "jsonb",
+)
+DIRECT_COPY = f"COPY public.system_logs ({', '.join(DIRECT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+_SEVERITY = {"DEBUG": 5, "INFO": 9, "WARNING": 13, "ERROR": 17, "CRITICAL": 21}
+# The windows of sql/0003 and 0004, a little narrower so that a row this side accepts
+# is never one the database would have repaired.
+_PAST, _FUTURE = 29 * 86400.0, 3000.0
+
+
+def direct_rows(
+    entries: Sequence[dict[str, Any]], server_offset: float
+) -> list[tuple[Any, ...]] | None:
+    """The batch as system_logs rows, or None when any entry needs the database's repair
+    rules (text too long, malformed task id, clock far from the server's, unknown level):
+    those batches take the staged path, where the rules live."""
+    now = time.time() + server_offset
+    rows = []
+    for e in entries:
+        message, exception, task = e["message"], e.get("exception"), e.get("task_id")
+        level = e["log_level"]
+        at = e["timestamp"] + server_offset
+        if (
+            len(message) > 32768
+            or (exception is not None and len(exception) > 65536)
+            or not now - _PAST < at < now + _FUTURE
+            or level not in _SEVERITY
+        ):
+            return None
+        if task is not None:
+            try:
+                task = uuid.UUID(task)
+            except (ValueError, TypeError, AttributeError):
+                return None
+        metadata = dumps_json(e.get("metadata") or {})
+        if len(metadata) > 65536:
+            return None
+        rows.append(
+            (
+                uuid.UUID(e["id"]),
+                _EPOCH + timedelta(microseconds=epoch_microseconds(e["timestamp"])),
+                e["source_type"][:64],
+                e["source_id"][:255],
+                level,
+                _SEVERITY[level],
+                e.get("logger_name"),
+                message,
+                task,
+                e.get("worker_id"),
+                _int_or_none(e.get("cycle_number")),
+                e.get("correlation_id"),
+                exception,
+                Jsonb(metadata, dumps=_as_is),
+            )
+        )
+    return rows
+
+
+def _as_is(text: Any) -> str:
+    return str(text)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and -(2**31) <= value < 2**31 else None
 
 
 class PostgresSink:
@@ -156,6 +266,8 @@ class PostgresSink:
         self.conninfo = conninfo
         self.label = label
         self._conn: psycopg.Connection[Any] | None = None
+        self._offset: float | None = None
+        self._direct_allowed = True
 
     def _executor(self) -> PsycopgExecutor:
         if self._conn is None or self._conn.closed:
@@ -166,17 +278,15 @@ class PostgresSink:
         return PsycopgExecutor(self._conn)
 
     def send(self, entries: Sequence[dict[str, Any]]) -> InsertResult:
-        """One transaction: stage by binary COPY, then INSERT ... ON CONFLICT (sql/0004)."""
-        executor = self._executor()
-        conn = executor.conn
+        """Direct COPY when the batch needs nothing from the database's repair rules,
+        else (and after a unique violation: a retry of stored rows) the staged path."""
+        conn = self._executor().conn
         try:
-            with conn.transaction():
-                conn.execute("SELECT public.func_prepare_log_stage()")
-                with conn.cursor().copy(STAGE_COPY) as copy:
-                    copy.set_types(STAGE_TYPES)
-                    for entry in entries:
-                        copy.write_row(_stage_row(entry))
-                row = conn.execute("SELECT public.func_insert_staged_logs()").fetchone()
+            if self._direct_allowed:
+                rows = direct_rows(entries, self._server_offset(conn))
+                if rows is not None and self._copy_direct(conn, rows):
+                    return InsertResult(True, len(rows), 0)
+            return self._send_staged(conn, entries)
         except (psycopg.OperationalError, psycopg.InterfaceError, *_TRANSIENT_SQLSTATES) as error:
             self._reset()
             raise TransientSinkError(_one_line(error)) from None
@@ -185,8 +295,48 @@ class PostgresSink:
         except psycopg.Error as error:
             self._reset()
             raise TransientSinkError(_one_line(error)) from None
+
+    def _copy_direct(self, conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]]) -> bool:
+        """COPY straight into system_logs: the fastest path, and all-or-nothing. False
+        when the rows must take the staged path instead."""
+        try:
+            with conn.transaction(), conn.cursor().copy(DIRECT_COPY) as copy:
+                copy.set_types(DIRECT_TYPES)
+                for row in rows:
+                    copy.write_row(row)
+        except (
+            pg_errors.UniqueViolation,
+            psycopg.DataError,
+            pg_errors.CheckViolation,
+            pg_errors.NotNullViolation,
+        ):
+            return False  # a retry of stored rows, or a row the staged path must judge
+        except (pg_errors.FeatureNotSupported, pg_errors.InsufficientPrivilege):
+            self._direct_allowed = False  # RLS applies to this role: COPY is not allowed
+            return False
+        return True
+
+    def _send_staged(
+        self, conn: psycopg.Connection[Any], entries: Sequence[dict[str, Any]]
+    ) -> InsertResult:
+        """One transaction: stage by binary COPY, then INSERT ... ON CONFLICT (sql/0004)."""
+        with conn.transaction():
+            conn.execute("SELECT public.func_prepare_log_stage()")
+            with conn.cursor().copy(STAGE_COPY) as copy:
+                copy.set_types(STAGE_TYPES)
+                for entry in entries:
+                    copy.write_row(_stage_row(entry))
+            row = conn.execute("SELECT public.func_insert_staged_logs()").fetchone()
         assert row is not None
         return calls.insert_logs_batch([]).decode(row[0])
+
+    def _server_offset(self, conn: psycopg.Connection[Any]) -> float:
+        """Server clock minus ours, measured once per connection."""
+        if self._offset is None:
+            row = conn.execute("SELECT extract(epoch FROM now())::float8").fetchone()
+            assert row is not None
+            self._offset = float(row[0]) - time.time()
+        return self._offset
 
     def check(self) -> None:
         executor = self._executor()
@@ -207,6 +357,7 @@ class PostgresSink:
             with contextlib.suppress(Exception):  # already broken: nothing left to save
                 self._conn.close()
             self._conn = None
+            self._offset = None
 
     def close(self) -> None:
         self._reset()

@@ -383,8 +383,15 @@ def test_dictconfig_on_the_embedded_default_delivers_everything_at_exit(tmp_path
     server.stop()  # the child starts it again, from inside the handler
     env = {**os.environ, "EMBEDDED_PG_DATA_DIR": str(data_dir)}
     env.pop("DATABASE_URL", None)
-    done = subprocess.run([sys.executable, "-c", DICTCONFIG_CHILD], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", DICTCONFIG_CHILD],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "DOWN" not in done.stderr and "undelivered" not in done.stderr
     server = start_embedded(data_dir)

@@ -185,3 +185,42 @@ def test_anon_is_refused_and_service_role_works_through_rls(admin):
     ).fetchone() == (1,)
     assert admin.execute("SELECT func_cleanup_old_logs(48)->>'success'").fetchone() == ("true",)
     admin.execute("RESET ROLE")
+
+
+def test_service_role_under_rls_falls_back_from_copy_to_the_staged_path(
+    supabase_server, secured_db
+):
+    """COPY FROM is refused on an RLS table for a role without BYPASSRLS; the sink falls
+    back to INSERT through the staged functions and the records still land."""
+    import time as _time
+    import uuid as _uuid
+
+    from orchestrator.logs.sinks import PostgresSink
+
+    url = secured_db + ("&" if "?" in secured_db else "?") + "options=-c%20role%3Dservice_role"
+    sink = PostgresSink(url)
+    entry = {
+        "id": str(_uuid.uuid4()),
+        "timestamp": _time.time(),
+        "source_type": "worker",
+        "source_id": "rls",
+        "log_level": "INFO",
+        "logger_name": "w",
+        "message": "under rls",
+        "task_id": None,
+        "worker_id": None,
+        "cycle_number": None,
+        "correlation_id": None,
+        "exception": None,
+        "metadata": {},
+    }
+    try:
+        result = sink.send([entry])
+        assert sink._direct_allowed is False
+        assert result.inserted == 1
+    finally:
+        sink.close()
+    with psycopg.connect(secured_db) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM system_logs WHERE source_id = 'rls'"
+        ).fetchone() == (1,)
