@@ -35,16 +35,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.logs.buffer import RecordBuffer
-from orchestrator.logs.guard import RateLimitedStderr, is_ignored_logger
+from orchestrator.logs.guard import RateLimitedStderr
 from orchestrator.logs.sinks import DataSinkError, LogSink, TransientSinkError
-from orchestrator.logs.snapshot import Snapshot, take_snapshot, to_entry
+from orchestrator.logs.snapshot import Snapshot, SnapshotHandler, to_entry
 
 _live_handlers: weakref.WeakSet[DatabaseLogHandler] = weakref.WeakSet()
 
 SinkFactory = Callable[[], LogSink]
 
 
-class DatabaseLogHandler(logging.Handler):
+class DatabaseLogHandler(SnapshotHandler):
     """A ``logging.Handler`` that batches records into the hub's ``system_logs`` table.
 
     ``sink`` is a zero-argument factory of a :class:`~orchestrator.logs.sinks.LogSink`
@@ -106,7 +106,11 @@ class DatabaseLogHandler(logging.Handler):
         self._last_error: str | None = None
         self._last_rejection: str | None = None
         self._last_success: datetime | None = None
-        self._complaints = RateLimitedStderr()
+        self._complaints = RateLimitedStderr()  # fresh after fork: its clock is per process
+
+    def count_drop(self, reason: str) -> None:
+        """Counts a record dropped before it reached the buffer."""
+        self._buffer.count_drop(reason)
 
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="orchestrator-db-log", daemon=True)
@@ -118,23 +122,12 @@ class DatabaseLogHandler(logging.Handler):
 
     # -- the calling thread -----------------------------------------------------------
 
-    def handle(self, record: logging.LogRecord) -> bool:
-        """Filters and emits without the handler lock: emit is thread-safe by design."""
-        if self.filters and not self.filter(record):
-            return False
-        self.emit(record)
-        return True
-
     def emit(self, record: logging.LogRecord) -> None:
         """Snapshots the record into the buffer: no I/O, no encoding, no shared lock."""
-        name = record.name
-        if is_ignored_logger(name) or self._closed or threading.get_ident() == self._shipper_ident:
+        if self._closed or threading.get_ident() == self._shipper_ident:
             return
-        try:
-            snap = take_snapshot(record)
-        except Exception as error:  # a broken __str__ in the caller's arguments
-            self._buffer.count_drop("snapshot_error")
-            self._complaints.say(f"could not snapshot a record of {name}: {error!r}")
+        snap = self.snapshot(record)
+        if snap is None:
             return
         if self._buffer.push(snap, record.levelno) >= self.batch_size and not self._wake.is_set():
             self._wake.set()

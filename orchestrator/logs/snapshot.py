@@ -24,6 +24,7 @@ from orchestrator.logs.context import (
     get_worker,
 )
 from orchestrator.logs.format import record_extra, render_message
+from orchestrator.logs.guard import RateLimitedStderr, is_ignored_logger
 
 # (record, rendered message, exception text, context fields, correlation id, task id,
 #  worker id, cycle): one flat tuple, because this is built on every logging call.
@@ -109,3 +110,38 @@ def to_entry(
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+class SnapshotHandler(logging.Handler):
+    """The calling-thread half shared by both database handlers.
+
+    ``handle`` skips the handler lock (appending to the buffer is thread-safe), and
+    :meth:`snapshot` ignores the records that would feed back and never lets a broken
+    record raise into the caller.
+    """
+
+    def __init__(self, level: int | str = logging.NOTSET) -> None:
+        super().__init__(level)
+        self._complaints = RateLimitedStderr()
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Filters and emits without the handler lock: emit is thread-safe by design."""
+        if self.filters and not self.filter(record):
+            return False
+        self.emit(record)
+        return True
+
+    def snapshot(self, record: logging.LogRecord) -> Snapshot | None:
+        """The record's snapshot, or None when it is ignored or cannot be taken."""
+        if is_ignored_logger(record.name):
+            return None
+        try:
+            return take_snapshot(record)
+        except Exception as error:  # a broken __str__ in the caller's arguments
+            self.count_drop("snapshot_error")
+            self._complaints.say(f"could not snapshot a record of {record.name}: {error!r}")
+            return None
+
+    def count_drop(self, reason: str) -> None:
+        """Counts a record this handler could not keep (subclasses own the counters)."""
+        raise NotImplementedError

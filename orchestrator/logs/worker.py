@@ -27,8 +27,8 @@ from orchestrator.db.calls import Call, InsertResult, _insert_result
 from orchestrator.db.jsonsafe import json_safe
 from orchestrator.logs import context
 from orchestrator.logs.buffer import RecordBuffer
-from orchestrator.logs.guard import RateLimitedStderr, is_ignored_logger
-from orchestrator.logs.snapshot import Snapshot, take_snapshot, to_entry
+from orchestrator.logs.guard import RateLimitedStderr
+from orchestrator.logs.snapshot import Snapshot, SnapshotHandler, to_entry
 
 T = TypeVar("T")
 Entry = dict[str, Any]
@@ -171,7 +171,7 @@ class LogBuffer:
         return len(self._records) + len(self._retry)
 
 
-class WorkerDatabaseLogHandler(logging.Handler):
+class WorkerDatabaseLogHandler(SnapshotHandler):
     """Puts a worker's log records into its :class:`LogBuffer` (the seed's name).
 
     It never ships: the worker's :class:`WorkerHeartbeat` does. So ``emit`` does no I/O
@@ -189,26 +189,16 @@ class WorkerDatabaseLogHandler(logging.Handler):
         super().__init__(level)
         self.worker_id, self.buffer, self.source_type = worker_id, buffer, source_type
         self._source: _Source = (source_type, worker_id, worker_id)
-        self._complaints = RateLimitedStderr()
-
-    def handle(self, record: logging.LogRecord) -> bool:
-        """Filters and emits without the handler lock: emit is thread-safe by design."""
-        if self.filters and not self.filter(record):
-            return False
-        self.emit(record)
-        return True
 
     def emit(self, record: logging.LogRecord) -> None:
         """Snapshots the record into the buffer: no I/O, no encoding, no shared lock."""
-        if is_ignored_logger(record.name):
-            return
-        try:
-            snap = take_snapshot(record)
-        except Exception as error:  # a broken __str__ in the caller's arguments
-            self.buffer.count_drop("snapshot_error")
-            self._complaints.say(f"could not snapshot a record of {record.name}: {error!r}")
-            return
-        self.buffer._offer_snapshot(snap, record.levelno, self._source)
+        snap = self.snapshot(record)
+        if snap is not None:
+            self.buffer._offer_snapshot(snap, record.levelno, self._source)
+
+    def count_drop(self, reason: str) -> None:
+        """Counts a record dropped before it reached the buffer."""
+        self.buffer.count_drop(reason)
 
     def set_task_context(self, task_id: str | uuid.UUID | None) -> None:
         """Tags this thread's (or asyncio task's) records with ``task_id`` and this worker."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,28 @@ def entry(**overrides: Any) -> dict[str, Any]:
     }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
+
+
+def handler_entry(**overrides: Any) -> dict[str, Any]:
+    """An entry as the log handler builds it (snapshot.to_entry): epoch-float time, every
+    key present; keyword arguments replace keys."""
+    base: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "timestamp": time.time(),
+        "source_type": "worker",
+        "source_id": "gpu-1",
+        "log_level": "INFO",
+        "logger_name": "w",
+        "message": "m",
+        "task_id": None,
+        "worker_id": "gpu-1",
+        "cycle_number": None,
+        "correlation_id": None,
+        "exception": None,
+        "metadata": {},
+    }
+    base.update(overrides)
+    return base
 
 
 def insert(conn: psycopg.Connection[Any], entries: list[Any]) -> calls.InsertResult:

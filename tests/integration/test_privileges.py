@@ -192,28 +192,12 @@ def test_service_role_under_rls_falls_back_from_copy_to_the_staged_path(
 ):
     """COPY FROM is refused on an RLS table for a role without BYPASSRLS; the sink falls
     back to INSERT through the staged functions and the records still land."""
-    import time as _time
-    import uuid as _uuid
-
     from orchestrator.logs.sinks import PostgresSink
+    from tests.integration.logrows import handler_entry
 
     url = secured_db + ("&" if "?" in secured_db else "?") + "options=-c%20role%3Dservice_role"
     sink = PostgresSink(url)
-    entry = {
-        "id": str(_uuid.uuid4()),
-        "timestamp": _time.time(),
-        "source_type": "worker",
-        "source_id": "rls",
-        "log_level": "INFO",
-        "logger_name": "w",
-        "message": "under rls",
-        "task_id": None,
-        "worker_id": None,
-        "cycle_number": None,
-        "correlation_id": None,
-        "exception": None,
-        "metadata": {},
-    }
+    entry = handler_entry(source_id="rls", message="under rls", worker_id=None)
     try:
         result = sink.send([entry])
         assert sink._direct_allowed is False

@@ -9,27 +9,9 @@ import psycopg
 import pytest
 
 from orchestrator.logs.sinks import STAGE_COPY, STAGE_TYPES, PostgresSink, _stage_row
-from tests.integration.logrows import rows
+from tests.integration.logrows import handler_entry, rows
 
-
-def _entry(**overrides):
-    base = {
-        "id": str(uuid.uuid4()),
-        "timestamp": time.time(),
-        "source_type": "worker",
-        "source_id": "gpu-1",
-        "log_level": "INFO",
-        "logger_name": "w",
-        "message": "m",
-        "task_id": None,
-        "worker_id": "gpu-1",
-        "cycle_number": None,
-        "correlation_id": None,
-        "exception": None,
-        "metadata": {},
-    }
-    base.update(overrides)
-    return base
+_entry = handler_entry
 
 
 def _stage_and_insert(conn, entries):

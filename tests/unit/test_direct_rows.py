@@ -8,26 +8,11 @@ import uuid
 import pytest
 
 from orchestrator.logs.sinks import direct_rows, epoch_microseconds
+from tests.integration.logrows import handler_entry
 
 
 def _entry(**overrides):
-    base = {
-        "id": str(uuid.uuid4()),
-        "timestamp": time.time(),
-        "source_type": "worker",
-        "source_id": "gpu-1",
-        "log_level": "INFO",
-        "logger_name": "w",
-        "message": "m",
-        "task_id": None,
-        "worker_id": "gpu-1",
-        "cycle_number": 3,
-        "correlation_id": None,
-        "exception": None,
-        "metadata": {"k": 1},
-    }
-    base.update(overrides)
-    return base
+    return handler_entry(**{"cycle_number": 3, "metadata": {"k": 1}, **overrides})
 
 
 def test_a_clean_batch_becomes_typed_rows():
