@@ -53,7 +53,7 @@ BEGIN
           FROM jsonb_array_elements(logs) WITH ORDINALITY AS e(value, ord);
     END IF;
 
-    WITH parsed AS (
+    WITH parsed AS MATERIALIZED (  -- computed once per row, not once per reference
         SELECT (r.ord - 1)::integer AS idx, r.*,
                upper(btrim(coalesce(r.log_level, r.level))) AS level_in,
                public.func_parse_log_timestamp(r."timestamp") AS ts_in,

@@ -62,7 +62,7 @@ BEGIN
         RAISE EXCEPTION 'unknown level %; accepted: DEBUG, INFO, WARNING, ERROR, CRITICAL',
             quote_nullable(v_level) USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    WITH staged AS (
+    WITH staged AS MATERIALIZED (  -- computed once per row, not once per reference
         SELECT s.id, s.source_type, s.source_id, s.log_level, s.logger_name, s.message,
                s.task_id, s.worker_id, s.cycle_number, s.correlation_id, s.exception,
                t.ts_in, m.meta,

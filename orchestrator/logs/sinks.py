@@ -10,19 +10,18 @@ the same SQL function, so validation and idempotency are the database's, not our
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
-import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg.types.json import Jsonb
 
 from orchestrator.db import calls
+from orchestrator.db.binary import register_copy_dumpers
 from orchestrator.db.calls import InsertResult
 from orchestrator.db.jsonsafe import dumps_json
 from orchestrator.db.psycopg import PsycopgExecutor, connect
@@ -129,9 +128,6 @@ STAGE_COPY = (
 )
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def epoch_microseconds(seconds: float) -> int:
     """Whole microseconds of a Unix time. Both paths of the sink turn an entry's float
     time into this same integer, so a batch retried on the other path carries the same
@@ -197,6 +193,9 @@ _SEVERITY = {"DEBUG": 5, "INFO": 9, "WARNING": 13, "ERROR": 17, "CRITICAL": 21}
 # The windows of sql/0003 and 0004, a little narrower so that a row this side accepts
 # is never one the database would have repaired.
 _PAST, _FUTURE = 29 * 86400.0, 3000.0
+_UUID_TEXT = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 
 
 def direct_rows(
@@ -204,55 +203,35 @@ def direct_rows(
 ) -> list[tuple[Any, ...]] | None:
     """The batch as system_logs rows, or None when any entry needs the database's repair
     rules (text too long, malformed task id, clock far from the server's, unknown level):
-    those batches take the staged path, where the rules live."""
+    those batches take the staged path, where the rules live. Values stay in the shapes
+    the entries have (UUID text, integer microseconds, JSON text): the connection's
+    dumpers (orchestrator.db.binary) write them as they are."""
     now = time.time() + server_offset
-    rows = []
+    low, high = now - _PAST, now + _FUTURE
+    rows: list[tuple[Any, ...]] = []
+    append = rows.append
     for e in entries:
         message, exception, task = e["message"], e.get("exception"), e.get("task_id")
         level = e["log_level"]
         at = e["timestamp"] + server_offset
+        metadata = dumps_json(e.get("metadata") or {})
         if (
             len(message) > 32768
             or (exception is not None and len(exception) > 65536)
-            or not now - _PAST < at < now + _FUTURE
+            or not low < at < high
             or level not in _SEVERITY
+            or (task is not None and not _UUID_TEXT.fullmatch(task))
+            or len(metadata) > 65536
         ):
             return None
-        if task is not None:
-            try:
-                task = uuid.UUID(task)
-            except (ValueError, TypeError, AttributeError):
-                return None
-        metadata = dumps_json(e.get("metadata") or {})
-        if len(metadata) > 65536:
-            return None
-        rows.append(
-            (
-                uuid.UUID(e["id"]),
-                _EPOCH + timedelta(microseconds=epoch_microseconds(e["timestamp"])),
-                e["source_type"][:64],
-                e["source_id"][:255],
-                level,
-                _SEVERITY[level],
-                e.get("logger_name"),
-                message,
-                task,
-                e.get("worker_id"),
-                _int_or_none(e.get("cycle_number")),
-                e.get("correlation_id"),
-                exception,
-                Jsonb(metadata, dumps=_as_is),
-            )
-        )
+        cycle = e.get("cycle_number")
+        append((
+            e["id"], epoch_microseconds(e["timestamp"]), e["source_type"][:64],
+            e["source_id"][:255], level, _SEVERITY[level], e.get("logger_name"), message, task,
+            e.get("worker_id"), cycle if type(cycle) is int and -(2**31) <= cycle < 2**31 else None,
+            e.get("correlation_id"), exception, metadata,
+        ))  # fmt: skip
     return rows
-
-
-def _as_is(text: Any) -> str:
-    return str(text)
-
-
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and -(2**31) <= value < 2**31 else None
 
 
 class PostgresSink:
@@ -275,6 +254,7 @@ class PostgresSink:
                 self._conn = connect(self.conninfo, connect_timeout=5)
             except DatabaseUnavailable as error:
                 raise TransientSinkError(str(error)) from None
+            register_copy_dumpers(self._conn)
         return PsycopgExecutor(self._conn)
 
     def send(self, entries: Sequence[dict[str, Any]]) -> InsertResult:

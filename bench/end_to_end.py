@@ -1,0 +1,334 @@
+"""From ``logger.info()`` to committed rows: throughput, the sink against COPY, and memory
+during an outage. All in one run, against one server.
+
+Questions (issue 3), each answered in the printed tables:
+1. ceiling — ``psql \\copy`` of N handler-shaped rows into ``system_logs``: the most the
+   table and its indexes take;
+2. sink — ``PostgresSink.send`` (the handler's own path: binary COPY into the staging
+   table, then ``func_insert_staged_logs()``) with 1,000-row batches; target >= 70 % of 1;
+3. end to end — a ``DatabaseLogHandler`` at default settings, fed by ``logger.info()``
+   at paced rates for a few seconds each, then flushed: records/s from the first call
+   to the last commit, and drops; target >= 50,000 records/s with zero drops;
+4. outage — the database unreachable for ``--outage-seconds`` (default 60) while the
+   program logs 10,000 records/s: peak resident memory must stay bounded, drops counted.
+
+Run: python bench/end_to_end.py [--database-url URL] [--rows N] [--outage-seconds S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import os
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+from tabulate import tabulate
+
+from orchestrator.db import migrate
+from orchestrator.db.embedded import _pgserver, start_embedded
+from orchestrator.logs.handler import DatabaseLogHandler
+from orchestrator.logs.sinks import STAGE_COLUMNS, PostgresSink
+
+
+@contextmanager
+def scratch_database(url: str | None) -> Iterator[tuple[str, str]]:
+    """(URL of a migrated scratch database, psql binary) on the given or embedded server."""
+    if url:
+        name = f"bench_e2e_{os.getpid()}"
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name}")
+            conn.execute(f"CREATE DATABASE {name}")
+        target = url.rsplit("/", 1)[0] + "/" + name
+        with psycopg.connect(target, autocommit=True) as conn:
+            migrate.migrate(conn)
+        try:
+            yield target, "psql"
+        finally:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_embedded(Path(tmp) / "pg")
+        try:
+            with psycopg.connect(server.url, autocommit=True) as conn:
+                migrate.migrate(conn)
+            yield server.url, str(Path(_pgserver()._commands.POSTGRES_BIN_PATH) / "psql")
+        finally:
+            server.stop()
+
+
+def entries(n: int) -> list[dict[str, Any]]:
+    """Handler-shaped entries, as ``snapshot.to_entry`` makes them (recent timestamps)."""
+    now = time.time()
+    workers = [f"gpu-{i:03d}" for i in range(200)]
+    tasks = [str(uuid.uuid4()) for _ in range(5000)]
+    return [
+        {
+            "id": str(uuid.uuid4()),
+            "timestamp": now - 60 + i * 1e-5,
+            "source_type": "worker",
+            "source_id": workers[i % 200],
+            "log_level": "INFO" if i % 50 else "WARNING",
+            "logger_name": "worker.runtime",
+            "message": f"Generation progress {i % 100}% on frame {i}",
+            "task_id": tasks[i % 5000],
+            "worker_id": workers[i % 200],
+            "cycle_number": i // 1000,
+            "correlation_id": None,
+            "exception": None,
+            "metadata": {"vram_gb": 40 + i % 40},
+        }
+        for i in range(n)
+    ]
+
+
+def truncate(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE system_logs")
+        conn.execute("CHECKPOINT")
+
+
+def ceiling(url: str, psql: str, rows: list[dict[str, Any]]) -> float:
+    """Seconds for psql's \\copy of the rows (the table's own ceiling)."""
+    columns = [
+        "id",
+        "timestamp",
+        "source_type",
+        "source_id",
+        "log_level",
+        "severity_number",
+        "logger_name",
+        "message",
+        "task_id",
+        "worker_id",
+        "cycle_number",
+        "metadata",
+    ]
+    severity = {"INFO": 9, "WARNING": 13}
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, newline="") as f:
+        writer = csv.writer(f)
+        for e in rows:
+            writer.writerow(
+                [
+                    e["id"],
+                    datetime.fromtimestamp(e["timestamp"], UTC).isoformat(),
+                    e["source_type"],
+                    e["source_id"],
+                    e["log_level"],
+                    severity[e["log_level"]],
+                    e["logger_name"],
+                    e["message"],
+                    e["task_id"],
+                    e["worker_id"],
+                    e["cycle_number"],
+                    '{"vram_gb": 1}',
+                ]
+            )
+        path = f.name
+    truncate(url)
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            psql,
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            f"\\copy system_logs ({', '.join(columns)}) FROM '{path}' WITH (FORMAT csv)",
+        ],
+        check=True,
+    )
+    elapsed = time.perf_counter() - started
+    os.unlink(path)
+    return elapsed
+
+
+def sink_seconds(url: str, rows: list[dict[str, Any]], batch: int = 1000) -> float:
+    """Seconds for PostgresSink.send of the rows in batches (the handler's path)."""
+    truncate(url)
+    sink = PostgresSink(url)
+    started = time.perf_counter()
+    for i in range(0, len(rows), batch):
+        result = sink.send(rows[i : i + batch])
+        assert result.inserted == len(rows[i : i + batch]), result
+    elapsed = time.perf_counter() - started
+    sink.close()
+    return elapsed
+
+
+def paced(url: str, rate: int, seconds: float) -> dict[str, Any]:
+    """logger.info() at ``rate``/s for ``seconds`` through a default handler, then flush."""
+    truncate(url)
+    handler = DatabaseLogHandler(sink=lambda: PostgresSink(url), source_id="e2e")
+    logger = logging.Logger("bench.e2e")
+    logger.addHandler(handler)
+    tick = 0.01
+    per_tick = max(1, int(rate * tick))
+    total = int(rate * seconds)
+    started = time.perf_counter()
+    sent = 0
+    while sent < total:
+        for _ in range(min(per_tick, total - sent)):
+            logger.info("Generation progress %d%% on frame %d", sent % 100, sent)
+            sent += 1
+        lag = started + sent / rate - time.perf_counter()
+        if lag > 0:
+            time.sleep(lag)
+    logging_done = time.perf_counter()
+    delivered_all = handler.flush(120)
+    elapsed = time.perf_counter() - started
+    stats = handler.stats()
+    handler.close()
+    return {
+        "rate": rate,
+        "records": total,
+        "seconds": elapsed,
+        "logging": logging_done - started,
+        "per_s": total / elapsed,
+        "dropped": sum(stats["dropped"].values()),
+        "ok": delivered_all and stats["sent"] == total,
+    }
+
+
+def outage(seconds: float, rate: int) -> dict[str, Any]:
+    """Peak RSS while logging ``rate``/s to an unreachable database for ``seconds``."""
+    process = psutil.Process()
+    handler = DatabaseLogHandler(
+        sink=lambda: PostgresSink("postgresql://x@127.0.0.1:1/x"),
+        source_id="outage",
+        max_backoff=1.0,
+    )
+    logger = logging.Logger("bench.outage")
+    logger.addHandler(handler)
+    samples: list[int] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            samples.append(process.memory_info().rss)
+            stop.wait(0.25)
+
+    base = process.memory_info().rss
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    started = time.perf_counter()
+    sent = 0
+    while time.perf_counter() - started < seconds:
+        for _ in range(rate // 100):
+            logger.info("still logging during the outage, record %d", sent)
+            sent += 1
+        lag = started + sent / rate - time.perf_counter()
+        if lag > 0:
+            time.sleep(lag)
+    stop.set()
+    sampler.join()
+    stats = handler.stats()
+    handler.close(timeout=0.5)
+    return {
+        "records": sent,
+        "base_mb": base / 2**20,
+        "peak_mb": max(samples) / 2**20,
+        "last_mb": samples[-1] / 2**20,
+        "queue": stats["queue_depth"],
+        "dropped": stats["dropped"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", help="default: an embedded server in a temp dir")
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per paced rate")
+    parser.add_argument("--rates", default="5000,10000,20000,30000,50000")
+    parser.add_argument("--outage-seconds", type=float, default=60.0)
+    parser.add_argument("--outage-rate", type=int, default=10_000)
+    args = parser.parse_args()
+    assert STAGE_COLUMNS  # the sink's staging layout is what we measure
+    with scratch_database(args.database_url) as (url, psql):
+        with psycopg.connect(url) as conn:
+            version = conn.execute("SHOW server_version").fetchone()[0]
+            trigram = conn.execute(
+                "SELECT to_regclass('system_logs_message_trgm_idx') IS NOT NULL"
+            ).fetchone()[0]
+        rows = entries(args.rows)
+        a = ceiling(url, psql, rows)
+        c = sink_seconds(url, rows)
+        print(
+            f"PostgreSQL {version}; trigram index: {trigram}; "
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+        )
+        print(
+            tabulate(
+                [
+                    (
+                        "psql \\copy (ceiling)",
+                        args.rows,
+                        f"{a:.2f}",
+                        f"{args.rows / a:,.0f}",
+                        "100%",
+                    ),
+                    (
+                        "PostgresSink.send x1000",
+                        args.rows,
+                        f"{c:.2f}",
+                        f"{args.rows / c:,.0f}",
+                        f"{a / c:.0%}",
+                    ),
+                ],
+                headers=["path", "rows", "seconds", "rows/s", "ratio of ceiling"],
+            )
+        )
+        print()
+        results = [paced(url, int(r), args.seconds) for r in args.rates.split(",")]
+        print(
+            tabulate(
+                [
+                    (
+                        r["rate"],
+                        r["records"],
+                        f"{r['logging']:.2f}",
+                        f"{r['seconds']:.2f}",
+                        f"{r['per_s']:,.0f}",
+                        r["dropped"],
+                        "yes" if r["ok"] else "NO",
+                    )
+                    for r in results
+                ],
+                headers=[
+                    "offered/s",
+                    "records",
+                    "logging s",
+                    "to last commit s",
+                    "delivered/s",
+                    "dropped",
+                    "all stored",
+                ],
+            )
+        )
+        print()
+    o = outage(args.outage_seconds, args.outage_rate)
+    print(
+        f"outage: {o['records']:,} records at {args.outage_rate:,}/s for "
+        f"{args.outage_seconds:.0f} s; RSS {o['base_mb']:.1f} MB before, "
+        f"peak {o['peak_mb']:.1f} MB, "
+        f"last {o['last_mb']:.1f} MB; queue {o['queue']:,}; dropped {o['dropped']}"
+    )
+
+
+if __name__ == "__main__":
+    main()
