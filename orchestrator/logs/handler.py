@@ -50,7 +50,8 @@ class DatabaseLogHandler(SnapshotHandler):
     ``sink`` is a zero-argument factory of a :class:`~orchestrator.logs.sinks.LogSink`
     (a factory, because a forked child needs a connection of its own). Without it the
     sink comes from the settings (``DATABASE_URL``, Supabase, or the embedded server),
-    which makes the handler usable from ``logging.config.dictConfig``.
+    and so do ``batch_size``, ``flush_interval`` and ``capacity`` (``DB_LOG_*``), which
+    makes the handler usable from ``logging.config.dictConfig`` with no arguments.
     """
 
     def __init__(
@@ -61,9 +62,9 @@ class DatabaseLogHandler(SnapshotHandler):
         source_type: str = "orchestrator_gpu",
         source_id: str | None = None,
         worker_id: str | None = None,
-        batch_size: int = 50,
-        flush_interval: float = 5.0,
-        capacity: int = 10_000,
+        batch_size: int | None = None,
+        flush_interval: float | None = None,
+        capacity: int | None = None,
         max_batch: int = 1000,
         close_timeout: float = 5.0,
         max_backoff: float = 30.0,
@@ -73,14 +74,16 @@ class DatabaseLogHandler(SnapshotHandler):
             from orchestrator.logs.setup import sink_factory_from_settings
 
             sink = sink_factory_from_settings()
-        if source_id is None:
-            from orchestrator.config import get_settings
+        from orchestrator.config import get_settings
 
-            source_id = get_settings().orchestrator_instance_id
-        self.source_type, self.source_id, self.worker_id = source_type, source_id, worker_id
-        self.batch_size, self.flush_interval = batch_size, flush_interval
-        self.max_batch = max(batch_size, max_batch)
-        self.capacity, self.close_timeout, self.max_backoff = capacity, close_timeout, max_backoff
+        settings = get_settings()  # what an argument leaves unsaid, the environment says
+        self.source_type, self.worker_id = source_type, worker_id
+        self.source_id = source_id or settings.orchestrator_instance_id
+        self.batch_size = batch_size or settings.db_log_batch_size
+        self.flush_interval = flush_interval or settings.db_log_flush_interval
+        self.capacity = capacity or settings.db_log_buffer_size
+        self.max_batch = max(self.batch_size, max_batch)
+        self.close_timeout, self.max_backoff = close_timeout, max_backoff
         self._sink_factory = sink
         self._closed = False
         self._init_runtime()

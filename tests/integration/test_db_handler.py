@@ -399,3 +399,23 @@ def test_dictconfig_on_the_embedded_default_delivers_everything_at_exit(tmp_path
         assert count(server.url, "source_id = 'dictconfig'") == 2000
     finally:
         server.stop()
+
+
+def test_a_handler_built_without_arguments_takes_the_db_log_settings(monkeypatch, db_url):
+    """dictConfig passes no batch size: DB_LOG_BATCH_SIZE and friends fill it in."""
+    from orchestrator.config import get_settings
+
+    monkeypatch.setenv("DB_LOG_BATCH_SIZE", "7")
+    monkeypatch.setenv("DB_LOG_FLUSH_INTERVAL", "0.5")
+    monkeypatch.setenv("DB_LOG_BUFFER_SIZE", "1234")
+    monkeypatch.setenv("ORCHESTRATOR_INSTANCE_ID", "from-env")
+    get_settings.cache_clear()
+    try:
+        handler = DatabaseLogHandler(sink=lambda: PostgresSink(db_url))
+        try:
+            assert (handler.batch_size, handler.flush_interval, handler.capacity) == (7, 0.5, 1234)
+            assert handler.source_id == "from-env"
+        finally:
+            handler.close(timeout=2)
+    finally:
+        get_settings.cache_clear()
