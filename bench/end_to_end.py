@@ -39,7 +39,7 @@ from tabulate import tabulate
 from orchestrator.db import migrate
 from orchestrator.db.embedded import _pgserver, start_embedded
 from orchestrator.logs.handler import DatabaseLogHandler
-from orchestrator.logs.sinks import STAGE_COLUMNS, PostgresSink
+from orchestrator.logs.sinks.postgres import STAGE_COLUMNS, PostgresSink
 
 
 @contextmanager

@@ -51,7 +51,7 @@ from tabulate import tabulate
 from orchestrator.db.embedded import start_embedded
 from orchestrator.db.migrate import migrate
 from orchestrator.db.psycopg import connect
-from orchestrator.logs.sinks import PostgresSink
+from orchestrator.logs.sinks.postgres import PostgresSink
 
 Row = tuple[Any, ...]
 # Columns (in the order of the generated tuples, the CSV file and every COPY) and types.

@@ -29,7 +29,7 @@ from orchestrator.logs.context import (
     set_task_context,
 )
 from orchestrator.logs.handler import DatabaseLogHandler
-from orchestrator.logs.sinks import PostgresSink
+from orchestrator.logs.sinks.postgres import PostgresSink
 
 WORKERS = ("gpu-demo-a100-1", "gpu-demo-a100-2", "gpu-demo-l4-1")
 CYCLES = 12

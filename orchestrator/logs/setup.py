@@ -21,7 +21,9 @@ from orchestrator.logs.handler import (
     SinkFactory,
     drain_before_later_exit_hooks,
 )
-from orchestrator.logs.sinks import PostgresSink, RestSink, TransientSinkError
+from orchestrator.logs.sinks import TransientSinkError
+from orchestrator.logs.sinks.postgres import PostgresSink
+from orchestrator.logs.sinks.rest import RestSink
 
 
 def sink_factory_from_settings(settings: Settings | None = None) -> SinkFactory:

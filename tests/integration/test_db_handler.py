@@ -20,7 +20,8 @@ import pytest
 from orchestrator.db.calls import InsertResult
 from orchestrator.logs.context import LogContext, set_correlation_id
 from orchestrator.logs.handler import DatabaseLogHandler
-from orchestrator.logs.sinks import DataSinkError, PostgresSink, TransientSinkError
+from orchestrator.logs.sinks import DataSinkError, TransientSinkError
+from orchestrator.logs.sinks.postgres import PostgresSink
 
 
 def count(url: str, where: str = "true") -> int:
@@ -260,7 +261,7 @@ def test_unreachable_database_at_start_is_loud_and_marked_down(make_logger, capf
 CHILD = textwrap.dedent("""
     import logging, os, sys, time
     from orchestrator.logs.handler import DatabaseLogHandler
-    from orchestrator.logs.sinks import PostgresSink
+    from orchestrator.logs.sinks.postgres import PostgresSink
     from orchestrator.logs.setup import exit_on_sigterm
     handler = DatabaseLogHandler(sink=lambda: PostgresSink(sys.argv[1]), source_id="child",
                                  flush_interval=60, batch_size=100000, capacity=100000)

@@ -17,7 +17,7 @@ import pytest
 from orchestrator.db import migrate
 from orchestrator.db.embedded import start_embedded
 from orchestrator.logs.handler import DatabaseLogHandler
-from orchestrator.logs.sinks import PostgresSink
+from orchestrator.logs.sinks.postgres import PostgresSink
 
 
 def _wait(predicate, timeout: float) -> bool:

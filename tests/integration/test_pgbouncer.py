@@ -23,7 +23,8 @@ import pytest
 from orchestrator.db import calls, migrate
 from orchestrator.db.psycopg import PsycopgExecutor, connect
 from orchestrator.logs.handler import DatabaseLogHandler
-from orchestrator.logs.sinks import PostgresSink, TransientSinkError
+from orchestrator.logs.sinks import TransientSinkError
+from orchestrator.logs.sinks.postgres import PostgresSink
 from tests.integration.logrows import entry
 from tests.support.pgbouncer import PgBouncer
 

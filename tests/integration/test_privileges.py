@@ -192,7 +192,7 @@ def test_service_role_under_rls_falls_back_from_copy_to_the_staged_path(
 ):
     """COPY FROM is refused on an RLS table for a role without BYPASSRLS; the sink falls
     back to INSERT through the staged functions and the records still land."""
-    from orchestrator.logs.sinks import PostgresSink
+    from orchestrator.logs.sinks.postgres import PostgresSink
     from tests.integration.logrows import handler_entry
 
     url = secured_db + ("&" if "?" in secured_db else "?") + "options=-c%20role%3Dservice_role"

@@ -9,7 +9,7 @@ import time
 import psycopg
 
 from orchestrator.logs.handler import DatabaseLogHandler
-from orchestrator.logs.sinks import RestSink
+from orchestrator.logs.sinks.rest import RestSink
 from tests.support.fake_postgrest import FakePostgrest
 
 KEY = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbmF0dXJl"

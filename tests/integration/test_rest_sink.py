@@ -18,7 +18,8 @@ import pytest
 from postgrest.exceptions import APIError
 from supabase import Client, ClientOptions, create_client
 
-from orchestrator.logs.sinks import DataSinkError, RestSink, TransientSinkError
+from orchestrator.logs.sinks import DataSinkError, TransientSinkError
+from orchestrator.logs.sinks.rest import RestSink
 from tests.integration.logrows import entry, rows
 from tests.support.fake_postgrest import FakePostgrest, status_for_sqlstate
 

@@ -8,7 +8,7 @@ import uuid
 import psycopg
 import pytest
 
-from orchestrator.logs.sinks import STAGE_COPY, STAGE_TYPES, PostgresSink, _stage_row
+from orchestrator.logs.sinks.postgres import STAGE_COPY, STAGE_TYPES, PostgresSink, _stage_row
 from tests.integration.logrows import handler_entry, rows
 
 _entry = handler_entry

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from orchestrator.logs.sinks import direct_rows, epoch_microseconds
+from orchestrator.logs.sinks.postgres import direct_rows, epoch_microseconds
 from tests.integration.logrows import handler_entry
 
 

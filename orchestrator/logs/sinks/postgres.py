@@ -1,22 +1,18 @@
-"""Where batches go: direct PostgreSQL (psycopg) or Supabase REST (supabase-py ``rpc``).
+"""The direct PostgreSQL transport (psycopg): COPY for clean batches, staged otherwise.
 
-One seam: a sink sends a list of entries and returns an :class:`InsertResult`, or raises
-:class:`TransientSinkError` (retry later: connection lost, server restarting,
-serialization failure, deadlock, HTTP 429/5xx) or :class:`DataSinkError` (this batch
-holds something the database refuses: split it to find the culprit). Both sinks call
-the same SQL function, so validation and idempotency are the database's, not ours.
+Pooler-safe (PgBouncer/Supavisor transaction mode): autocommit statements or one
+transaction per batch, no prepared statements, no session state that a later batch
+relies on (the staging table is re-checked, and versioned, per batch).
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-import threading
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
-import httpx
 import psycopg
 from psycopg import errors as pg_errors
 
@@ -26,59 +22,7 @@ from orchestrator.db.calls import InsertResult
 from orchestrator.db.jsonsafe import dumps_json
 from orchestrator.db.psycopg import PsycopgExecutor, connect
 from orchestrator.errors import DatabaseUnavailable
-
-# Loggers of the drivers a sink uses: a handler must not feed their records back to
-# itself (a failing send that logs would log a failing send...).
-DRIVER_LOGGERS = frozenset(
-    {
-        "psycopg",
-        "asyncpg",
-        "httpx",
-        "httpcore",
-        "urllib3",
-        "postgrest",
-        "supabase",
-        "hpack",
-        "h2",
-        "orchestrator.logs",
-    }
-)
-
-
-class TransientSinkError(Exception):
-    """The send may succeed later; ``retry_after`` is the server's hint in seconds."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class DataSinkError(Exception):
-    """The database refused the batch's content; a smaller batch may go through."""
-
-
-class LogSink(Protocol):
-    """A destination for batches of ``func_insert_logs_batch`` entries."""
-
-    label: str
-
-    def send(self, entries: Sequence[dict[str, Any]]) -> InsertResult:
-        """Inserts the entries, or raises TransientSinkError / DataSinkError."""
-        ...
-
-    def check(self) -> None:
-        """Raises TransientSinkError unless the destination is reachable and migrated."""
-        ...
-
-    def close(self) -> None:
-        """Releases the connection."""
-        ...
-
-    def abandon(self) -> None:
-        """Drops the connection without closing it (a forked child must not close the
-        parent's socket)."""
-        ...
-
+from orchestrator.logs.sinks import DataSinkError, TransientSinkError, abandoned, one_line
 
 _TRANSIENT_SQLSTATES = (
     pg_errors.SerializationFailure,
@@ -269,12 +213,12 @@ class PostgresSink:
             return self._send_staged(conn, entries)
         except (psycopg.OperationalError, psycopg.InterfaceError, *_TRANSIENT_SQLSTATES) as error:
             self._reset()
-            raise TransientSinkError(_one_line(error)) from None
+            raise TransientSinkError(one_line(error)) from None
         except (psycopg.DataError, psycopg.IntegrityError) as error:
-            raise DataSinkError(_one_line(error)) from None
+            raise DataSinkError(one_line(error)) from None
         except psycopg.Error as error:
             self._reset()
-            raise TransientSinkError(_one_line(error)) from None
+            raise TransientSinkError(one_line(error)) from None
 
     def _copy_direct(self, conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]]) -> bool:
         """COPY straight into system_logs: the fastest path, and all-or-nothing. False
@@ -326,7 +270,7 @@ class PostgresSink:
             ).fetchone()
         except psycopg.Error as error:
             self._reset()
-            raise TransientSinkError(_one_line(error)) from None
+            raise TransientSinkError(one_line(error)) from None
         if not row or not row[0]:
             raise TransientSinkError(
                 "func_insert_staged_logs() does not exist: run `orchestrator migrate`"
@@ -343,88 +287,5 @@ class PostgresSink:
         self._reset()
 
     def abandon(self) -> None:
-        _abandoned.append(self._conn)
+        abandoned.append(self._conn)
         self._conn = None
-
-
-# Connections a forked child must never close (closing sends the server a Terminate
-# on the socket it shares with the parent); kept referenced so GC does not close them.
-_abandoned: list[object] = []
-
-
-class _LastResponse(threading.local):
-    status: int = 0
-    retry_after: float | None = None
-
-
-class RestSink:
-    """Sends batches through Supabase's REST API: ``supabase.rpc('func_insert_logs_batch')``.
-
-    supabase-py's errors do not carry the HTTP status, so a response hook on our own
-    httpx client notes the status and ``Retry-After`` of each response; a 429 or 5xx
-    becomes a TransientSinkError with the server's delay.
-    """
-
-    def __init__(self, url: str, key: str, *, timeout: float = 10.0) -> None:
-        from supabase import ClientOptions, create_client
-
-        self.label = f"Supabase REST at {url}"
-        self._last = _LastResponse()
-        self._http = httpx.Client(timeout=timeout, event_hooks={"response": [self._note]})
-        options = ClientOptions(httpx_client=self._http, postgrest_client_timeout=timeout)
-        self._client = create_client(url, key, options=options)
-
-    def _note(self, response: httpx.Response) -> None:
-        self._last.status = response.status_code
-        header = response.headers.get("Retry-After")
-        try:
-            self._last.retry_after = float(header) if header is not None else None
-        except ValueError:
-            self._last.retry_after = None
-
-    def _call(self, function: str, args: dict[str, Any]) -> Any:
-        from postgrest.exceptions import APIError
-
-        self._last.status, self._last.retry_after = 0, None
-        try:
-            return self._client.rpc(function, args).execute().data
-        except httpx.HTTPError as error:
-            raise TransientSinkError(f"{type(error).__name__}: {error}") from None
-        except APIError as error:
-            status = self._last.status
-            detail = f"HTTP {status}: {error.message or error.details or error.code}"
-            if status == 413:  # the gateway's size limit: halving the batch gets through
-                raise DataSinkError(detail) from None
-            if status == 429 or status >= 500 or status in (0, 408):
-                raise TransientSinkError(detail, self._last.retry_after) from None
-            if error.code and error.code.startswith("22"):
-                raise DataSinkError(detail) from None
-            raise TransientSinkError(detail, self._last.retry_after) from None
-
-    def send(self, entries: Sequence[dict[str, Any]]) -> InsertResult:
-        call = calls.insert_logs_batch(entries)
-        raw = self._call(call.function, dict(call.args))
-        try:
-            return call.decode(raw)
-        except (KeyError, TypeError, ValueError):  # a proxy's page, an empty 204...
-            raise TransientSinkError(
-                f"HTTP {self._last.status}: not a func_insert_logs_batch result: {str(raw)[:200]!r}"
-            ) from None
-
-    def check(self) -> None:
-        result = self.send([])
-        if not result.success:
-            raise TransientSinkError(
-                result.error or "func_insert_logs_batch refused an empty batch"
-            )
-
-    def close(self) -> None:
-        self._http.close()
-
-    def abandon(self) -> None:
-        _abandoned.append(self._http)
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"

@@ -1,0 +1,66 @@
+"""Where batches go: direct PostgreSQL (psycopg) or Supabase REST (supabase-py ``rpc``).
+
+One seam: a sink sends a list of entries and returns an :class:`InsertResult`, or raises
+:class:`TransientSinkError` (retry later: connection lost, server restarting,
+serialization failure, deadlock, HTTP 429/5xx) or :class:`DataSinkError` (this batch
+holds something the database refuses: split it to find the culprit).
+
+Validation, repairs and idempotency stay in SQL. Over REST, batches go through
+``func_insert_logs_batch``. Over a direct connection a batch goes by binary COPY straight
+into ``system_logs`` when it needs none of the repair rules (the common case, and the
+fastest path), else through the staged functions of ``sql/0004`` (COPY into a staging
+table, then INSERT ... ON CONFLICT DO NOTHING), which is also where a retried batch
+lands: its unique violation sends it there, and the duplicates are counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from orchestrator.db.calls import InsertResult
+
+
+class TransientSinkError(Exception):
+    """The send may succeed later; ``retry_after`` is the server's hint in seconds."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DataSinkError(Exception):
+    """The database refused the batch's content; a smaller batch may go through."""
+
+
+class LogSink(Protocol):
+    """A destination for batches of ``func_insert_logs_batch`` entries."""
+
+    label: str
+
+    def send(self, entries: Sequence[dict[str, Any]]) -> InsertResult:
+        """Inserts the entries, or raises TransientSinkError / DataSinkError."""
+        ...
+
+    def check(self) -> None:
+        """Raises TransientSinkError unless the destination is reachable and migrated."""
+        ...
+
+    def close(self) -> None:
+        """Releases the connection."""
+        ...
+
+    def abandon(self) -> None:
+        """Drops the connection without closing it (a forked child must not close the
+        parent's socket)."""
+        ...
+
+
+# Connections a forked child must never close (closing sends the server a Terminate
+# on the socket it shares with the parent); kept referenced so GC does not close them.
+abandoned: list[object] = []
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
