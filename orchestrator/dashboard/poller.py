@@ -13,10 +13,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import httpx
+import psycopg
+
 from orchestrator.dashboard.source import TailRow, TailSource
 from orchestrator.dashboard.state import NIL_ID, TailCursor, TailFilter, cursor_of
 from orchestrator.dashboard.summary import DashboardSummary
 from orchestrator.errors import DatabaseUnavailable
+
+# Failures that mean "cannot talk to the database" rather than "the query is wrong".
+UNREACHABLE = (DatabaseUnavailable, OSError, psycopg.OperationalError, httpx.TransportError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,17 +62,9 @@ def describe_error(error: BaseException) -> str:
     text = text or type(error).__name__
     if len(text) > 160:
         text = text[:157] + "..."
-    name = type(error).__name__
-    unreachable = isinstance(error, DatabaseUnavailable | OSError) or name in {
-        "OperationalError",
-        "ConnectError",
-        "ConnectTimeout",
-        "ReadTimeout",
-        "RemoteProtocolError",
-    }
-    if unreachable:
+    if isinstance(error, UNREACHABLE):
         return f"database unreachable: {text}"
-    if name == "UndefinedFunction":
+    if isinstance(error, psycopg.errors.UndefinedFunction):
         return f"query failed: {text} (run `orchestrator migrate`)"
     return f"query failed: {text}"
 

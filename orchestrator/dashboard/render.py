@@ -27,7 +27,7 @@ MESSAGE_STYLES: dict[str, str] = {
     "ERROR": "red",
     "CRITICAL": "bold red",
 }
-SOURCE_WIDTH = 16
+SOURCE_WIDTH = 14
 
 
 def clock(stamp: Any) -> str:
@@ -49,6 +49,7 @@ def render_row(row: TailRow) -> Text:
     line.append(clock(row.timestamp), style="dim")
     line.append(" ")
     line.append(f"{level:<8}", style=LEVEL_STYLES.get(level, ""))
+    line.append(" ")
     line.append(f"{source:<{SOURCE_WIDTH}} ", style="cyan")
     line.append(row.message.replace("\n", " "), style=MESSAGE_STYLES.get(level, ""))
     if row.exception:
