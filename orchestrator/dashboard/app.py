@@ -91,16 +91,18 @@ class DashboardApp(App[int]):
         self._next_poll = 0.0
 
     def compose(self) -> ComposeResult:
-        yield HeaderBar(id="header")
-        yield ErrorTrend(id="errors")
-        yield StatusBar(id="status")
-        yield TailLog(max_lines=self.options.scrollback, wrap=True, min_width=20, id="tail")
-        yield FilterPrompt(id="prompt")
-        yield Footer()
+        # Held, not queried: a timer or an answer arriving while the app closes must
+        # find them even after they left the screen.
+        self.header = HeaderBar(id="header")
+        self.trend = ErrorTrend(id="errors")
+        self.status = StatusBar(id="status")
+        self.tail = TailLog(max_lines=self.options.scrollback, wrap=True, min_width=20, id="tail")
+        self.prompt = FilterPrompt(id="prompt")
+        yield from (self.header, self.trend, self.status, self.tail, self.prompt, Footer())
 
     def on_mount(self) -> None:
-        self.query_one(HeaderBar).show(None)
-        self.query_one(TailLog).focus()
+        self.header.show(None)
+        self.tail.focus()
         self._poller.start()
         self.set_interval(min(self.options.refresh, 0.5), self._tick)
         self._tick()
@@ -111,8 +113,8 @@ class DashboardApp(App[int]):
     # -- the refresh loop ---------------------------------------------------------
 
     def _widgets_gone(self) -> bool:
-        """True once the screen's widgets are gone (a timer or an answer may still fire)."""
-        return not self.query(TailLog)
+        """True once the tail left the screen (the app is closing)."""
+        return not self.tail.is_attached
 
     def _tick(self) -> None:
         """Sends the next refresh when it is due and none is under way."""
@@ -149,7 +151,7 @@ class DashboardApp(App[int]):
         if result.generation != self.state.generation:
             self.refresh_now()  # asked under a filter that has changed since
             return
-        log = self.query_one(TailLog)
+        log = self.tail
         for row in result.rows:
             log.write(render_row(row), scroll_end=not self.state.paused)
         self.rows_shown += len(result.rows)
@@ -158,8 +160,8 @@ class DashboardApp(App[int]):
         self.state.filled = result.filled
         if result.summary is not None:
             self.summary = result.summary
-            self.query_one(HeaderBar).show(result.summary)
-            self.query_one(ErrorTrend).show(result.summary.errors_per_minute)
+            self.header.show(result.summary)
+            self.trend.show(result.summary.errors_per_minute)
         now = time.monotonic()
         if result.error is not None:
             self.error = result.error
@@ -171,7 +173,9 @@ class DashboardApp(App[int]):
         self._show_status()
 
     def _show_status(self) -> None:
-        status = self.query_one(StatusBar)
+        status = self.status
+        if not status.is_attached:
+            return
         mode = "[b yellow]PAUSED[/] space/G: live" if self.state.paused else "[b green]LIVE[/]"
         parts = [mode, self.state.filter.describe(), f"{self.rows_shown} rows"]
         if self.error is not None:
@@ -193,12 +197,12 @@ class DashboardApp(App[int]):
     def pause(self) -> None:
         """Stops appending and scrolling; the header keeps refreshing."""
         self.state.paused = True
-        self.query_one(TailLog).auto_scroll = False
+        self.tail.auto_scroll = False
         self._show_status()
 
     def action_follow(self) -> None:
         """``G``/``end``: back to the newest line, live again."""
-        log = self.query_one(TailLog)
+        log = self.tail
         self.state.paused = False
         log.auto_scroll = True
         log.scroll_end(animate=False)
@@ -220,10 +224,10 @@ class DashboardApp(App[int]):
     def action_prompt(self, field_name: str) -> None:
         """``/``, ``s``, ``w``: ask for a search text, a source type, a worker id."""
         current = getattr(self.state.filter, field_name)
-        self.query_one(FilterPrompt).open(field_name, PROMPTS[field_name], current)
+        self.prompt.open(field_name, PROMPTS[field_name], current)
 
     def on_filter_prompt_chosen(self, message: FilterPrompt.Chosen) -> None:
-        self.query_one(TailLog).focus()
+        self.tail.focus()
         if message.value is not None:
             self.apply_filter(self.state.filter.with_(**{message.field: message.value or None}))
 
@@ -235,7 +239,7 @@ class DashboardApp(App[int]):
         """Restarts the tail under ``new``: the view is cleared and filled afresh."""
         if not self.state.change_filter(new):
             return
-        self.query_one(TailLog).clear()
+        self.tail.clear()
         self.rows_shown = 0
         self.refresh_now()
 

@@ -16,10 +16,11 @@ from datetime import timedelta
 import httpx
 import psycopg
 
-from orchestrator.dashboard.source import TailRow, TailSource
-from orchestrator.dashboard.state import NIL_ID, TailCursor, TailFilter, cursor_of
+from orchestrator.dashboard.source import TailSource
+from orchestrator.dashboard.state import NIL_ID, TailFilter
 from orchestrator.dashboard.summary import DashboardSummary
 from orchestrator.errors import DatabaseUnavailable
+from orchestrator.query import Cursor, LogRow
 
 # Failures that mean "cannot talk to the database" rather than "the query is wrong".
 UNREACHABLE = (DatabaseUnavailable, OSError, psycopg.OperationalError, httpx.TransportError)
@@ -31,7 +32,7 @@ class PollRequest:
 
     generation: int
     filter: TailFilter
-    cursor: TailCursor | None
+    cursor: Cursor | None
     filled: bool
     tail: bool = True
     initial_limit: int = 200
@@ -47,8 +48,8 @@ class PollResult:
     the header, and an error line when something failed (rows read before it count)."""
 
     generation: int
-    rows: Sequence[TailRow] = ()
-    cursor: TailCursor | None = None
+    rows: Sequence[LogRow] = ()
+    cursor: Cursor | None = None
     filled: bool = False
     summary: DashboardSummary | None = None
     more: bool = False
@@ -76,7 +77,7 @@ def poll(source: TailSource, request: PollRequest) -> PollResult:
     the database a little after their timestamp (log handlers send in batches) are
     still read in order instead of landing behind the cursor.
     """
-    rows: list[TailRow] = []
+    rows: list[LogRow] = []
     cursor, filled, more, reads = request.cursor, request.filled, False, 0
     summary: DashboardSummary | None = None
     try:
@@ -87,7 +88,7 @@ def poll(source: TailSource, request: PollRequest) -> PollResult:
                 rows = list(source.fetch_initial(request.filter, request.initial_limit, until))
                 reads += 1
                 filled = True
-                cursor = cursor_of(rows[-1]) if rows else TailCursor(until.isoformat(), NIL_ID)
+                cursor = rows[-1].cursor if rows else Cursor(until.isoformat(), NIL_ID)
             else:
                 more = True
                 while more and len(rows) < request.max_rows:
@@ -96,7 +97,7 @@ def poll(source: TailSource, request: PollRequest) -> PollResult:
                     reads += 1
                     rows.extend(page.rows)
                     if page.rows:
-                        cursor = cursor_of(page.rows[-1])
+                        cursor = page.rows[-1].cursor
                     more = page.more and bool(page.rows)
     except Exception as error:
         return PollResult(

@@ -7,11 +7,10 @@ dim, so trouble stands out while the tail scrolls.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from rich.text import Text
 
-from orchestrator.dashboard.source import TailRow
+from orchestrator.query import LogRow
 
 LEVEL_STYLES: dict[str, str] = {
     "DEBUG": "dim",
@@ -30,15 +29,14 @@ MESSAGE_STYLES: dict[str, str] = {
 SOURCE_WIDTH = 14
 
 
-def clock(stamp: Any) -> str:
+def clock(when: datetime) -> str:
     """``HH:MM:SS`` in UTC, the time zone of the log store."""
-    when = datetime.fromisoformat(stamp) if isinstance(stamp, str) else stamp
     if when.tzinfo is not None:
         when = when.astimezone(UTC)
     return f"{when:%H:%M:%S}"
 
 
-def render_row(row: TailRow) -> Text:
+def render_row(row: LogRow) -> Text:
     """``12:01:02 ERROR gpu-demo-a100-1  Task failed`` with the level's colours; an
     exception adds its last line (the error itself) underneath."""
     level = row.log_level

@@ -11,44 +11,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from orchestrator.dashboard.state import TailCursor, TailFilter
+from orchestrator.dashboard.state import TailFilter
 from orchestrator.dashboard.summary import DashboardSummary, dashboard_summary
-from orchestrator.db.calls import Call
+from orchestrator.db.calls import Call, CallExecutor
+from orchestrator.query import Cursor, LogFilter, LogPage, LogRow, query_logs
 
 T = TypeVar("T")
-
-
-class TailRow(Protocol):
-    """The columns of a log row the dashboard shows (``query_logs``' LogRow has them)."""
-
-    @property
-    def id(self) -> Any: ...
-    @property
-    def timestamp(self) -> Any: ...
-    @property
-    def log_level(self) -> str: ...
-    @property
-    def source_type(self) -> str: ...
-    @property
-    def source_id(self) -> str: ...
-    @property
-    def worker_id(self) -> str | None: ...
-    @property
-    def message(self) -> str: ...
-    @property
-    def exception(self) -> str | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class TailPage:
-    """Rows after a cursor, oldest first; ``more`` when the limit cut them."""
-
-    rows: Sequence[TailRow]
-    more: bool
 
 
 class TailSource(Protocol):
@@ -58,25 +29,17 @@ class TailSource(Protocol):
         """The header's numbers under the filter's source type and worker."""
         ...
 
-    def fetch_initial(self, flt: TailFilter, limit: int, until: datetime) -> Sequence[TailRow]:
+    def fetch_initial(self, flt: TailFilter, limit: int, until: datetime) -> Sequence[LogRow]:
         """The newest ``limit`` rows before ``until``, oldest first."""
         ...
 
-    def fetch_new(
-        self, flt: TailFilter, after: TailCursor, limit: int, until: datetime
-    ) -> TailPage:
+    def fetch_new(self, flt: TailFilter, after: Cursor, limit: int, until: datetime) -> LogPage:
         """Up to ``limit`` rows after ``after`` and before ``until``, oldest first."""
         ...
 
     def close(self) -> None:
         """Releases the connection."""
         ...
-
-
-class Executor(Protocol):
-    """Anything that runs a :class:`Call` (psycopg, Supabase REST)."""
-
-    def run(self, call: Call[T]) -> T: ...
 
 
 class Reconnecting:
@@ -87,7 +50,7 @@ class Reconnecting:
     def __init__(self, open: Callable[[], contextlib.AbstractContextManager[Any]]) -> None:
         self._open = open
         self._stack: contextlib.ExitStack | None = None
-        self._executor: Executor | None = None
+        self._executor: CallExecutor | None = None
 
     def run(self, call: Call[T]) -> T:
         """Runs ``call``, connecting first if needed; on failure drops the connection."""
@@ -113,6 +76,39 @@ class Reconnecting:
                 stack.close()
 
 
-def summary_of(executor: Executor, flt: TailFilter, window_minutes: int) -> DashboardSummary:
-    """The header's numbers for a filter (only source type and worker narrow them)."""
-    return executor.run(dashboard_summary(window_minutes, flt.source_type, flt.worker_id))
+def log_filter(flt: TailFilter, until: datetime) -> LogFilter:
+    """The query API's filter for the dashboard's choices, up to ``until`` (exclusive)."""
+    return LogFilter(
+        until=until,
+        min_level=flt.min_level,
+        source_type=flt.source_type,
+        worker_id=flt.worker_id,
+        search=flt.search,
+    )
+
+
+class QueryTailSource:
+    """The dashboard's source over the query API: ``query_logs`` for the tail (keyset
+    on ``("timestamp", id)``), ``func_log_dashboard_summary`` for the header."""
+
+    def __init__(self, executor: CallExecutor) -> None:
+        self._db = executor
+
+    def summary(self, flt: TailFilter, window_minutes: int) -> DashboardSummary:
+        """The header's numbers (only source type and worker narrow them)."""
+        return self._db.run(dashboard_summary(window_minutes, flt.source_type, flt.worker_id))
+
+    def fetch_initial(self, flt: TailFilter, limit: int, until: datetime) -> Sequence[LogRow]:
+        """The newest ``limit`` rows (read newest first, returned oldest first)."""
+        page = query_logs(self._db, log_filter(flt, until), limit=limit, newest_first=True)
+        return page.rows[::-1]
+
+    def fetch_new(self, flt: TailFilter, after: Cursor, limit: int, until: datetime) -> LogPage:
+        """Rows strictly after ``after``, oldest first; nothing before it is read."""
+        return query_logs(self._db, log_filter(flt, until), after=after, limit=limit)
+
+    def close(self) -> None:
+        """Closes the executor when it can be closed."""
+        close = getattr(self._db, "close", None)
+        if callable(close):
+            close()

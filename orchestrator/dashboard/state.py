@@ -9,21 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from orchestrator.errors import ConfigError
+from orchestrator.query.model import Cursor, level_name
 
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # What ``l`` steps through; None shows everything (DEBUG and up).
 LEVEL_CYCLE: tuple[str | None, ...] = (None, "INFO", "WARNING", "ERROR", "CRITICAL")
 NIL_ID = "00000000-0000-0000-0000-000000000000"
 
 
 def parse_level(text: str | None) -> str | None:
-    """A level name from a flag (any case); DEBUG means no level filter at all."""
+    """A minimum level from a flag (as ``orchestrator logs`` reads it); DEBUG means no
+    level filter at all. Raises QueryInputError naming the accepted levels."""
     if text is None or not text.strip():
         return None
-    level = text.strip().upper()
-    if level not in LEVELS:
-        raise ConfigError(f"unknown level {text!r}; accepted: {', '.join(LEVELS)}")
+    level = level_name(text)
     return None if level == "DEBUG" else level
 
 
@@ -66,20 +64,6 @@ class TailFilter:
         return " ".join(parts) if parts else "all logs"
 
 
-@dataclass(frozen=True, slots=True)
-class TailCursor:
-    """The newest (timestamp, id) the tail has shown; the next read starts after it."""
-
-    timestamp: str
-    id: str
-
-
-def cursor_of(row: Any) -> TailCursor:
-    """The keyset position of a row (its timestamp as ISO text, exactly as stored)."""
-    stamp = row.timestamp
-    return TailCursor(stamp if isinstance(stamp, str) else stamp.isoformat(), str(row.id))
-
-
 @dataclass(slots=True)
 class Backoff:
     """Retry delays that double from ``base`` up to ``cap`` and restart after a success."""
@@ -111,7 +95,7 @@ class TailState:
     filter: TailFilter
     paused: bool = False
     generation: int = 0
-    cursor: TailCursor | None = None
+    cursor: Cursor | None = None
     filled: bool = False
 
     def change_filter(self, new: TailFilter) -> bool:

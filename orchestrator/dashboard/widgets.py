@@ -56,14 +56,15 @@ class ErrorTrend(Horizontal):
     """
 
     def compose(self) -> ComposeResult:
-        yield Label("errors/min, 1 h ", id="trend-label")
-        yield Sparkline([0.0], id="trend")
+        self.label = Label("errors/min, 1 h ", id="trend-label")
+        self.sparkline = Sparkline([0.0], id="trend")
+        yield self.label
+        yield self.sparkline
 
     def show(self, per_minute: tuple[int, ...]) -> None:
         """Plots the buckets; the label carries the hour's peak."""
-        self.query_one(Sparkline).data = [float(n) for n in per_minute] or [0.0]
-        peak = max(per_minute, default=0)
-        self.query_one("#trend-label", Label).update(f"errors/min, 1 h (max {peak}) ")
+        self.sparkline.data = [float(n) for n in per_minute] or [0.0]
+        self.label.update(f"errors/min, 1 h (max {max(per_minute, default=0)}) ")
 
 
 class StatusBar(Static):

@@ -8,9 +8,9 @@ from orchestrator.dashboard.app import DashboardApp
 from orchestrator.dashboard.state import TailFilter
 from tests.integration.dashboard_support import (
     Recording,
-    SqlTailSource,
     add_rows,
     options,
+    real_source,
     run,
     tail_text,
     wait_for,
@@ -43,7 +43,7 @@ def test_flags_filter_the_tail_and_the_header(conn, db_url):
     header counts that worker alone."""
     seed(conn)
     flt = TailFilter(min_level="WARNING", worker_id="gpu-2")
-    source = Recording(SqlTailSource(lambda: db_url))
+    source = Recording(real_source(lambda: db_url))
     app = DashboardApp(source, options(filter=flt))
 
     async def scenario() -> None:
@@ -61,7 +61,7 @@ def test_keys_change_the_filters_and_restart_the_tail(conn, db_url):
     """l cycles the minimum level, / searches, s and w ask for a source type and a worker;
     Escape keeps the filter, c clears them all. Typing in a prompt triggers no key."""
     seed(conn)
-    app = DashboardApp(Recording(SqlTailSource(lambda: db_url)), options())
+    app = DashboardApp(Recording(real_source(lambda: db_url)), options())
 
     async def shows(pilot, expected: list[str]) -> None:
         try:
@@ -108,7 +108,7 @@ def test_header_shows_the_databases_numbers_and_queue_once_it_exists(conn, db_ur
     the queue appears once func_queue_statistics() exists."""
     add_rows(conn, ["a", "b", "c", "d"], worker_id="w1", source_id="w1")
     add_rows(conn, ["e"], worker_id="w1", source_id="w1", log_level="ERROR")
-    app = DashboardApp(Recording(SqlTailSource(lambda: db_url)), options())
+    app = DashboardApp(Recording(real_source(lambda: db_url)), options())
 
     async def scenario() -> None:
         async with app.run_test(size=(80, 24)) as pilot:

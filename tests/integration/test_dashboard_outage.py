@@ -8,9 +8,9 @@ import socket
 from orchestrator.dashboard.app import DashboardApp
 from tests.integration.dashboard_support import (
     Recording,
-    SqlTailSource,
     add_rows,
     options,
+    real_source,
     run,
     tail_text,
     wait_for,
@@ -36,7 +36,7 @@ def test_down_at_start_shows_why_answers_keys_and_recovers(conn, db_url):
     add_rows(conn, ["info row"], log_level="INFO")
     add_rows(conn, ["warning row"], log_level="WARNING")
     target = [closed_port_url()]
-    app = DashboardApp(Recording(SqlTailSource(lambda: target[0])), options())
+    app = DashboardApp(Recording(real_source(lambda: target[0])), options())
 
     async def scenario() -> None:
         async with app.run_test(size=(80, 24)) as pilot:
@@ -62,7 +62,7 @@ def test_outage_mid_tail_keeps_the_lines_and_resumes_from_the_cursor(conn, db_ur
     appear exactly once after recovery, read from the cursor held before the outage."""
     add_rows(conn, [f"before {i}" for i in range(5)])
     target = [db_url]
-    source = Recording(SqlTailSource(lambda: target[0]))
+    source = Recording(real_source(lambda: target[0]))
     app = DashboardApp(source, options())
 
     async def scenario() -> None:

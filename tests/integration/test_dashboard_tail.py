@@ -6,9 +6,9 @@ from __future__ import annotations
 from orchestrator.dashboard.app import DashboardApp
 from tests.integration.dashboard_support import (
     Recording,
-    SqlTailSource,
     add_rows,
     options,
+    real_source,
     run,
     tail_text,
     wait_for,
@@ -16,7 +16,7 @@ from tests.integration.dashboard_support import (
 
 
 def make_app(db_url: str, **overrides) -> tuple[DashboardApp, Recording]:
-    source = Recording(SqlTailSource(lambda: db_url))
+    source = Recording(real_source(lambda: db_url))
     return DashboardApp(source, options(**overrides)), source
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
@@ -14,42 +13,38 @@ from orchestrator.dashboard.poller import describe_error
 from orchestrator.dashboard.render import SOURCE_WIDTH, clock, render_row
 from orchestrator.dashboard.state import (
     Backoff,
-    TailCursor,
     TailFilter,
     TailState,
-    cursor_of,
     next_min_level,
     parse_level,
 )
 from orchestrator.dashboard.summary import DashboardSummary
 from orchestrator.dashboard.widgets import summary_text
-from orchestrator.errors import ConfigError, DatabaseUnavailable
+from orchestrator.errors import DatabaseUnavailable, QueryInputError
+from orchestrator.query import Cursor, LogRow
+
+WHEN = datetime(2026, 12, 1, 8, 1, 2, 345678, tzinfo=UTC)
 
 
-@dataclass
-class Row:
-    id: str
-    timestamp: str
-    log_level: str
-    source_type: str
-    source_id: str
-    worker_id: str | None
-    message: str
-    exception: str | None = None
-
-
-def row(**overrides) -> Row:
+def row(**overrides) -> LogRow:
     base = {
         "id": str(uuid.uuid4()),
-        "timestamp": "2026-12-01T08:01:02.345678+00:00",
-        "log_level": "INFO",
+        "timestamp": WHEN,
+        "observed_at": WHEN,
         "source_type": "worker",
         "source_id": "gpu-1",
-        "worker_id": "gpu-1",
+        "log_level": "INFO",
+        "severity_number": 9,
+        "logger_name": None,
         "message": "hello",
+        "task_id": None,
+        "worker_id": "gpu-1",
+        "cycle_number": None,
+        "correlation_id": None,
+        "exception": None,
     }
     base.update(overrides)
-    return Row(**base)
+    return LogRow(**base)
 
 
 def test_parse_level_accepts_any_case_and_debug_means_no_filter():
@@ -57,7 +52,8 @@ def test_parse_level_accepts_any_case_and_debug_means_no_filter():
     assert parse_level(" warning ") == "WARNING"
     assert parse_level("debug") is None
     assert parse_level(None) is None
-    with pytest.raises(ConfigError, match=r"unknown level 'loud'; accepted: DEBUG, INFO"):
+    assert parse_level("warn") == "WARNING"
+    with pytest.raises(QueryInputError, match=r"unknown level 'loud'; accepted: DEBUG, INFO"):
         parse_level("loud")
 
 
@@ -79,7 +75,7 @@ def test_filter_blanks_mean_any_and_describe_is_one_short_line():
 
 def test_a_filter_change_restarts_the_tail_under_a_new_generation():
     """A new filter forgets the cursor; the same filter changes nothing."""
-    state = TailState(TailFilter(), cursor=TailCursor("t", "i"), filled=True)
+    state = TailState(TailFilter(), cursor=Cursor("t", "i"), filled=True)
     assert not state.change_filter(TailFilter())
     assert state.generation == 0 and state.filled
     assert state.change_filter(TailFilter(min_level="ERROR"))
@@ -92,15 +88,6 @@ def test_backoff_doubles_up_to_the_cap_and_restarts_after_success():
     assert [backoff.next_delay() for _ in range(5)] == [5, 10, 20, 30, 30]
     backoff.reset()
     assert backoff.next_delay() == 5
-
-
-def test_cursor_of_keeps_the_exact_timestamp_text_or_iso_of_a_datetime():
-    """The keyset position must match the stored value to the microsecond."""
-    assert cursor_of(row(timestamp="2026-12-01T08:01:02.345678+00:00", id="x")) == TailCursor(
-        "2026-12-01T08:01:02.345678+00:00", "x"
-    )
-    when = datetime(2026, 12, 1, 8, 1, 2, 345678, tzinfo=UTC)
-    assert cursor_of(row(timestamp=when, id="y")).timestamp == "2026-12-01T08:01:02.345678+00:00"
 
 
 def test_render_colours_by_level_and_adds_the_exceptions_last_line():
@@ -130,7 +117,7 @@ def test_render_shortens_long_sources_and_flattens_multiline_messages():
 
 def test_clock_shows_utc():
     """Times are shown in UTC whatever offset they carry."""
-    assert clock("2026-12-01T10:00:00+02:00") == "08:00:00"
+    assert clock(datetime.fromisoformat("2026-12-01T10:00:00+02:00")) == "08:00:00"
 
 
 def test_error_lines_separate_unreachable_from_failed_queries():
