@@ -31,6 +31,7 @@ from orchestrator.dashboard.widgets import (
     TailLog,
 )
 
+TYPING_KEYS_ACTIONS = {"quit", "toggle_pause", "prompt", "cycle_level", "clear_filters", "follow"}
 PROMPTS = {"search": "search text", "source_type": "source type", "worker_id": "worker id"}
 
 
@@ -60,20 +61,24 @@ class DashboardApp(App[int]):
     """``orchestrator dashboard``: a live, filterable tail of the log store."""
 
     TITLE = "orchestrator dashboard"
+    ENABLE_COMMAND_PALETTE = False  # its footer entry would crowd the keys at 80 columns
     CSS = """
     Screen { layout: vertical; }
     TailLog { height: 1fr; border: none; padding: 0 0 0 1; }
     """
+    # Priority bindings run as the key arrives, so keys typed right after "/" already
+    # find the prompt open; while it is open, check_action turns them off and they
+    # reach the prompt as text. Ctrl-C quits in every case.
     BINDINGS = [
-        Binding("q", "quit", "Quit"),
-        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
-        Binding("space", "toggle_pause", "Pause"),
-        Binding("slash", "prompt('search')", "Search"),
-        Binding("l", "cycle_level", "Level"),
-        Binding("s", "prompt('source_type')", "Source"),
-        Binding("w", "prompt('worker_id')", "Worker"),
-        Binding("c", "clear_filters", "Clear"),
-        Binding("G", "follow", "Live"),
+        Binding("q", "quit", "Quit", priority=True),
+        Binding("ctrl+c", "interrupt", "Quit", show=False, priority=True),
+        Binding("space", "toggle_pause", "Pause", priority=True),
+        Binding("slash", "prompt('search')", "Search", priority=True),
+        Binding("l", "cycle_level", "Level", priority=True),
+        Binding("s", "prompt('source_type')", "Source", priority=True),
+        Binding("w", "prompt('worker_id')", "Worker", priority=True),
+        Binding("c", "clear_filters", "Clear", priority=True),
+        Binding("G", "follow", "Live", priority=True),
     ]
 
     def __init__(self, source: TailSource, options: DashboardOptions | None = None) -> None:
@@ -128,7 +133,7 @@ class DashboardApp(App[int]):
                     filter=self.state.filter,
                     cursor=self.state.cursor,
                     filled=self.state.filled,
-                    tail=not self.state.paused,
+                    tail=not self.state.paused or not self.state.filled,
                     initial_limit=min(self.options.initial_rows, self.options.scrollback),
                     page_limit=self.options.page_rows,
                     max_rows=self.options.scrollback,
@@ -187,6 +192,18 @@ class DashboardApp(App[int]):
 
     # -- keys ---------------------------------------------------------------------
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The single-letter keys are text while the filter prompt is open."""
+        return not (action in TYPING_KEYS_ACTIONS and self._prompt_open())
+
+    def _prompt_open(self) -> bool:
+        prompt = getattr(self, "prompt", None)
+        return prompt is not None and bool(prompt.display)
+
+    def action_interrupt(self) -> None:
+        """Ctrl-C: leave cleanly, as ``q`` does."""
+        self.exit(0)
+
     def action_toggle_pause(self) -> None:
         """Space: pause the tail, or resume it (catching up from where it stopped)."""
         if self.state.paused:
@@ -227,7 +244,6 @@ class DashboardApp(App[int]):
         self.prompt.open(field_name, PROMPTS[field_name], current)
 
     def on_filter_prompt_chosen(self, message: FilterPrompt.Chosen) -> None:
-        self.tail.focus()
         if message.value is not None:
             self.apply_filter(self.state.filter.with_(**{message.field: message.value or None}))
 

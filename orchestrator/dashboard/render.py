@@ -26,7 +26,9 @@ MESSAGE_STYLES: dict[str, str] = {
     "ERROR": "red",
     "CRITICAL": "bold red",
 }
-SOURCE_WIDTH = 14
+SOURCE_WIDTH = 16
+# Five columns for the level, so the message keeps room at 80 columns.
+LEVEL_LABELS = {"WARNING": "WARN", "CRITICAL": "CRIT"}
 
 
 def clock(when: datetime) -> str:
@@ -37,16 +39,17 @@ def clock(when: datetime) -> str:
 
 
 def render_row(row: LogRow) -> Text:
-    """``12:01:02 ERROR gpu-demo-a100-1  Task failed`` with the level's colours; an
-    exception adds its last line (the error itself) underneath."""
+    """``12:01:02 ERROR gpu-demo-a100-1  Task failed`` in the level's colours; an
+    exception adds its last line (the error itself) underneath. The source shown is
+    the row's source_id (who wrote it); WARNING and CRITICAL read WARN and CRIT."""
     level = row.log_level
-    source = row.worker_id or row.source_id
+    source = row.source_id
     if len(source) > SOURCE_WIDTH:
         source = source[: SOURCE_WIDTH - 1] + "~"
     line = Text(no_wrap=False)
     line.append(clock(row.timestamp), style="dim")
     line.append(" ")
-    line.append(f"{level:<8}", style=LEVEL_STYLES.get(level, ""))
+    line.append(f"{LEVEL_LABELS.get(level, level):<5}", style=LEVEL_STYLES.get(level, ""))
     line.append(" ")
     line.append(f"{source:<{SOURCE_WIDTH}} ", style="cyan")
     line.append(row.message.replace("\n", " "), style=MESSAGE_STYLES.get(level, ""))

@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import Input, Label, RichLog, Sparkline, Static
 
 from orchestrator.dashboard.summary import DashboardSummary
@@ -120,8 +121,7 @@ class FilterPrompt(Input):
     empty value clears that filter."""
 
     DEFAULT_CSS = """
-    FilterPrompt { dock: bottom; height: 1; border: none; padding: 0 1; display: none; }
-    FilterPrompt.-open { display: block; }
+    FilterPrompt { padding: 0 1; display: none; }
     """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
@@ -134,19 +134,28 @@ class FilterPrompt(Input):
             self.field = field
             self.value = value
 
-    field_name: str = ""
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(compact=True, id=id)
+        self.field_name = ""
+        self._return_focus: Widget | None = None
 
     def open(self, field: str, label: str, current: str | None) -> None:
-        """Shows the prompt for ``field`` with its current value."""
+        """Shows the prompt for ``field`` with its current value.
+
+        Focus moves at once (not on the next idle, as ``focus()`` does), so keys typed
+        right after the one that opened the prompt land in it, not on the tail.
+        """
         self.field_name = field
         self.placeholder = f"{label} (empty: any; Enter applies, Esc cancels)"
         self.value = current or ""
-        self.add_class("-open")
-        self.focus()
+        self.display = True
+        self._return_focus = self.screen.focused
+        self.screen.set_focus(self)
 
     def close(self) -> None:
-        """Hides the prompt."""
-        self.remove_class("-open")
+        """Hides the prompt and gives the focus back at once."""
+        self.display = False
+        self.screen.set_focus(self._return_focus)
 
     async def action_submit(self) -> None:
         self.post_message(self.Chosen(self.field_name, self.value.strip()))

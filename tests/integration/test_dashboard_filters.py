@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual import events
 from textual.widgets import Sparkline
 
 from orchestrator.dashboard.app import DashboardApp
@@ -99,6 +100,27 @@ def test_keys_change_the_filters_and_restart_the_tail(conn, db_url):
             await shows(pilot, ["warned", "broke"])
             await pilot.press("c")
             await shows(pilot, ["debug noise", "a quiet needle", "warned", "broke", "cycle done"])
+
+    run(scenario())
+
+
+def test_keys_typed_in_one_burst_after_slash_land_in_the_prompt(conn, db_url):
+    """A terminal delivers fast typing (or a paste) as one burst: every key after "/"
+    goes to the prompt, none to the app's own bindings (l, q, space)."""
+    seed(conn)
+    app = DashboardApp(Recording(real_source(lambda: db_url)), options())
+
+    async def scenario() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.state.filled)
+            burst = [("slash", "/"), *((c, c) for c in "quiet"), ("space", " "), ("l", "l")]
+            for key, char in burst:
+                app.post_message(events.Key(key, char))
+            await wait_for(pilot, lambda: app.prompt.value == "quiet l")
+            assert app.is_running and app.state.filter.min_level is None
+            assert not app.state.paused
+            await pilot.press("enter")
+            assert app.state.filter.search == "quiet l"
 
     run(scenario())
 

@@ -131,8 +131,8 @@ def test_levels_are_coloured(conn, db_url):
             await wait_for(pilot, lambda: app.rows_shown == 4)
             assert style_of("ERROR").color.name == "red"
             assert style_of("it broke").color.name == "red"
-            assert style_of("WARNING").color.name == "yellow"
-            assert style_of("CRITICAL").bgcolor.name == "red"
+            assert style_of("WARN").color.name == "yellow"
+            assert style_of("CRIT").bgcolor.name == "red"
             assert style_of("INFO").color.name == "green"
             assert style_of("all fine").color is None
 

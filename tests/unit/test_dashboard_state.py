@@ -99,7 +99,7 @@ def test_render_colours_by_level_and_adds_the_exceptions_last_line():
             exception="Traceback (most recent call last):\n  ...\nMemoryError: CUDA out of memory\n",
         )
     )
-    assert text.plain.startswith("08:01:02 ERROR    gpu-1 ")
+    assert text.plain.startswith("08:01:02 ERROR gpu-1            Task failed")
     assert text.plain.endswith("Task failed\n    -> MemoryError: CUDA out of memory")
     styles = {text.plain[span.start : span.end].strip(): str(span.style) for span in text.spans}
     assert styles["ERROR"] == "bold red"
@@ -110,9 +110,15 @@ def test_render_colours_by_level_and_adds_the_exceptions_last_line():
 
 def test_render_shortens_long_sources_and_flattens_multiline_messages():
     """A long worker name is cut with a mark; newlines in a message do not break the tail."""
-    text = render_row(row(worker_id="w" * 40, message="one\ntwo"))
+    text = render_row(row(source_id="w" * 40, message="one\ntwo"))
     assert "w" * (SOURCE_WIDTH - 1) + "~" in text.plain
     assert "one two" in text.plain
+
+
+def test_levels_fit_five_columns():
+    """WARNING and CRITICAL are shortened so every level takes five columns."""
+    assert render_row(row(log_level="WARNING")).plain[9:15] == "WARN  "
+    assert render_row(row(log_level="CRITICAL")).plain[9:15] == "CRIT  "
 
 
 def test_clock_shows_utc():
