@@ -73,15 +73,13 @@ class StatusBar(Static):
 
     DEFAULT_CSS = """
     StatusBar { height: 1; padding: 0 1; background: $boost; }
-    StatusBar.-problem { background: $error 30%; }
+    StatusBar.-problem { background: $error 30%; height: auto; max-height: 3; }
     """
 
 
 class TailLog(RichLog):
-    """The log tail. Scrolling up (keys or wheel) asks the app to pause; ``end`` and
-    ``G`` ask it to go back to live."""
-
-    BINDINGS = [Binding("G", "follow", "Live", show=False)]
+    """The log tail. Scrolling up (keys or wheel) asks the app to pause; ``end`` asks
+    it to go back to live (``G`` is the app's own key)."""
 
     class ScrolledUp(Message):
         """The user scrolled back into history."""
@@ -109,10 +107,6 @@ class TailLog(RichLog):
         self._scrolled_up()
 
     def action_scroll_end(self) -> None:
-        self.post_message(self.FollowRequested())
-
-    def action_follow(self) -> None:
-        """``G``: back to live."""
         self.post_message(self.FollowRequested())
 
 
