@@ -57,7 +57,7 @@ def test_fill_shows_the_newest_rows_oldest_first_then_reads_only_what_is_new(con
 
 def test_pause_stops_the_tail_and_resume_catches_up(conn, db_url):
     """Space pauses (the header keeps refreshing, the tail does not read); space again
-    reads everything that arrived meanwhile. Scrolling up pauses too; G resumes."""
+    reads everything that arrived meanwhile. Scrolling up pauses too; End and G resume."""
     add_rows(conn, ["before"])
     app, source = make_app(db_url)
 
@@ -81,9 +81,13 @@ def test_pause_stops_the_tail_and_resume_catches_up(conn, db_url):
             await pilot.press("up")
             assert app.state.paused
             add_rows(conn, ["while scrolled"])
-            await pilot.press("G")
+            await pilot.press("end")
             assert not app.state.paused
             await wait_for(pilot, lambda: app.rows_shown == 4)
+            await pilot.press("pageup")
+            assert app.state.paused
+            await pilot.press("G")
+            assert not app.state.paused
             assert app.rows_read == 4
 
     run(scenario())
