@@ -52,6 +52,7 @@ class PlanSummary:
 
     indexes: tuple[str, ...]
     data_indexes: tuple[str, ...]
+    parent_indexes: tuple[str, ...]
     partitions: tuple[str, ...]
     partitions_total: int
     seq_scans: tuple[str, ...]
@@ -59,8 +60,9 @@ class PlanSummary:
     plan: Mapping[str, Any]
 
     def describe(self) -> str:
-        """One line: indexes (per-day names folded), partitions scanned / total, seq scans."""
-        folded = sorted({re.sub(r"system_logs_p\d{8}_", "<day>_", i) for i in self.indexes})
+        """One line: indexes (as declared on system_logs), partitions scanned / total,
+        seq scans."""
+        folded = self.parent_indexes
         full = [s for s in self.seq_scans if s not in self.empty]
         seq = f"; seq scans: {', '.join(full)}" if full else ""
         if len(full) < len(self.seq_scans):
@@ -138,7 +140,17 @@ def explain(
         "SELECT coalesce(array_agg(relname::text), '{{}}') FROM pg_class"
         " WHERE relname = ANY({}) AND relkind = 'r' AND relpages = 0"
     ).format(sql.Literal(scanned)))  # fmt: skip
+    used = sorted({n["Index Name"] for n in nodes if "Index Name" in n})
+    parents = dict(
+        conn.execute(
+            "SELECT c.relname::text, p.relname::text FROM pg_inherits i"
+            " JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent"
+            " WHERE c.relname = ANY(%s) AND c.relkind = 'i'",
+            [used],
+        ).fetchall()
+    )
     return PlanSummary(
+        parent_indexes=tuple(sorted({parents.get(i, i) for i in used})),
         indexes=tuple(sorted({n["Index Name"] for n in nodes if "Index Name" in n})),
         data_indexes=tuple(
             sorted({index for index, rel in _index_scans(plan) if rel not in set(empty or ())})
