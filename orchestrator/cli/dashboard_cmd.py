@@ -1,27 +1,24 @@
 """``orchestrator dashboard`` (also ``scripts/view_logs_dashboard.py``): the live tail.
 
-Resolves the database the way every command does (the embedded default, else
-``DATABASE_URL``), then runs the Textual app until ``q`` or Ctrl-C. A database that is
-down at start is not an error here: the app says so and keeps retrying.
+Resolves the database the way every reader does (``open_executor``: ``DATABASE_URL``,
+else Supabase REST, else the embedded default), then runs the Textual app until ``q``
+or Ctrl-C. A database that is down at start is not an error here: the app says so and
+keeps retrying.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from orchestrator.config import Settings, get_settings
+from orchestrator.config import get_settings
 from orchestrator.dashboard.app import DashboardApp, DashboardOptions
-from orchestrator.dashboard.source import QueryTailSource, Reconnecting
+from orchestrator.dashboard.source import QueryTailSource
 from orchestrator.dashboard.state import TailFilter, parse_level
-from orchestrator.db.psycopg import PsycopgExecutor, connect
-from orchestrator.db.target import sql_target
+from orchestrator.db.executor import open_executor
 from orchestrator.errors import HubError
-
-CONNECT_TIMEOUT = 5  # seconds; a black-holed host must not hold a refresh for long
 
 
 def _bounded(kind: Callable[[str], float], low: float, high: float, accepted: str) -> Any:
@@ -112,25 +109,10 @@ def options_from(args: argparse.Namespace) -> DashboardOptions:
     )
 
 
-@contextlib.contextmanager
-def open_source(settings: Settings) -> Iterator[QueryTailSource]:
-    """The dashboard's source on the configured database; reconnects by itself."""
-    with sql_target(settings) as target:
-        source = QueryTailSource(
-            Reconnecting(
-                lambda: PsycopgExecutor(connect(target.url, connect_timeout=CONNECT_TIMEOUT))
-            )
-        )
-        try:
-            yield source
-        finally:
-            source.close()
-
-
 def run(args: argparse.Namespace) -> int:
     """Runs the dashboard until the user quits; 0 on a clean exit."""
     options = options_from(args)
-    with open_source(get_settings()) as source:
-        app = DashboardApp(source, options)
+    with open_executor(get_settings()) as executor:
+        app = DashboardApp(QueryTailSource(executor), options)
         app.run()
     return app.return_code or 0

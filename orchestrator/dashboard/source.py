@@ -3,20 +3,19 @@
 :class:`TailSource` is the small protocol the app depends on, so the UI (and its
 tests) never see a driver. :class:`QueryTailSource` is the real one: the tail through
 ``query_logs`` (keyset on ``("timestamp", id)``), the header through
-``func_log_dashboard_summary``, over any executor with ``run(call)``; it reconnects by
-itself after a failure.
+``func_log_dashboard_summary``, over any executor with ``run(call)``, such as the one
+``open_executor`` yields (which reconnects by itself after a failure).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from orchestrator.dashboard.state import TailFilter
 from orchestrator.dashboard.summary import DashboardSummary, dashboard_summary
-from orchestrator.db.calls import Call, CallExecutor
+from orchestrator.db.calls import CallExecutor
 from orchestrator.query import Cursor, LogFilter, LogPage, LogRow, query_logs
 
 T = TypeVar("T")
@@ -40,40 +39,6 @@ class TailSource(Protocol):
     def close(self) -> None:
         """Releases the connection."""
         ...
-
-
-class Reconnecting:
-    """Holds one executor opened on demand; a failed call drops it, so the next call
-    reconnects. ``open`` returns a context manager (as ``open_executor`` does) or an
-    executor that is its own context manager."""
-
-    def __init__(self, open: Callable[[], contextlib.AbstractContextManager[Any]]) -> None:
-        self._open = open
-        self._stack: contextlib.ExitStack | None = None
-        self._executor: CallExecutor | None = None
-
-    def run(self, call: Call[T]) -> T:
-        """Runs ``call``, connecting first if needed; on failure drops the connection."""
-        try:
-            if self._executor is None:
-                stack = contextlib.ExitStack()
-                try:
-                    self._executor = stack.enter_context(self._open())
-                except BaseException:
-                    stack.close()
-                    raise
-                self._stack = stack
-            return self._executor.run(call)
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        """Closes the current connection, if any (errors while closing are moot)."""
-        stack, self._stack, self._executor = self._stack, None, None
-        if stack is not None:
-            with contextlib.suppress(Exception):
-                stack.close()
 
 
 def log_filter(flt: TailFilter, until: datetime) -> LogFilter:

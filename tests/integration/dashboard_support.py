@@ -17,15 +17,27 @@ from typing import Any
 import psycopg
 
 from orchestrator.dashboard.app import DashboardApp, DashboardOptions
-from orchestrator.dashboard.source import QueryTailSource, Reconnecting
-from orchestrator.db.psycopg import PsycopgExecutor, connect
+from orchestrator.dashboard.source import QueryTailSource
+from orchestrator.db.executor import PsycopgSession
 from tests.integration.logrows import entry, insert
 
 
+class MovableSession(PsycopgSession):
+    """open_executor's psycopg session, whose URL a test may move (to a closed port and
+    back) between connections."""
+
+    def __init__(self, url: Callable[[], str]) -> None:
+        super().__init__(url(), "the test database", connect_timeout=2)
+        self._where = url
+
+    def run(self, call: Any) -> Any:
+        self.url = self._where()
+        return super().run(call)
+
+
 def real_source(url: Callable[[], str]) -> QueryTailSource:
-    """The shipped source over psycopg; ``url()`` is asked at every (re)connect, so a
-    test can point it at a closed port and back."""
-    return QueryTailSource(Reconnecting(lambda: PsycopgExecutor(connect(url(), connect_timeout=2))))
+    """The shipped source over the session ``open_executor`` uses for a URL."""
+    return QueryTailSource(MovableSession(url))
 
 
 @dataclass

@@ -7,6 +7,8 @@ from textual.widgets import Sparkline
 
 from orchestrator.dashboard.app import DashboardApp
 from orchestrator.dashboard.state import TailFilter
+from orchestrator.db.psycopg import PsycopgExecutor
+from orchestrator.jobs import calls as jobs_calls
 from tests.integration.dashboard_support import (
     Recording,
     add_rows,
@@ -126,27 +128,28 @@ def test_keys_typed_in_one_burst_after_slash_land_in_the_prompt(conn, db_url):
     run(scenario())
 
 
-def test_header_shows_the_databases_numbers_and_queue_once_it_exists(conn, db_url):
-    """logs/min, error rate, workers and the sparkline come from the summary function;
-    the queue appears once func_queue_statistics() exists."""
+def test_header_shows_the_databases_numbers_and_the_queue(conn, db_url):
+    """logs/min, error rate, workers, queued jobs and the sparkline come from the
+    summary function and follow the database."""
     add_rows(conn, ["a", "b", "c", "d"], worker_id="w1", source_id="w1")
     add_rows(conn, ["e"], worker_id="w1", source_id="w1", log_level="ERROR")
     app = DashboardApp(Recording(real_source(lambda: db_url)), options())
 
+    def header() -> str:
+        return str(app.header.render())
+
     async def scenario() -> None:
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_for(pilot, lambda: app.summary is not None)
-            header = str(app.query_one("#header").render())
-            assert "logs/min 1 " in header
-            assert "errors 20.0%" in header
-            assert "workers 1" in header
-            assert "queue" not in header
+            assert "logs/min 1 " in header()
+            assert "errors 20.0%" in header()
+            assert "workers 1" in header()
+            assert "queue 0" in header()
             trend = app.query_one(Sparkline).data
             assert len(trend) == 60 and sum(trend) == 1 and trend[-1] + trend[-2] == 1
-            conn.execute(
-                "CREATE FUNCTION public.func_queue_statistics() RETURNS jsonb LANGUAGE sql AS "
-                """$$ SELECT '{"depth_by_state": {"queued": 7}}'::jsonb $$"""
-            )
-            await wait_for(pilot, lambda: "queue 7" in str(app.query_one("#header").render()))
+            jobs = PsycopgExecutor(conn)
+            jobs.run(jobs_calls.upsert_hub_user("u", "org"))
+            jobs.run(jobs_calls.submit_job("u", "render", {"command": "true"}))
+            await wait_for(pilot, lambda: "queue 1" in header())
 
     run(scenario())

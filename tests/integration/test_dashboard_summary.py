@@ -10,6 +10,7 @@ import pytest
 
 from orchestrator.dashboard.summary import DashboardSummary, dashboard_summary
 from orchestrator.db.psycopg import PsycopgExecutor
+from orchestrator.jobs import calls as jobs_calls
 from tests.integration.logrows import entry, insert
 
 
@@ -30,13 +31,13 @@ def minute(ts: datetime) -> datetime:
 
 
 def test_empty_store_gives_zeros_and_sixty_empty_buckets(conn):
-    """No rows: zero rates, no workers, 60 zero buckets, no queue yet."""
+    """No rows: zero rates, no workers, 60 zero buckets, an empty queue."""
     result = summary(conn)
     assert result.logs_per_minute == 0
     assert result.error_rate == 0
     assert result.active_workers == 0
     assert result.errors_per_minute == (0,) * 60
-    assert result.queue_depth is None
+    assert result.queue_depth == 0
 
 
 def test_rates_workers_and_error_buckets_match_the_inserted_rows(conn):
@@ -113,22 +114,21 @@ def test_window_sets_the_number_of_buckets_and_is_checked(conn):
         summary(conn, window_minutes=0)
 
 
-def test_queue_depth_comes_from_the_queue_statistics_once_they_exist(conn):
-    """Null before func_queue_statistics() exists; its queued count after; an error in it
-    leaves the depth null, says why, and the log numbers still arrive."""
+def test_queue_depth_is_the_queued_count_of_the_queue_statistics(conn):
+    """The queued jobs of func_queue_statistics(); without that function (a database
+    migrated up to 0008 only) null; an error in it leaves the depth null, says why, and
+    the log numbers still arrive."""
+    executor = PsycopgExecutor(conn)
+    executor.run(jobs_calls.upsert_hub_user("user-1", "org-1"))
+    for n in range(2):
+        executor.run(jobs_calls.submit_job("user-1", "render", {"command": f"echo {n}"}))
+    assert summary(conn).queue_depth == 2
+
+    conn.execute("DROP FUNCTION public.func_queue_statistics()")
     assert summary(conn).queue_depth is None
+
     conn.execute(
-        "CREATE FUNCTION public.func_queue_statistics() RETURNS jsonb LANGUAGE sql AS "
-        """$$ SELECT '{"depth_by_state": {"queued": 7, "running": 2}}'::jsonb $$"""
-    )
-    assert summary(conn).queue_depth == 7
-    conn.execute(
-        "CREATE OR REPLACE FUNCTION public.func_queue_statistics() RETURNS jsonb "
-        "LANGUAGE sql AS $$ SELECT '{\"depth_by_state\": {}}'::jsonb $$"
-    )
-    assert summary(conn).queue_depth == 0
-    conn.execute(
-        "CREATE OR REPLACE FUNCTION public.func_queue_statistics() RETURNS jsonb "
+        "CREATE FUNCTION public.func_queue_statistics() RETURNS jsonb "
         "LANGUAGE sql AS $$ SELECT to_jsonb(1 / 0) $$"
     )
     broken = summary(conn)
