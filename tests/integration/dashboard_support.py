@@ -97,12 +97,17 @@ def tail_text(app: DashboardApp) -> list[str]:
     return [strip.text.rstrip() for strip in app.query_one("#tail").lines]
 
 
-async def wait_for(pilot: Any, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Lets the app run until ``predicate`` holds (fails the test after ``timeout``)."""
+async def wait_for(pilot: Any, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Lets the app run until ``predicate`` holds (fails the test after ``timeout``,
+    saying where the app stood)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
+            app = pilot.app
+            raise AssertionError(
+                f"condition not reached in time: rows_shown={app.rows_shown} "
+                f"error={app.error!r} state={app.state!r}"
+            )
         await pilot.pause(0.05)
 
 

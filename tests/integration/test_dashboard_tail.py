@@ -178,3 +178,21 @@ def test_usable_at_80x24(conn, db_url):
             assert "line 39" in tail_text(app)[-1]
 
     run(scenario())
+
+
+def test_scrollback_keeps_only_the_newest_lines(conn, db_url):
+    """The fill never exceeds the scrollback, and new lines push the oldest out."""
+    add_rows(conn, [f"first {i:02}" for i in range(30)])
+    app, _ = make_app(db_url, scrollback=20, initial_rows=200)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.rows_shown == 20)
+            assert "first 10" in tail_text(app)[0]
+            add_rows(conn, [f"then {i:02}" for i in range(15)])
+            await wait_for(pilot, lambda: app.rows_shown == 35)
+            lines = tail_text(app)
+            assert len(lines) == 20
+            assert "first 25" in lines[0] and "then 14" in lines[-1]
+
+    run(scenario())
