@@ -13,6 +13,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.message import Message
@@ -181,14 +182,21 @@ class DashboardApp(App[int]):
         status = self.status
         if not status.is_attached:
             return
-        mode = "[b yellow]PAUSED[/] space/G: live" if self.state.paused else "[b green]LIVE[/]"
-        parts = [mode, self.state.filter.describe(), f"{self.rows_shown} rows"]
+        line = Text()
         if self.error is not None:
             wait = max(0, math.ceil(self._next_poll - time.monotonic()))
             retry = "retrying now" if self._in_flight else f"retrying in {wait}s"
-            parts.insert(0, f"[b]{_escape(self.error)}; {retry}[/]")
+            line.append(f"{self.error}; {retry}", style="bold")
+            line.append(" | ")
+        if self.state.paused:
+            line.append("PAUSED", style="bold yellow")
+            line.append(" space/G: live")
+        else:
+            line.append("LIVE", style="bold green")
+        # Plain Text, never markup: a filter may hold any characters, "[" included.
+        line.append(f" | {self.state.filter.describe()} | {self.rows_shown} rows")
         status.set_class(self.error is not None, "-problem")
-        status.update(" | ".join(parts))
+        status.update(line)
 
     # -- keys ---------------------------------------------------------------------
 
@@ -258,8 +266,3 @@ class DashboardApp(App[int]):
         self.tail.clear()
         self.rows_shown = 0
         self.refresh_now()
-
-
-def _escape(text: str) -> str:
-    """Text shown as is inside Textual markup."""
-    return text.replace("[", r"\[")

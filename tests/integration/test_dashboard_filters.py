@@ -101,6 +101,8 @@ def test_keys_change_the_filters_and_restart_the_tail(conn, db_url):
             await pilot.press("c")
             await prompt(pilot, "w", "gpu-2")
             await shows(pilot, ["warned", "broke"])
+            await prompt(pilot, "slash", "[/bold] [red]")  # shown as typed, not as markup
+            assert '"[/bold] [red]"' in str(app.status.render())
             await pilot.press("c")
             await shows(pilot, ["debug noise", "a quiet needle", "warned", "broke", "cycle done"])
 
