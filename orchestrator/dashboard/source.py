@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from orchestrator.dashboard.state import TailFilter
 from orchestrator.dashboard.summary import DashboardSummary, dashboard_summary
 from orchestrator.db.calls import CallExecutor
 from orchestrator.query import Cursor, LogFilter, LogPage, LogRow, query_logs
-
-T = TypeVar("T")
 
 
 class TailSource(Protocol):
