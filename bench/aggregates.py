@@ -1,20 +1,23 @@
 """bench/aggregates: the log aggregates over 24 hours of a 10-million-row store.
 
 Issue 4's targets: ``func_log_statistics`` over 24 h at most 300 ms p50; the errors
-summary over 24 h at most 50 ms p50. Both now read the count rollups of sql/0007; each
-is timed against baselines measured in the same run:
+summary (``func_log_errors_summary``) over 24 h at most 50 ms p50. Both read the count
+rollups of sql/0007; each is timed against baselines measured in the same run:
 
-* ``SELECT 1`` — one round trip, the floor of any call;
-* the raw aggregate — the same function as it was before the rollups (its text is
+* ``SELECT 1`` -- one round trip, the floor of any call;
+* the raw aggregate -- the same function as it was before the rollups (its text is
   taken from the migration that defined it and created under a ``bench_raw_`` name),
   so the speed-up is measured on the same data, server and moment; its result must
-  equal the rollup-backed one (checked, printed).
+  equal the rollup-backed one (checked and printed).
 
-The window is the data set's last 24 hours, ending at a time with seconds and
-microseconds, so both edges are partial minutes. The data set (bench/logdata.py) is
-generated once into ``--data-dir`` and reused while its parameters stay the same.
+The data set is bench/query.py's (its generator, not a second one): N rows (default
+10,000,000) over 3 days, 200 workers, 50,000 tasks, generated in ``--data-dir`` with the
+migrations before 0007, so that applying 0007 afterwards backfills the rollups (its
+duration is printed); a data dir that already holds N rows is reused. The window is the
+data's last 24 hours, ending at a time with seconds and microseconds, so both edges are
+partial minutes and partial hours.
 
-    python bench/aggregates.py [--rows N] [--repeats R] [--data-dir DIR] [--database-url URL]
+    python bench/aggregates.py [--rows N] [--runs K] [--data-dir DIR] [--generate-only]
 """
 
 from __future__ import annotations
@@ -29,26 +32,30 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from logdata import Dataset, ensure_dataset  # bench/ is the script's directory
+from query import generate  # bench/ is the script's directory: the query bench's data
 from tabulate import tabulate
 
 from orchestrator.db.embedded import start_embedded
-from orchestrator.db.migrate import migrate
+from orchestrator.db.migrate import discover, migrate
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 
 
-def create_raw_baseline(conn: psycopg.Connection[Any], migration: str, function: str) -> str:
-    """Creates, under the name ``bench_raw_<function>``, the function as the given
-    migration file defined it (before the rollups replaced it); returns that name."""
+def create_raw_baseline(conn: psycopg.Connection[Any], migration: str, *functions: str) -> str:
+    """Creates, each under the name ``bench_raw_<function>``, the functions as the given
+    migration file defined them (before the rollups replaced them), calling each other
+    by their new names; returns the name of the first."""
     text = (SQL_DIR / migration).read_text()
-    found = re.search(
-        rf"CREATE OR REPLACE FUNCTION public\.{function}\(.*?\n\$\$;\n", text, re.DOTALL
-    )
-    assert found, f"{function} not found in sql/{migration}"
-    raw = f"bench_raw_{function}"
-    conn.execute(found.group(0).replace(f"public.{function}(", f"public.{raw}(", 1))
-    return raw
+    for function in functions:
+        found = re.search(
+            rf"CREATE OR REPLACE FUNCTION public\.{function}\(.*?\n\$\$;\n", text, re.DOTALL
+        )
+        assert found, f"{function} not found in sql/{migration}"
+        definition = found.group(0)
+        for name in functions:
+            definition = definition.replace(f"public.{name}(", f"public.bench_raw_{name}(")
+        conn.execute(definition)
+    return f"bench_raw_{functions[0]}"
 
 
 def timed(run: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
@@ -72,22 +79,32 @@ def scalar(conn: psycopg.Connection[Any], query: str) -> Any:
     return row[0] if row else None
 
 
-def bench(conn: psycopg.Connection[Any], dataset: Dataset, repeats: int) -> list[list[Any]]:
-    until = dataset.until - timedelta(minutes=7, seconds=13.4567)  # partial minutes
+def bench(conn: psycopg.Connection[Any], repeats: int) -> list[list[Any]]:
+    newest = scalar(conn, 'SELECT max("timestamp") FROM system_logs')
+    until = newest - timedelta(minutes=7, seconds=13.4567)  # inside a minute and an hour
     since = until - timedelta(hours=24)
     table: list[list[Any]] = []
     floor, _ = timed(lambda: conn.execute("SELECT 1").fetchone(), repeats)
     table.append(["SELECT 1 (round trip)", floor, 1, ""])
-    cases = [("func_log_statistics 24 h", "0003_log_functions.sql", "func_log_statistics")]
-    for label, migration, function in cases:
-        raw = create_raw_baseline(conn, migration, function)
+    cases = [
+        ("func_log_statistics 24 h", "0003_log_functions.sql", ("func_log_statistics",)),
+        (
+            "func_log_errors_summary 24 h",
+            "0006_log_queries.sql",
+            ("func_log_errors_summary", "func_log_errors_summary_statement"),
+        ),
+    ]
+    for label, migration, functions in cases:
+        function = functions[0]
+        raw = create_raw_baseline(conn, migration, *functions)
         raw_times, raw_result = timed(
             lambda r=raw: call(conn, r, since, until), max(3, repeats // 4)
         )
         new_times, new_result = timed(lambda f=function: call(conn, f, since, until), repeats)
         same = "yes" if raw_result == new_result else "NO"
-        table.append([f"{label}: raw rows (before)", raw_times, statistics.median(raw_times), ""])
-        table.append([f"{label}: rollups (now)", new_times, statistics.median(raw_times), same])
+        raw_p50 = statistics.median(raw_times)
+        table.append([f"{label}: raw rows (before)", raw_times, raw_p50, ""])
+        table.append([f"{label}: rollups (now)", new_times, raw_p50, same])
     return table
 
 
@@ -103,27 +120,42 @@ def report(table: list[list[Any]]) -> None:
     print(tabulate(rows, headers, colalign=align, disable_numparse=True))
 
 
+def prepare(conn: psycopg.Connection[Any], rows: int) -> None:
+    """Generates the data set unless the database holds ``rows`` log rows already (with
+    the migrations before 0007, as a store that predates the rollups), then migrates."""
+    exists = scalar(conn, "SELECT to_regclass('public.system_logs') IS NOT NULL")
+    have = scalar(conn, "SELECT count(*) FROM public.system_logs") if exists else 0
+    if have != rows:
+        migrate(conn, [f for f in discover() if f.name < "0007"])
+        conn.execute("TRUNCATE public.system_logs")
+        if scalar(conn, "SELECT to_regclass('public.system_log_counts') IS NOT NULL"):
+            conn.execute("TRUNCATE public.system_log_counts, public.system_log_error_counts")
+        print(f"generating {rows:,} rows ...", flush=True)
+        print(f"generated in {generate(conn, rows):.0f} s", flush=True)
+    started = time.perf_counter()
+    applied = migrate(conn)
+    if "0007_log_rollups.sql" in applied:
+        print(f"0007 applied (backfill included) in {time.perf_counter() - started:.1f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--days", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=200)
-    parser.add_argument("--tasks", type=int, default=50_000)
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/hub-bench-aggregates"))
-    parser.add_argument("--database-url", help="use this database instead of the embedded one")
+    parser.add_argument(
+        "--generate-only", action="store_true", help="stop after generating (before 0007)"
+    )
     args = parser.parse_args()
-    server = None
-    url = args.database_url
-    if url is None:
-        server = start_embedded(args.data_dir / "pgdata")
-        url = server.url
+    server = start_embedded(args.data_dir / "pgdata")
     try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            migrate(conn)
-            started = time.perf_counter()
-            dataset, made = ensure_dataset(conn, args.rows, args.days, args.workers, args.tasks)
-            took = f"generated in {time.perf_counter() - started:,.0f} s" if made else "reused"
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            if args.generate_only:
+                migrate(conn, [f for f in discover() if f.name < "0007"])
+                conn.execute("TRUNCATE public.system_logs")
+                print(f"generated in {generate(conn, args.rows):.0f} s", flush=True)
+                return
+            prepare(conn, args.rows)
             version = scalar(conn, "SELECT current_setting('server_version')")
             sizes = conn.execute(
                 "SELECT (SELECT count(*) FROM system_logs),"
@@ -133,15 +165,13 @@ def main() -> None:
             ).fetchone()
             assert sizes is not None
             print(
-                f"PostgreSQL {version}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; data set {took}:"
-                f" {sizes[0]:,} log rows over {dataset.days} days, {dataset.workers} workers,"
-                f" {dataset.tasks:,} tasks; rollup rows: {sizes[1]:,} minute, {sizes[2]:,}"
-                f" hour, {sizes[3]:,} error\n"
+                f"PostgreSQL {version}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC;"
+                f" {sizes[0]:,} log rows (bench/query.py's data set); rollup rows:"
+                f" {sizes[1]:,} minute, {sizes[2]:,} hour, {sizes[3]:,} error messages\n"
             )
-            report(bench(conn, dataset, args.repeats))
+            report(bench(conn, args.runs))
     finally:
-        if server is not None:
-            server.stop()
+        server.stop()
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from typing import Any
 
 import psutil
 import psycopg
-from logdata import set_rollups  # bench/ is the script's directory
+from rollups import set_rollups  # bench/ is the script's directory
 from tabulate import tabulate
 
 from orchestrator.db import migrate

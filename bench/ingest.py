@@ -46,10 +46,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from logdata import set_rollups  # bench/ is the script's directory
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
+from rollups import set_rollups  # bench/ is the script's directory
 from tabulate import tabulate
 
 from orchestrator.db.embedded import start_embedded

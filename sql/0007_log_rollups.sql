@@ -6,8 +6,10 @@
 --                            source_id, worker_id): count, errors (severity >= 17) and
 --                            last_seen, at two resolutions: 'minute' and 'hour' (UTC).
 --   system_log_error_counts  ERROR/CRITICAL rows per (hour, log_level, source_type,
---                            source_id, worker_id, message fingerprint): count,
---                            first_seen, last_seen and the first message.
+--                            message fingerprint): count, first_seen, last_seen and the
+--                            first message. Per-source and per-worker error counts come
+--                            from system_log_counts.errors; keeping workers out of this
+--                            key lets an hour's many similar errors share one row.
 --
 -- One statement-level AFTER INSERT trigger on the partitioned parent maintains both from
 -- its transition table, so every path that writes through the parent is counted: the
@@ -21,7 +23,8 @@
 -- A window [since, until) is read as: whole hours from the 'hour' rows, whole minutes at
 -- both ends from the 'minute' rows, and the partial minutes at both edges from the log
 -- rows themselves (primary-key range scans), so the result equals a count over the raw
--- rows for any window.
+-- rows for any window (func_log_counts). Error messages: whole hours from the message
+-- rollup, the partial hours at both edges from the rows (errors partial index).
 --
 -- Idempotent: safe to run again in the SQL editor or with psql -v ON_ERROR_STOP=1 -f.
 -- Needs PostgreSQL 15 or later (UNIQUE NULLS NOT DISTINCT: worker_id may be NULL).
@@ -59,19 +62,15 @@ CREATE TABLE IF NOT EXISTS public.system_log_error_counts (
     bucket      timestamptz NOT NULL,
     log_level   text        NOT NULL,
     source_type text        NOT NULL,
-    source_id   text        NOT NULL,
-    worker_id   text,
     fingerprint uuid        NOT NULL,
     count       bigint      NOT NULL,
     first_seen  timestamptz NOT NULL,
     last_seen   timestamptz NOT NULL,
-    message     text        NOT NULL
+    message     text        NOT NULL,
+    PRIMARY KEY (bucket, log_level, source_type, fingerprint)
 ) WITH (fillfactor = 70);
-CREATE UNIQUE INDEX IF NOT EXISTS system_log_error_counts_key
-    ON public.system_log_error_counts (bucket, log_level, source_type, source_id, worker_id, fingerprint)
-    NULLS NOT DISTINCT;
 COMMENT ON TABLE public.system_log_error_counts IS
-    'Rollup of the ERROR/CRITICAL rows (severity >= 17) of system_logs maintained on write: per UTC hour, level, source, worker and message fingerprint (func_log_message_fingerprint: md5 of the first 200 characters), the count, first and last "timestamp", and the full message of the first row.';
+    'Rollup of the ERROR/CRITICAL rows (severity >= 17) of system_logs maintained on write: per UTC hour, level, source_type and message fingerprint (func_log_message_fingerprint: md5 of the first 200 characters), the count, first and last "timestamp", and the full message of the first row. Read by func_log_errors_summary().';
 
 -- Adds a set of log rows (the transition table of the trigger, or log rows being
 -- recounted) to both rollups. Each upsert visits its keys in key order, so concurrent
@@ -99,17 +98,16 @@ BEGIN
            last_seen = greatest(c.last_seen, excluded.last_seen);
 
     INSERT INTO public.system_log_error_counts AS e
-           (bucket, log_level, source_type, source_id, worker_id, fingerprint,
-            count, first_seen, last_seen, message)
-    SELECT date_trunc('hour', n."timestamp", 'UTC'), n.log_level, n.source_type, n.source_id,
-           n.worker_id, public.func_log_message_fingerprint(n.message),
+           (bucket, log_level, source_type, fingerprint, count, first_seen, last_seen, message)
+    SELECT date_trunc('hour', n."timestamp", 'UTC'), n.log_level, n.source_type,
+           public.func_log_message_fingerprint(n.message),
            count(*), min(n."timestamp"), max(n."timestamp"),
            (array_agg(n.message ORDER BY n."timestamp", n.id))[1]
       FROM new_rows n
      WHERE n.severity_number >= 17
-     GROUP BY 1, 2, 3, 4, 5, 6
-     ORDER BY 1, 2, 3, 4, 5, 6
-    ON CONFLICT (bucket, log_level, source_type, source_id, worker_id, fingerprint) DO UPDATE
+     GROUP BY 1, 2, 3, 4
+     ORDER BY 1, 2, 3, 4
+    ON CONFLICT (bucket, log_level, source_type, fingerprint) DO UPDATE
        SET count = e.count + excluded.count,
            message = CASE WHEN excluded.first_seen < e.first_seen THEN excluded.message ELSE e.message END,
            first_seen = least(e.first_seen, excluded.first_seen),
@@ -171,15 +169,14 @@ BEGIN
      WHERE s."timestamp" >= v_from AND s."timestamp" < v_to
      GROUP BY 1, 2, 3, 4, 5, 6;
     INSERT INTO public.system_log_error_counts
-           (bucket, log_level, source_type, source_id, worker_id, fingerprint,
-            count, first_seen, last_seen, message)
-    SELECT date_trunc('hour', s."timestamp", 'UTC'), s.log_level, s.source_type, s.source_id,
-           s.worker_id, public.func_log_message_fingerprint(s.message),
+           (bucket, log_level, source_type, fingerprint, count, first_seen, last_seen, message)
+    SELECT date_trunc('hour', s."timestamp", 'UTC'), s.log_level, s.source_type,
+           public.func_log_message_fingerprint(s.message),
            count(*), min(s."timestamp"), max(s."timestamp"),
            (array_agg(s.message ORDER BY s."timestamp", s.id))[1]
       FROM public.system_logs s
      WHERE s."timestamp" >= v_from AND s."timestamp" < v_to AND s.severity_number >= 17
-     GROUP BY 1, 2, 3, 4, 5, 6;
+     GROUP BY 1, 2, 3, 4;
     SELECT coalesce(sum(count), 0) INTO v_rows
       FROM public.system_log_counts WHERE resolution = 'hour' AND bucket >= v_from AND bucket < v_to;
     RETURN jsonb_build_object('success', true, 'from', v_from, 'to', v_to, 'rows_counted', v_rows);
@@ -205,17 +202,23 @@ BEGIN
 END;
 $$;
 
--- Statistics over [since, until) (same result as 0003's version, read from the rollup):
--- whole hours from the 'hour' rows, whole minutes at the ends from the 'minute' rows,
--- the partial minutes at both edges from system_logs (index range scans).
-CREATE OR REPLACE FUNCTION public.func_log_statistics(
-    since timestamptz DEFAULT now() - interval '24 hours',
-    until timestamptz DEFAULT now()
-) RETURNS jsonb
+-- Exact counts per (log_level, source_type, source_id, worker_id) over [since, until),
+-- optionally of one source_type and/or one worker: whole hours from the 'hour' rows,
+-- whole minutes at both ends from the 'minute' rows, the partial minutes at both edges
+-- from system_logs (primary-key range scans). The one place that knows how a window is
+-- cut into pieces; func_log_statistics and func_log_errors_summary read through it.
+CREATE OR REPLACE FUNCTION public.func_log_counts(
+    since timestamptz,
+    until timestamptz,
+    only_source_type text DEFAULT NULL,
+    only_worker_id text DEFAULT NULL
+) RETURNS TABLE (log_level text, source_type text, source_id text, worker_id text,
+                 count bigint, errors bigint, last_seen timestamptz)
 LANGUAGE plpgsql
 STABLE
 SET search_path = pg_catalog, public, pg_temp
 AS $$
+#variable_conflict use_column
 DECLARE
     -- [since, m1) and [m2, until) are partial minutes; [m1, h1) and [h2, m2) whole
     -- minutes; [h1, h2) whole hours. Empty pieces collapse onto until or m2.
@@ -223,7 +226,6 @@ DECLARE
     v_m2 timestamptz := date_trunc('minute', until, 'UTC');
     v_h1 timestamptz;
     v_h2 timestamptz;
-    v_result jsonb;
 BEGIN
     IF v_m1 < since THEN
         v_m1 := v_m1 + interval '1 minute';
@@ -242,37 +244,56 @@ BEGIN
         v_h2 := v_m2;
     END IF;
 
-    WITH pieces AS (
+    RETURN QUERY
+    SELECT p.log_level, p.source_type, p.source_id, p.worker_id,
+           sum(p.n)::bigint, sum(p.e)::bigint, max(p.last)
+      FROM (
         SELECT s.log_level, s.source_type, s.source_id, s.worker_id, count(*) AS n,
-               count(*) FILTER (WHERE s.severity_number >= 17) AS errors, max(s."timestamp") AS last_seen
+               count(*) FILTER (WHERE s.severity_number >= 17) AS e, max(s."timestamp") AS last
           FROM public.system_logs s
          WHERE s."timestamp" >= since AND s."timestamp" < v_m1
+           AND (only_source_type IS NULL OR s.source_type = only_source_type)
+           AND (only_worker_id IS NULL OR s.worker_id = only_worker_id)
          GROUP BY 1, 2, 3, 4
         UNION ALL
         SELECT s.log_level, s.source_type, s.source_id, s.worker_id, count(*),
                count(*) FILTER (WHERE s.severity_number >= 17), max(s."timestamp")
           FROM public.system_logs s
          WHERE s."timestamp" >= v_m2 AND s."timestamp" < until
+           AND (only_source_type IS NULL OR s.source_type = only_source_type)
+           AND (only_worker_id IS NULL OR s.worker_id = only_worker_id)
          GROUP BY 1, 2, 3, 4
         UNION ALL
         SELECT c.log_level, c.source_type, c.source_id, c.worker_id, c.count, c.errors, c.last_seen
           FROM public.system_log_counts c
-         WHERE c.resolution = 'minute' AND c.bucket >= v_m1 AND c.bucket < v_h1
-        UNION ALL
-        SELECT c.log_level, c.source_type, c.source_id, c.worker_id, c.count, c.errors, c.last_seen
-          FROM public.system_log_counts c
-         WHERE c.resolution = 'minute' AND c.bucket >= v_h2 AND c.bucket < v_m2
-        UNION ALL
-        SELECT c.log_level, c.source_type, c.source_id, c.worker_id, c.count, c.errors, c.last_seen
-          FROM public.system_log_counts c
-         WHERE c.resolution = 'hour' AND c.bucket >= v_h1 AND c.bucket < v_h2
-    ), grouped AS (
+         WHERE ((c.resolution = 'minute' AND c.bucket >= v_m1 AND c.bucket < v_h1)
+             OR (c.resolution = 'minute' AND c.bucket >= v_h2 AND c.bucket < v_m2)
+             OR (c.resolution = 'hour' AND c.bucket >= v_h1 AND c.bucket < v_h2))
+           AND (only_source_type IS NULL OR c.source_type = only_source_type)
+           AND (only_worker_id IS NULL OR c.worker_id = only_worker_id)
+      ) AS p
+     GROUP BY 1, 2, 3, 4;
+END;
+$$;
+COMMENT ON FUNCTION public.func_log_counts(timestamptz, timestamptz, text, text) IS
+    'Exact counts of logs in [since, until) per (log_level, source_type, source_id, worker_id), optionally of one source_type and/or worker: rows, rows with severity >= 17 (errors) and the latest "timestamp". Whole hours and minutes from the rollup system_log_counts, partial minutes from system_logs.';
+
+-- Statistics over [since, until): same result as 0003's version, from func_log_counts.
+CREATE OR REPLACE FUNCTION public.func_log_statistics(
+    since timestamptz DEFAULT now() - interval '24 hours',
+    until timestamptz DEFAULT now()
+) RETURNS jsonb
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+    WITH grouped AS (
         SELECT GROUPING(log_level) AS g_level,
                GROUPING(source_type, source_id) AS g_source,
                GROUPING(worker_id) AS g_worker,
                log_level, source_type, source_id, worker_id,
-               sum(n)::bigint AS n, sum(errors)::bigint AS errors, max(last_seen) AS last_seen
-          FROM pieces
+               sum(count)::bigint AS n, sum(errors)::bigint AS errors, max(last_seen) AS last_seen
+          FROM public.func_log_counts(since, until)
          GROUP BY GROUPING SETS ((log_level), (source_type, source_id), (worker_id), ())
     )
     SELECT jsonb_build_object(
@@ -289,12 +310,104 @@ BEGIN
                 'worker_id', worker_id, 'count', n, 'errors', errors, 'last_seen', last_seen)
                 ORDER BY n DESC, worker_id)
             FROM grouped WHERE g_worker = 0 AND worker_id IS NOT NULL), '[]'::jsonb))
-      INTO v_result;
-    RETURN v_result;
-END;
 $$;
 COMMENT ON FUNCTION public.func_log_statistics(timestamptz, timestamptz) IS
-    'Counts of logs in [since, until) (default: the last 24 hours) by level, by source and by worker, with error counts and last-seen times. Exact for any window: whole hours and minutes come from the rollup system_log_counts, the partial minutes at both edges from system_logs. Returns {since, until, total, errors, by_level, by_source, by_worker}.';
+    'Counts of logs in [since, until) (default: the last 24 hours) by level, by source and by worker, with error counts and last-seen times. Exact for any window, read through func_log_counts (rollups for whole minutes and hours, rows for the partial edge minutes). Returns {since, until, total, errors, by_level, by_source, by_worker}.';
+
+-- The errors summary of 0006, same result, read from the rollups: totals by level,
+-- source and worker from func_log_counts (errors > 0), top messages from the message
+-- rollup for whole hours and from the rows (errors partial index) for the partial hours
+-- at both edges, or for the whole window when one worker is asked for (the message
+-- rollup has no worker). func_log_errors_summary (0006) runs this text with
+-- EXECUTE ... USING $1 since, $2 until, $3 source_type, $4 worker_id, $5 top.
+CREATE OR REPLACE FUNCTION public.func_log_errors_summary_statement(
+    source_type text DEFAULT NULL,
+    worker_id text DEFAULT NULL
+) RETURNS text
+LANGUAGE plpgsql
+IMMUTABLE
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    RETURN format($q$
+        WITH bounds AS MATERIALIZED (
+            SELECT CASE WHEN b.h1 < b.h2 %1$s THEN b.h1 ELSE $2 END AS h1,
+                   CASE WHEN b.h1 < b.h2 %1$s THEN b.h2 ELSE $2 END AS h2
+              FROM (SELECT date_trunc('hour', $1 - interval '1 microsecond', 'UTC')
+                           + interval '1 hour' AS h1,
+                           date_trunc('hour', $2, 'UTC') AS h2) AS b
+        ), grouped AS MATERIALIZED (
+            -- One bit per column, set when the row is not grouped by it: level 7,
+            -- source 9, worker 14, total 15.
+            SELECT GROUPING(log_level, source_type, source_id, worker_id) AS g,
+                   log_level, source_type, source_id, worker_id, sum(errors)::bigint AS n
+              FROM public.func_log_counts($1, $2, $3, $4)
+             WHERE errors > 0
+             GROUP BY GROUPING SETS ((log_level), (source_type, source_id), (worker_id), ())
+        ), pieces AS (
+            SELECT e.log_level, e.source_type, e.fingerprint, e.count AS n, e.first_seen,
+                   e.last_seen, e.message
+              FROM public.system_log_error_counts e
+             WHERE e.bucket >= (SELECT h1 FROM bounds) AND e.bucket < (SELECT h2 FROM bounds) %2$s
+            UNION ALL
+            SELECT s.log_level, s.source_type, public.func_log_message_fingerprint(s.message),
+                   count(*), min(s."timestamp"), max(s."timestamp"),
+                   (array_agg(s.message ORDER BY s."timestamp", s.id))[1]
+              FROM public.system_logs s
+             WHERE s."timestamp" >= $1 AND s."timestamp" < $2
+               AND s."timestamp" < (SELECT h1 FROM bounds)
+               AND s.severity_number >= 17 %3$s %4$s
+             GROUP BY 1, 2, 3
+            UNION ALL
+            SELECT s.log_level, s.source_type, public.func_log_message_fingerprint(s.message),
+                   count(*), min(s."timestamp"), max(s."timestamp"),
+                   (array_agg(s.message ORDER BY s."timestamp", s.id))[1]
+              FROM public.system_logs s
+             WHERE s."timestamp" >= $1 AND s."timestamp" < $2
+               AND s."timestamp" >= (SELECT h2 FROM bounds)
+               AND s.severity_number >= 17 %3$s %4$s
+             GROUP BY 1, 2, 3
+        ), messages AS MATERIALIZED (
+            SELECT log_level, source_type, fingerprint, sum(n)::bigint AS n,
+                   min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+                   (array_agg(message ORDER BY first_seen))[1] AS message
+              FROM pieces
+             GROUP BY 1, 2, 3
+        )
+        SELECT jsonb_build_object(
+            'since', $1,
+            'until', $2,
+            'total', coalesce((SELECT n FROM grouped WHERE g = 15), 0),
+            'by_level', coalesce((SELECT jsonb_object_agg(log_level, n) FROM grouped WHERE g = 7), '{}'::jsonb),
+            'by_source', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                    'source_type', source_type, 'source_id', source_id, 'count', n)
+                    ORDER BY n DESC, source_type, source_id)
+                FROM (SELECT * FROM grouped WHERE g = 9
+                       ORDER BY n DESC, source_type, source_id LIMIT $5) s), '[]'::jsonb),
+            'by_worker', coalesce((SELECT jsonb_agg(jsonb_build_object('worker_id', worker_id, 'count', n)
+                    ORDER BY n DESC, worker_id)
+                FROM (SELECT * FROM grouped WHERE g = 14 AND worker_id IS NOT NULL
+                       ORDER BY n DESC, worker_id LIMIT $5) w), '[]'::jsonb),
+            'top_messages', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                    'message', message, 'count', n, 'first_seen', first_seen, 'last_seen', last_seen,
+                    'log_level', log_level, 'source_type', source_type)
+                    ORDER BY n DESC, last_seen DESC, message)
+                FROM (SELECT * FROM messages
+                       ORDER BY n DESC, last_seen DESC, message LIMIT $5) m), '[]'::jsonb),
+            'distinct_sources', (SELECT count(*) FROM grouped WHERE g = 9),
+            'distinct_workers', (SELECT count(*) FROM grouped WHERE g = 14 AND worker_id IS NOT NULL),
+            'distinct_messages', (SELECT count(*) FROM messages))
+        $q$,
+        CASE WHEN worker_id IS NOT NULL THEN 'AND false' ELSE '' END,
+        CASE WHEN source_type IS NOT NULL THEN 'AND e.source_type = $3' ELSE '' END,
+        CASE WHEN source_type IS NOT NULL THEN 'AND s.source_type = $3' ELSE '' END,
+        CASE WHEN worker_id IS NOT NULL THEN 'AND s.worker_id = $4' ELSE '' END);
+END;
+$$;
+COMMENT ON FUNCTION public.func_log_errors_summary_statement(text, text) IS
+    'The SQL text func_log_errors_summary executes (conditions on source_type/worker_id only when given), over $1 since, $2 until, $3 source_type, $4 worker_id, $5 top: counts from func_log_counts, messages from system_log_error_counts for whole hours and from system_logs for the partial edge hours. For EXPLAIN.';
+COMMENT ON FUNCTION public.func_log_errors_summary(timestamptz, timestamptz, text, text, integer) IS
+    'ERROR and CRITICAL logs in [since, until) (optionally of one source_type and/or worker), aggregated in the database from the rollups (exact for any window): {since, until, total, by_level: {ERROR, CRITICAL}, by_source: [{source_type, source_id, count}], by_worker: [{worker_id, count}], top_messages: [{message, count, first_seen, last_seen, log_level, source_type}], distinct_sources, distinct_workers, distinct_messages}. Messages are grouped by fingerprint (md5 of their first 200 characters) with level and source_type; "message" is the full text of the first message of its group. Lists hold the top entries by count (1..1000).';
 
 -- Retention as in 0003 (same signature and result), now forgetting the counts of what
 -- it removes: a dropped day's partition takes the rollup rows of that day with it (the
@@ -378,7 +491,10 @@ SELECT public.func_hub_secure(
         'public.func_log_rollups_trigger()',
         'public.func_log_rollups_rebuild(timestamptz, timestamptz)',
         'public.func_cleanup_old_logs(integer)',
-        'public.func_log_statistics(timestamptz, timestamptz)'
+        'public.func_log_counts(timestamptz, timestamptz, text, text)',
+        'public.func_log_statistics(timestamptz, timestamptz)',
+        'public.func_log_errors_summary_statement(text, text)',
+        'public.func_log_errors_summary(timestamptz, timestamptz, text, text, integer)'
     ]::regprocedure[]);
 SELECT public.func_hub_service_role_policy('public.system_log_counts');
 SELECT public.func_hub_service_role_policy('public.system_log_error_counts');

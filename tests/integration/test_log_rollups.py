@@ -40,15 +40,14 @@ SELECT resolution, bucket, log_level, source_type, source_id, worker_id, count, 
   FROM system_log_counts
 """
 RAW_ERRORS = """
-SELECT date_trunc('hour', "timestamp", 'UTC'), log_level, source_type, source_id, worker_id,
+SELECT date_trunc('hour', "timestamp", 'UTC'), log_level, source_type,
        md5(left(message, 200))::uuid, count(*), min("timestamp"), max("timestamp"),
        (array_agg(message ORDER BY "timestamp", id))[1]
   FROM system_logs WHERE severity_number >= 17
- GROUP BY 1, 2, 3, 4, 5, 6
+ GROUP BY 1, 2, 3, 4
 """
 ROLLUP_ERRORS = """
-SELECT bucket, log_level, source_type, source_id, worker_id, fingerprint, count, first_seen,
-       last_seen, message
+SELECT bucket, log_level, source_type, fingerprint, count, first_seen, last_seen, message
   FROM system_log_error_counts
 """
 
@@ -321,3 +320,122 @@ def test_rebuild_repairs_a_hand_made_change_and_refuses_a_bad_window(conn):
     assert_rollups_match_raw(conn)
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="since <= until"):
         conn.execute("SELECT func_log_rollups_rebuild(now(), now() - interval '1 hour')")
+
+
+def _summary(conn, since, until, **filters: Any) -> dict[str, Any]:
+    row = conn.execute(
+        "SELECT func_log_errors_summary(%s, %s, %s, %s, %s)",
+        [since, until, filters.get("source_type"), filters.get("worker_id"), filters.get("top", 5)],
+    ).fetchone()
+    result: dict[str, Any] = row[0]
+    result["since"] = datetime.fromisoformat(result["since"])
+    result["until"] = datetime.fromisoformat(result["until"])
+    for message in result["top_messages"]:
+        message["first_seen"] = datetime.fromisoformat(message["first_seen"])
+        message["last_seen"] = datetime.fromisoformat(message["last_seen"])
+    return result
+
+
+def _raw_summary(conn, since, until, **filters: Any) -> dict[str, Any]:
+    """func_log_errors_summary's answer computed in Python from the raw error rows."""
+    top = filters.get("top", 5)
+    rows = [
+        r
+        for r in conn.execute(
+            'SELECT log_level, source_type, source_id, worker_id, message, "timestamp" '
+            'FROM system_logs WHERE "timestamp" >= %s AND "timestamp" < %s '
+            'AND severity_number >= 17 ORDER BY "timestamp", id',
+            [since, until],
+        ).fetchall()
+        if filters.get("source_type") in (None, r[1]) and filters.get("worker_id") in (None, r[3])
+    ]
+    by_source = Counter((r[1], r[2]) for r in rows)
+    by_worker = Counter(r[3] for r in rows if r[3] is not None)
+    messages: dict[tuple[str, str, str], list[Any]] = {}
+    for level, source_type, _, _, message, at in rows:
+        group = messages.setdefault((message, level, source_type), [0, at, at])
+        group[0] += 1
+        group[2] = at
+    ranked = sorted(messages.items(), key=lambda kv: (-kv[1][0], -kv[1][2].timestamp(), kv[0][0]))
+    return {
+        "since": since,
+        "until": until,
+        "total": len(rows),
+        "by_level": dict(Counter(r[0] for r in rows)),
+        "by_source": [
+            {"source_type": t, "source_id": i, "count": n}
+            for (t, i), n in sorted(by_source.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+        ],
+        "by_worker": [
+            {"worker_id": w, "count": n}
+            for w, n in sorted(by_worker.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+        ],
+        "top_messages": [
+            {
+                "message": m,
+                "count": n,
+                "first_seen": first,
+                "last_seen": last,
+                "log_level": level,
+                "source_type": source_type,
+            }
+            for (m, level, source_type), (n, first, last) in ranked[:top]
+        ],
+        "distinct_sources": len(by_source),
+        "distinct_workers": len(by_worker),
+        "distinct_messages": len(messages),
+    }
+
+
+def test_errors_summary_from_the_rollups_equals_the_raw_rows(conn):
+    """Windows cut inside hours at both ends, hour-aligned or under an hour, with and
+    without a source_type or worker filter, lists cut by top: the same answer as the
+    raw error rows give."""
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
+    rng = random.Random(5)
+    batch = [
+        entry(
+            timestamp=(hour - timedelta(minutes=20) + timedelta(hours=4.5) * rng.random()).isoformat(),
+            log_level=rng.choice(["ERROR", "ERROR", "CRITICAL", "INFO"]),
+            source_type=source_type,
+            source_id=source_id,
+            worker_id=worker,
+            message=f"failure {rng.randrange(9) if worker else 'of the scheduler'}",
+        )
+        for source_type, source_id, worker in [
+            rng.choice([("worker", "gpu-1", "gpu-1"), ("worker", "gpu-2", "gpu-2"),
+                        ("worker", "gpu-3", "gpu-3"), ("orchestrator_gpu", "orch-1", None)])
+            for _ in range(1200)
+        ]
+    ]  # fmt: skip
+    insert(conn, batch)
+    windows = [
+        (hour + timedelta(minutes=13, seconds=7.25), hour + timedelta(hours=3, minutes=41)),
+        (hour, hour + timedelta(hours=2)),
+        (hour + timedelta(minutes=10), hour + timedelta(minutes=50)),
+        (hour - timedelta(days=1), hour + timedelta(days=1)),
+    ]
+    for since, until in windows:
+        for filters in ({}, {"source_type": "worker"}, {"worker_id": "gpu-2"}, {"top": 50}):
+            assert _summary(conn, since, until, **filters) == _raw_summary(
+                conn, since, until, **filters
+            ), (since, until, filters)
+
+
+def test_errors_summary_groups_messages_by_their_first_200_characters(conn):
+    """Messages equal in their first 200 characters are one group (a long tail such as
+    an appended id does not split it); the group shows the first message in full."""
+    now = datetime.now(UTC)
+    prefix = "connection to the model store failed: " + "x" * 170
+    insert(conn, [
+        entry(timestamp=(now - timedelta(hours=3)).isoformat(), log_level="ERROR",
+              message=prefix + " request 1"),
+        entry(timestamp=(now - timedelta(hours=2)).isoformat(), log_level="ERROR",
+              message=prefix + " request 2"),
+        entry(timestamp=(now - timedelta(minutes=5)).isoformat(), log_level="ERROR",
+              message=prefix + " request 3"),
+    ])  # fmt: skip
+    summary = _summary(conn, now - timedelta(hours=4), now)
+    assert summary["distinct_messages"] == 1
+    [group] = summary["top_messages"]
+    assert (group["message"], group["count"]) == (prefix + " request 1", 3)
