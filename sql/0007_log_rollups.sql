@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS public.system_log_counts (
 CREATE UNIQUE INDEX IF NOT EXISTS system_log_counts_key
     ON public.system_log_counts (resolution, bucket, log_level, source_type, source_id, worker_id)
     NULLS NOT DISTINCT;
+-- The keys with errors (ERROR/CRITICAL levels, a few percent of the rows), for the
+-- errors summary: it reads these instead of every key of the window.
+CREATE INDEX IF NOT EXISTS system_log_counts_errors
+    ON public.system_log_counts (resolution, bucket) WHERE errors > 0;
 COMMENT ON TABLE public.system_log_counts IS
     'Rollup of system_logs maintained on write (trigger system_logs_rollup): per UTC minute and per UTC hour (resolution), level, source and worker, the count of rows, of rows with severity >= 17 (errors) and the latest "timestamp". Read by func_log_statistics().';
 
@@ -203,22 +207,28 @@ END;
 $$;
 
 -- Exact counts per (log_level, source_type, source_id, worker_id) over [since, until),
--- optionally of one source_type and/or one worker: whole hours from the 'hour' rows,
--- whole minutes at both ends from the 'minute' rows, the partial minutes at both edges
--- from system_logs (primary-key range scans). The one place that knows how a window is
--- cut into pieces; func_log_statistics and func_log_errors_summary read through it.
+-- optionally of one source_type and/or one worker, or only of keys with errors: whole
+-- hours from the 'hour' rows, whole minutes at both ends from the 'minute' rows, the
+-- partial minutes at both edges from system_logs (primary-key range scans). The one
+-- place that knows how a window is cut into pieces; func_log_statistics and
+-- func_log_errors_summary read through it. As in 0006, the statement is built from
+-- fixed fragments (one per filter given) and run with EXECUTE ... USING, so each call
+-- is planned with its values: partitions are pruned, and with only_errors the partial
+-- index of the error keys (system_log_counts_errors) and the errors index of 0002 serve.
+-- The rows are few (at most a few tens of thousands), so no parallel workers are started.
 CREATE OR REPLACE FUNCTION public.func_log_counts(
     since timestamptz,
     until timestamptz,
     only_source_type text DEFAULT NULL,
-    only_worker_id text DEFAULT NULL
+    only_worker_id text DEFAULT NULL,
+    only_errors boolean DEFAULT false
 ) RETURNS TABLE (log_level text, source_type text, source_id text, worker_id text,
                  count bigint, errors bigint, last_seen timestamptz)
 LANGUAGE plpgsql
 STABLE
 SET search_path = pg_catalog, public, pg_temp
+SET max_parallel_workers_per_gather = 0
 AS $$
-#variable_conflict use_column
 DECLARE
     -- [since, m1) and [m2, until) are partial minutes; [m1, h1) and [h2, m2) whole
     -- minutes; [h1, h2) whole hours. Empty pieces collapse onto until or m2.
@@ -226,6 +236,8 @@ DECLARE
     v_m2 timestamptz := date_trunc('minute', until, 'UTC');
     v_h1 timestamptz;
     v_h2 timestamptz;
+    v_raw text;     -- conditions on system_logs s
+    v_rollup text;  -- conditions on system_log_counts c
 BEGIN
     IF v_m1 < since THEN
         v_m1 := v_m1 + interval '1 minute';
@@ -243,40 +255,54 @@ BEGIN
         v_h1 := v_m2;
         v_h2 := v_m2;
     END IF;
+    v_raw := concat(CASE WHEN only_source_type IS NOT NULL THEN ' AND s.source_type = $7' END,
+                    CASE WHEN only_worker_id IS NOT NULL THEN ' AND s.worker_id = $8' END,
+                    CASE WHEN only_errors THEN ' AND s.severity_number >= 17' END);
+    v_rollup := concat(CASE WHEN only_source_type IS NOT NULL THEN ' AND c.source_type = $7' END,
+                       CASE WHEN only_worker_id IS NOT NULL THEN ' AND c.worker_id = $8' END,
+                       CASE WHEN only_errors THEN ' AND c.errors > 0' END);
 
-    RETURN QUERY
-    SELECT p.log_level, p.source_type, p.source_id, p.worker_id,
-           sum(p.n)::bigint, sum(p.e)::bigint, max(p.last)
-      FROM (
-        SELECT s.log_level, s.source_type, s.source_id, s.worker_id, count(*) AS n,
-               count(*) FILTER (WHERE s.severity_number >= 17) AS e, max(s."timestamp") AS last
-          FROM public.system_logs s
-         WHERE s."timestamp" >= since AND s."timestamp" < v_m1
-           AND (only_source_type IS NULL OR s.source_type = only_source_type)
-           AND (only_worker_id IS NULL OR s.worker_id = only_worker_id)
+    -- Grouped under the "C" collation: equality is the same, and hashing or sorting
+    -- text that way is several times cheaper than under a linguistic collation.
+    RETURN QUERY EXECUTE format($q$
+        SELECT p.log_level COLLATE "C", p.source_type COLLATE "C", p.source_id COLLATE "C",
+               p.worker_id COLLATE "C", sum(p.n)::bigint, sum(p.e)::bigint, max(p.last)
+          FROM (
+            SELECT s.log_level, s.source_type, s.source_id, s.worker_id, count(*) AS n,
+                   count(*) FILTER (WHERE s.severity_number >= 17) AS e,
+                   max(s."timestamp") AS last
+              FROM public.system_logs s
+             WHERE s."timestamp" >= $1 AND s."timestamp" < $3 %1$s
+             GROUP BY 1, 2, 3, 4
+            UNION ALL
+            SELECT s.log_level, s.source_type, s.source_id, s.worker_id, count(*),
+                   count(*) FILTER (WHERE s.severity_number >= 17), max(s."timestamp")
+              FROM public.system_logs s
+             WHERE s."timestamp" >= $4 AND s."timestamp" < $2 %1$s
+             GROUP BY 1, 2, 3, 4
+            UNION ALL
+            SELECT c.log_level, c.source_type, c.source_id, c.worker_id, c.count, c.errors,
+                   c.last_seen
+              FROM public.system_log_counts c
+             WHERE c.resolution = 'minute' AND c.bucket >= $3 AND c.bucket < $5 %2$s
+            UNION ALL
+            SELECT c.log_level, c.source_type, c.source_id, c.worker_id, c.count, c.errors,
+                   c.last_seen
+              FROM public.system_log_counts c
+             WHERE c.resolution = 'minute' AND c.bucket >= $6 AND c.bucket < $4 %2$s
+            UNION ALL
+            SELECT c.log_level, c.source_type, c.source_id, c.worker_id, c.count, c.errors,
+                   c.last_seen
+              FROM public.system_log_counts c
+             WHERE c.resolution = 'hour' AND c.bucket >= $5 AND c.bucket < $6 %2$s
+          ) AS p
          GROUP BY 1, 2, 3, 4
-        UNION ALL
-        SELECT s.log_level, s.source_type, s.source_id, s.worker_id, count(*),
-               count(*) FILTER (WHERE s.severity_number >= 17), max(s."timestamp")
-          FROM public.system_logs s
-         WHERE s."timestamp" >= v_m2 AND s."timestamp" < until
-           AND (only_source_type IS NULL OR s.source_type = only_source_type)
-           AND (only_worker_id IS NULL OR s.worker_id = only_worker_id)
-         GROUP BY 1, 2, 3, 4
-        UNION ALL
-        SELECT c.log_level, c.source_type, c.source_id, c.worker_id, c.count, c.errors, c.last_seen
-          FROM public.system_log_counts c
-         WHERE ((c.resolution = 'minute' AND c.bucket >= v_m1 AND c.bucket < v_h1)
-             OR (c.resolution = 'minute' AND c.bucket >= v_h2 AND c.bucket < v_m2)
-             OR (c.resolution = 'hour' AND c.bucket >= v_h1 AND c.bucket < v_h2))
-           AND (only_source_type IS NULL OR c.source_type = only_source_type)
-           AND (only_worker_id IS NULL OR c.worker_id = only_worker_id)
-      ) AS p
-     GROUP BY 1, 2, 3, 4;
+        $q$, v_raw, v_rollup)
+        USING since, until, v_m1, v_m2, v_h1, v_h2, only_source_type, only_worker_id;
 END;
 $$;
-COMMENT ON FUNCTION public.func_log_counts(timestamptz, timestamptz, text, text) IS
-    'Exact counts of logs in [since, until) per (log_level, source_type, source_id, worker_id), optionally of one source_type and/or worker: rows, rows with severity >= 17 (errors) and the latest "timestamp". Whole hours and minutes from the rollup system_log_counts, partial minutes from system_logs.';
+COMMENT ON FUNCTION public.func_log_counts(timestamptz, timestamptz, text, text, boolean) IS
+    'Exact counts of logs in [since, until) per (log_level, source_type, source_id, worker_id), optionally of one source_type and/or worker, or only where errors > 0: rows, rows with severity >= 17 (errors) and the latest "timestamp". Whole hours and minutes from the rollup system_log_counts, partial minutes from system_logs.';
 
 -- Statistics over [since, until): same result as 0003's version, from func_log_counts.
 CREATE OR REPLACE FUNCTION public.func_log_statistics(
@@ -341,8 +367,7 @@ BEGIN
             -- source 9, worker 14, total 15.
             SELECT GROUPING(log_level, source_type, source_id, worker_id) AS g,
                    log_level, source_type, source_id, worker_id, sum(errors)::bigint AS n
-              FROM public.func_log_counts($1, $2, $3, $4)
-             WHERE errors > 0
+              FROM public.func_log_counts($1, $2, $3, $4, only_errors => true)
              GROUP BY GROUPING SETS ((log_level), (source_type, source_id), (worker_id), ())
         ), pieces AS (
             SELECT e.log_level, e.source_type, e.fingerprint, e.count AS n, e.first_seen,
@@ -367,12 +392,22 @@ BEGIN
                AND s."timestamp" >= (SELECT h2 FROM bounds)
                AND s.severity_number >= 17 %3$s %4$s
              GROUP BY 1, 2, 3
-        ), messages AS MATERIALIZED (
-            SELECT log_level, source_type, fingerprint, sum(n)::bigint AS n,
-                   min(first_seen) AS first_seen, max(last_seen) AS last_seen,
-                   (array_agg(message ORDER BY first_seen))[1] AS message
+        ), pieces_c AS MATERIALIZED (
+            SELECT log_level COLLATE "C" AS log_level, source_type COLLATE "C" AS source_type,
+                   fingerprint, n, first_seen, last_seen, message
               FROM pieces
+        ), groups AS (
+            SELECT log_level, source_type, fingerprint, sum(n)::bigint AS n,
+                   min(first_seen) AS first_seen, max(last_seen) AS last_seen
+              FROM pieces_c
              GROUP BY 1, 2, 3
+        ), messages AS MATERIALIZED (
+            -- the message of a group is that of its earliest piece (pieces never share
+            -- a first_seen: they are disjoint in time)
+            SELECT g.log_level, g.source_type, g.fingerprint, g.n, g.first_seen, g.last_seen,
+                   p.message
+              FROM groups g
+              JOIN pieces_c p USING (log_level, source_type, fingerprint, first_seen)
         )
         SELECT jsonb_build_object(
             'since', $1,
@@ -491,7 +526,7 @@ SELECT public.func_hub_secure(
         'public.func_log_rollups_trigger()',
         'public.func_log_rollups_rebuild(timestamptz, timestamptz)',
         'public.func_cleanup_old_logs(integer)',
-        'public.func_log_counts(timestamptz, timestamptz, text, text)',
+        'public.func_log_counts(timestamptz, timestamptz, text, text, boolean)',
         'public.func_log_statistics(timestamptz, timestamptz)',
         'public.func_log_errors_summary_statement(text, text)',
         'public.func_log_errors_summary(timestamptz, timestamptz, text, text, integer)'
