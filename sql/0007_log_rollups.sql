@@ -201,6 +201,8 @@ BEGIN
         SELECT min("timestamp"), max("timestamp") INTO v_min, v_max FROM public.system_logs;
         IF v_min IS NOT NULL THEN
             PERFORM public.func_log_rollups_rebuild(v_min, v_max + interval '1 microsecond');
+            -- planner statistics now, not at autovacuum's next visit
+            ANALYZE public.system_log_counts, public.system_log_error_counts;
         END IF;
     END IF;
 END;
