@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from orchestrator.daemon.leader import DutyLeases
+from orchestrator.daemon.leader import DutyLeases, LeaseLost
 from orchestrator.errors import HubError
 from orchestrator.logs.context import set_cycle_number
 
@@ -107,7 +107,7 @@ class ControlLoop:
             return "ran" if ran else "held elsewhere"
         except asyncio.CancelledError:
             raise
-        except HubError as error:  # an expected trouble (database down...): one line
+        except (HubError, LeaseLost) as error:  # expected trouble (database down...): one line
             logger.error("%s: %s", duty.error_message, error)
         except Exception:
             logger.exception(duty.error_message)

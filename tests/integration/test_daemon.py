@@ -275,3 +275,33 @@ def test_approval_expiry_and_a_failing_provider_in_one_cycle(db_url, caplog):
     assert (
         scalar(db_url, "SELECT status FROM jobs WHERE job_id = %s", waiting.job_id) == "cancelled"
     )
+
+
+def test_the_seed_api_starts_and_stops_the_process_manager(db_url, remote, monkeypatch):
+    """start_background_tasks() with DATABASE_URL from the environment and the config
+    from get_enterprise_config(); get_task_manager() is that manager; stop clears it."""
+    from orchestrator.config import get_settings
+    from orchestrator.daemon import tasks
+    from orchestrator.daemon.config import set_enterprise_config
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    set_enterprise_config(config(remote))
+
+    async def scenario():
+        started = await tasks.start_background_tasks()
+        try:
+            assert tasks.get_task_manager() is started and started.running
+            await asyncio.to_thread(submit, db_url, 1)
+            await wait_for(lambda: len(remote.jobs) == 1)
+        finally:
+            await tasks.stop_background_tasks()
+        return started
+
+    try:
+        started = asyncio.run(scenario())
+    finally:
+        set_enterprise_config(None)
+        get_settings.cache_clear()
+    assert not started.running and tasks._manager is None
+    assert started.status()["cycle"] >= 1

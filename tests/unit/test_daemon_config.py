@@ -117,3 +117,18 @@ def test_an_unreadable_file_is_one_line(tmp_path):
     """A missing file names the path and what is expected."""
     with pytest.raises(ConfigError, match=r"cannot read config file .*missing\.yaml"):
         load_enterprise_config(tmp_path / "missing.yaml", settings=load_settings(env_file=None))
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "accepted"),
+    [
+        ("ORCHESTRATOR_JOB_POLL_INTERVAL", "-1", "a number of seconds above 0 and at most 86400"),
+        ("ORCHESTRATOR_POLL_ONLY", "sometimes", "true or false (also 1/0, yes/no, on/off)"),
+    ],
+)
+def test_a_bad_daemon_setting_is_one_line(monkeypatch, name, value, accepted):
+    """The daemon's environment overrides are checked like every other setting."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=None)
+    assert str(caught.value) == f"invalid setting {name}={value!r}: expected {accepted}"
