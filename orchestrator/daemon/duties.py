@@ -124,11 +124,15 @@ class JobStatusPoller:
     """Syncs every active job of the polled providers with what the provider says."""
 
     def __init__(
-        self, executor: Executor, providers: Sequence[Provider], *, concurrency: int = 8
+        self,
+        executor: Executor,
+        providers: Sequence[Provider],
+        *,
+        concurrency: Mapping[str, int] | None = None,
     ) -> None:
         self.executor = executor
         self.providers = [p for p in providers if p.dispatched_by_daemon]
-        self.concurrency = concurrency
+        self.concurrency = dict(concurrency or {})  # status requests at once, per provider
 
     async def __call__(self) -> int:
         """One pass; returns how many jobs were synced (asked and recorded)."""
@@ -139,7 +143,7 @@ class JobStatusPoller:
         return synced
 
     async def _sync_provider(self, provider: Provider) -> int:
-        limit = asyncio.Semaphore(self.concurrency)
+        limit = asyncio.Semaphore(self.concurrency.get(provider.name, 8))
         synced, after = 0, None
         while True:
             page = await self.executor.run(

@@ -99,10 +99,7 @@ class BackgroundTaskManager:
             )
         polled = polled_providers(self.providers, explicit)
         if cfg.job_polling_enabled and polled:
-            concurrency = min(
-                (s.status_concurrency for n, s in cfg.providers.items() if n in self.providers),
-                default=8,
-            )
+            concurrency = {n: s.status_concurrency for n, s in cfg.providers.items()}
             poller = duties.JobStatusPoller(ex, polled, concurrency=concurrency)
             built.append(Duty(POLLING, cfg.job_polling_interval, poller, "Error in job polling"))
         if cfg.approval_expiration_enabled:

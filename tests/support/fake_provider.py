@@ -87,6 +87,9 @@ class FakeProvider:
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as a cloud API behind a CDN
+            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall per reply
+
             def _serve(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""

@@ -132,3 +132,14 @@ def test_a_bad_daemon_setting_is_one_line(monkeypatch, name, value, accepted):
     with pytest.raises(ConfigError) as caught:
         load_settings(env_file=None)
     assert str(caught.value) == f"invalid setting {name}={value!r}: expected {accepted}"
+
+
+def test_transaction_pooler_ports_imply_poll_only():
+    """Supavisor's transaction port 6543 and PgBouncer's 6432 are recognised; 5432 and
+    the embedded server's socket URL are not."""
+    from orchestrator.daemon.wakeup import looks_like_transaction_pooler
+
+    assert looks_like_transaction_pooler("postgresql://u:p@aws-0.pooler.supabase.com:6543/postgres")
+    assert looks_like_transaction_pooler("postgresql://u@127.0.0.1:6432/db")
+    assert not looks_like_transaction_pooler("postgresql://u@db.example.com:5432/db")
+    assert not looks_like_transaction_pooler("postgresql://postgres:@/hub?host=/tmp/pg")
