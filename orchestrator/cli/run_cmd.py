@@ -60,7 +60,9 @@ def _prepare_schema(target: Target) -> None:
     """Migrates the embedded server; refuses a configured database that lacks migrations."""
     with connect(target.url) as conn:
         if target.embedded is not None:
-            migrate.migrate(conn)
+            applied = migrate.migrate(conn)
+            if applied:
+                logger.info("Applied %d migration(s) to %s", len(applied), target.label)
             return
         pending = migrate.status(conn).pending
     if pending:
@@ -76,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_enterprise_config(args.config, settings)
     set_enterprise_config(config)
     init_from_env(settings)
+    # The embedded server's package narrates every start and stop at INFO.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     with sql_target(settings) as target:
         _prepare_schema(target)
         url, label = target.url, target.label

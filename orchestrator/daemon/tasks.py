@@ -170,8 +170,10 @@ class BackgroundTaskManager:
         assert self.loop is not None
         names = {d.name for d in self.loop.duties}
         if QUEUE in names:
+            dispatched = any(p.dispatched_by_daemon for p in self.providers.values())
             try:
-                await self._start_listener()
+                if dispatched:  # nothing to wake for when workers claim every job
+                    await self._start_listener()
             except Exception:
                 logger.exception("Failed to start queue processing")
             logger.info("Queue scheduler started")
