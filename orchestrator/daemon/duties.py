@@ -105,11 +105,14 @@ class QueueDispatcher:
                     jobs.fail_job(job_id, job.lease_token, str(error), retryable=error.transient)
                 )
                 return False
-            await self.executor.run(
+            recorded = await self.executor.run(
                 jobs.record_provider_status(
                     job_id, remote.status, remote.provider_job_id, dict(remote.details)
                 )
             )
+            if recorded.status == "cancelled" and remote.status != "cancelled":
+                await self._cancel_remote(provider, job_id, remote.provider_job_id)
+                return False
             logger.info(
                 "Submitted job %s to %s as %s (%s)",
                 job_id,
@@ -118,6 +121,21 @@ class QueueDispatcher:
                 remote.status,
             )
             return True
+
+    @staticmethod
+    async def _cancel_remote(provider: Provider, job_id: str, provider_job_id: str) -> None:
+        """The job was cancelled in the hub while it was being submitted: stop it there."""
+        try:
+            await provider.cancel(provider_job_id)
+            logger.info(
+                "Job %s was cancelled during its submission; cancelled it at %s",
+                job_id,
+                provider.name,
+            )
+        except ProviderError as error:
+            logger.warning(
+                "Job %s was cancelled in the hub but not at %s: %s", job_id, provider.name, error
+            )
 
 
 class JobStatusPoller:

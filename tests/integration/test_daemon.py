@@ -305,3 +305,27 @@ def test_the_seed_api_starts_and_stops_the_process_manager(db_url, remote, monke
         get_settings.cache_clear()
     assert not started.running and tasks._manager is None
     assert started.status()["cycle"] >= 1
+
+
+def test_a_job_cancelled_during_its_submission_is_cancelled_at_the_provider(db_url, remote):
+    """The hub cancels the job while the provider is accepting it: the daemon sees the
+    cancellation when it records the provider's id and cancels the remote job too."""
+    job_id = submit(db_url, 1)[0]
+
+    def cancel_in_the_hub(body) -> None:
+        with PsycopgExecutor.connect(db_url) as ex:
+            assert ex.run(jobs.cancel_job(body["job_id"], "alice")).accepted
+
+    remote.on_submit = cancel_in_the_hub
+    daemon = manager(db_url, config(remote))
+
+    async def scenario():
+        await daemon._open()
+        try:
+            return await daemon.loop.run_cycle([d for d in daemon.loop.duties if d.name == QUEUE])
+        finally:
+            await daemon.stop()
+
+    assert asyncio.run(scenario()) == {QUEUE: "ran"}
+    assert [j["status"] for j in remote.jobs.values()] == ["canceled"]
+    assert scalar(db_url, "SELECT status FROM jobs WHERE job_id = %s", job_id) == "cancelled"

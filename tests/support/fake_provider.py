@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -35,6 +36,8 @@ class FakeProvider:
         self.by_key: dict[str, str] = {}
         self.requests: list[Seen] = []
         self._failures: deque[tuple[int, dict[str, str]]] = deque()
+        # Called with the request body before a new job is answered (tests race it).
+        self.on_submit: Callable[[Any], None] | None = None
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -69,6 +72,8 @@ class FakeProvider:
             if method == "POST" and parts == ["jobs"]:
                 key = headers.get("idempotency-key") or f"anon-{len(self.jobs)}"
                 if key not in self.by_key:
+                    if self.on_submit is not None:
+                        self.on_submit(body)
                     job_id = f"remote-{len(self.jobs) + 1:05d}"
                     self.by_key[key] = job_id
                     self.jobs[job_id] = {"id": job_id, "status": "queued", "submitted": body}
