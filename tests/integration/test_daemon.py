@@ -127,40 +127,63 @@ def test_polling_syncs_every_active_job_not_the_newest_100(db_url, remote, caplo
     assert len(job_ids) == 250
 
 
+FAST = (
+    "  queue_processing: {interval_seconds: 0.05, dispatch_batch: 5}\n"
+    "  job_status_polling: {interval_seconds: 0.05}\n"
+    "  approval_expiration: {interval_seconds: 0.05}\n"
+    "  worker_reaping: {interval_seconds: 0.05}\n"
+    "  log_maintenance: {enabled: true, interval_seconds: 0.1}\n"
+)
+Run = tuple[str, str, float, float]  # duty, holder, start, end
+
+
+async def instrumented(
+    db_url: str, remote: FakeProvider, holder: str, runs: list[Run], leases: bool = True
+) -> BackgroundTaskManager:
+    """A manager whose every duty run is recorded in ``runs`` (and lasts >= 10 ms)."""
+    daemon = manager(db_url, config(remote, FAST), holder=holder)
+    await daemon._open()
+    if not leases:
+        daemon.loop.leases = None
+    for duty in daemon.loop.duties:
+        duty.lease_ttl = 2
+
+        async def recorded(action=duty.action, name=duty.name):
+            start = time.monotonic()
+            try:
+                await asyncio.sleep(0.01)  # widen each run so overlaps would show
+                return await action()
+            finally:
+                runs.append((name, holder, start, time.monotonic()))
+
+        duty.action = recorded
+    return daemon
+
+
+def overlaps(runs: list[Run]) -> list[str]:
+    """Each pair of runs of one duty where the later started before the earlier ended."""
+    by_duty: dict[str, list[tuple[float, float, str]]] = {}
+    for name, holder, start, end in runs:
+        by_duty.setdefault(name, []).append((start, end, holder))
+    found = []
+    for name, spans in by_duty.items():
+        spans.sort()
+        for (_, e1, h1), (s2, _, h2) in itertools.pairwise(spans):
+            if s2 < e1:
+                found.append(f"{name}: {h1} ran until {e1:.3f}, {h2} started at {s2:.3f}")
+    return found
+
+
 def test_two_daemons_never_run_the_same_duty_at_once(db_url, remote):
     """Two managers on one database, short intervals, every run of every duty recorded
     (holder, start, end). While both run, then after the first stops (the second takes
     over): no two runs of one duty overlap, both daemons ran duties, and every job was
-    submitted to the provider exactly once."""
-    fast = (
-        "  queue_processing: {interval_seconds: 0.05, dispatch_batch: 5}\n"
-        "  job_status_polling: {interval_seconds: 0.05}\n"
-        "  approval_expiration: {interval_seconds: 0.05}\n"
-        "  worker_reaping: {interval_seconds: 0.05}\n"
-        "  log_maintenance: {enabled: true, interval_seconds: 0.1}\n"
-    )
-    runs: list[tuple[str, str, float, float]] = []
-    a = manager(db_url, config(remote, fast), holder="daemon-A")
-    b = manager(db_url, config(remote, fast), holder="daemon-B")
-
-    async def instrument(daemon: BackgroundTaskManager) -> None:
-        await daemon._open()
-        for duty in daemon.loop.duties:
-            duty.lease_ttl = 2
-
-            async def recorded(action=duty.action, name=duty.name, holder=daemon.holder):
-                start = time.monotonic()
-                try:
-                    await asyncio.sleep(0.01)  # widen each run so overlaps would show
-                    return await action()
-                finally:
-                    runs.append((name, holder, start, time.monotonic()))
-
-            duty.action = recorded
+    submitted to the provider exactly once. Control: without leases, runs do overlap."""
+    runs: list[Run] = []
 
     async def scenario():
-        await instrument(a)
-        await instrument(b)
+        a = await instrumented(db_url, remote, "daemon-A", runs)
+        b = await instrumented(db_url, remote, "daemon-B", runs)
         await a.start()
         await wait_for(lambda: len({n for n, h, _, _ in runs if h == "daemon-A"}) == 5)
         await b.start()  # A leads every duty now; B contends for each lease every 50 ms
@@ -174,23 +197,29 @@ def test_two_daemons_never_run_the_same_duty_at_once(db_url, remote):
         await b.stop()
 
     asyncio.run(scenario())
-    by_duty: dict[str, list[tuple[str, float, float]]] = {}
-    for name, holder, start, end in runs:
-        by_duty.setdefault(name, []).append((start, end, holder))
-    assert set(by_duty) == {
+    assert {name for name, _, _, _ in runs} == {
         QUEUE,
         POLLING,
         "approval_expiration",
         "worker_reaping",
         "log_maintenance",
     }
-    for name, spans in by_duty.items():
-        spans.sort()
-        for (_, e1, h1), (s2, _, h2) in itertools.pairwise(spans):
-            assert s2 >= e1, f"{name}: {h1} ran until {e1}, {h2} started at {s2}"
+    assert overlaps(runs) == []
     assert {holder for _, holder, _, _ in runs} == {"daemon-A", "daemon-B"}
     posts = Counter(r.body["job_id"] for r in remote.requests if r.method == "POST")
     assert len(posts) == 40 and set(posts.values()) == {1}
+
+    unguarded: list[Run] = []
+
+    async def control():
+        a = await instrumented(db_url, remote, "A", unguarded, leases=False)
+        b = await instrumented(db_url, remote, "B", unguarded, leases=False)
+        await asyncio.gather(a.start(), b.start())
+        await asyncio.sleep(0.5)
+        await asyncio.gather(a.stop(), b.stop())
+
+    asyncio.run(control())
+    assert overlaps(unguarded), "the check could not see an overlap even without leases"
 
 
 def test_poll_only_dispatches_without_listen_through_a_transaction_pooler(bouncer, db_url, remote):
