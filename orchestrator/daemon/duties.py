@@ -17,8 +17,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from orchestrator.daemon.leader import Executor
 from orchestrator.db import calls as log_calls
+from orchestrator.db.calls import AsyncCallExecutor
 from orchestrator.jobs import calls as jobs
 from orchestrator.jobs.model import ClaimedJob, ReapResult
 from orchestrator.jobs.views import ProviderJob as ProviderJobRow
@@ -45,7 +45,7 @@ class QueueDispatcher:
 
     def __init__(
         self,
-        executor: Executor,
+        executor: AsyncCallExecutor,
         providers: Sequence[Provider],
         *,
         batch: int = 10,
@@ -143,7 +143,7 @@ class JobStatusPoller:
 
     def __init__(
         self,
-        executor: Executor,
+        executor: AsyncCallExecutor,
         providers: Sequence[Provider],
         *,
         concurrency: Mapping[str, int] | None = None,
@@ -205,7 +205,7 @@ class JobStatusPoller:
             return True
 
 
-async def expire_approvals(executor: Executor) -> int:
+async def expire_approvals(executor: AsyncCallExecutor) -> int:
     """Expires overdue approval requests (one SQL statement); returns how many."""
     result = await executor.run(jobs.expire_approvals())
     if result.expired:
@@ -213,7 +213,7 @@ async def expire_approvals(executor: Executor) -> int:
     return int(result.expired)
 
 
-async def reap_dead_workers(executor: Executor, stale_after_seconds: int) -> ReapResult:
+async def reap_dead_workers(executor: AsyncCallExecutor, stale_after_seconds: int) -> ReapResult:
     """Requeues (or fails) the jobs of workers silent for ``stale_after_seconds`` and of
     expired leases."""
     result = await executor.run(jobs.reap_dead_workers(stale_after_seconds))
@@ -230,7 +230,9 @@ async def reap_dead_workers(executor: Executor, stale_after_seconds: int) -> Rea
 class LogMaintenance:
     """Partitions ahead and retention, unless pg_cron already runs them (``enabled`` None)."""
 
-    def __init__(self, executor: Executor, retention_hours: int, enabled: bool | None) -> None:
+    def __init__(
+        self, executor: AsyncCallExecutor, retention_hours: int, enabled: bool | None
+    ) -> None:
         self.executor = executor
         self.retention_hours = retention_hours
         self.enabled = enabled

@@ -23,19 +23,13 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-from orchestrator.db.calls import Call
+from orchestrator.db.calls import AsyncCallExecutor, Call
 
 T = TypeVar("T")
 
 logger = logging.getLogger("orchestrator.daemon.leader")
-
-
-class Executor(Protocol):
-    """What runs a call: :class:`~orchestrator.db.asyncpg.AsyncpgExecutor` or a stand-in."""
-
-    async def run(self, call: Call[T]) -> T: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +77,7 @@ class LeaseLost(Exception):
 class DutyLeases:
     """The leases this daemon holds, and running a duty under its lease."""
 
-    def __init__(self, executor: Executor, holder: str) -> None:
+    def __init__(self, executor: AsyncCallExecutor, holder: str) -> None:
         self.executor = executor
         self.holder = holder
         self.held: set[str] = set()

@@ -7,7 +7,7 @@ what the database says.
 
 from __future__ import annotations
 
-from orchestrator.daemon.leader import Executor
+from orchestrator.db.calls import AsyncCallExecutor
 from orchestrator.jobs import calls as jobs
 from orchestrator.providers.base import (
     ACTIVE_STATUSES,
@@ -27,7 +27,7 @@ class LocalProvider:
     webhook_url: str | None = None
     dispatched_by_daemon = False
 
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: AsyncCallExecutor) -> None:
         self.executor = executor
 
     async def submit(self, job: ProviderJob) -> RemoteStatus:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 
 from orchestrator.daemon.config import ProviderSection
-from orchestrator.daemon.leader import Executor
+from orchestrator.db.calls import AsyncCallExecutor
 from orchestrator.errors import ConfigError
 from orchestrator.providers.base import Provider
 from orchestrator.providers.http import HttpProvider
@@ -17,7 +17,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 
 def build_providers(
-    executor: Executor, sections: Mapping[str, ProviderSection]
+    executor: AsyncCallExecutor, sections: Mapping[str, ProviderSection]
 ) -> dict[str, Provider]:
     """``{name: provider}`` with ``local`` first; a bad name is one ConfigError line."""
     providers: dict[str, Provider] = {LOCAL: LocalProvider(executor)}
