@@ -20,10 +20,11 @@ from typing import Any
 from orchestrator.db import calls as log_calls
 from orchestrator.db.calls import AsyncCallExecutor
 from orchestrator.jobs import calls as jobs
-from orchestrator.jobs.model import ClaimedJob, ReapResult
+from orchestrator.jobs.errors import JobError, job_errors
+from orchestrator.jobs.model import ClaimedJob, ProviderStatusResult, ReapResult
 from orchestrator.jobs.views import ProviderJob as ProviderJobRow
 from orchestrator.logs.context import LogContext, set_correlation_id
-from orchestrator.providers.base import Provider, ProviderError, ProviderJob
+from orchestrator.providers.base import Provider, ProviderError, ProviderJob, RemoteStatus
 
 logger = logging.getLogger("orchestrator.daemon.tasks")
 
@@ -101,15 +102,24 @@ class QueueDispatcher:
                 )
             except ProviderError as error:
                 logger.warning("Failed to submit job %s to %s: %s", job_id, provider.name, error)
-                await self.executor.run(
-                    jobs.fail_job(job_id, job.lease_token, str(error), retryable=error.transient)
+                with job_errors():
+                    await self.executor.run(
+                        jobs.fail_job(
+                            job_id, job.lease_token, str(error), retryable=error.transient
+                        )
+                    )
+                return False
+            try:
+                recorded = await record(self.executor, job_id, remote)
+            except JobError as error:  # e.g. the job was taken back meanwhile
+                logger.error(
+                    "Job %s was submitted to %s as %s but the hub refused to record it: %s",
+                    job_id,
+                    provider.name,
+                    remote.provider_job_id,
+                    error,
                 )
                 return False
-            recorded = await self.executor.run(
-                jobs.record_provider_status(
-                    job_id, remote.status, remote.provider_job_id, dict(remote.details)
-                )
-            )
             if recorded.status == "cancelled" and remote.status != "cancelled":
                 await self._cancel_remote(provider, job_id, remote.provider_job_id)
                 return False
@@ -193,16 +203,33 @@ class JobStatusPoller:
                 and remote.provider_job_id == row.provider_job_id
             ):
                 return True  # unchanged: nothing to record
-            result = await self.executor.run(
-                jobs.record_provider_status(
-                    job_id, remote.status, remote.provider_job_id, dict(remote.details)
-                )
-            )
+            try:
+                result = await record(self.executor, job_id, remote)
+            except JobError as error:
+                logger.debug("Failed to sync job %s: %s", job_id, error)
+                return False
             if result.changed:
                 logger.info(
-                    "Job %s is %s at %s (was %s)", job_id, remote.status, provider.name, row.status
+                    "Job %s is %s at %s (was %s)",
+                    job_id,
+                    remote.status,
+                    provider.name,
+                    row.provider_status,
                 )
             return True
+
+
+async def record(
+    executor: AsyncCallExecutor, job_id: str, remote: RemoteStatus
+) -> ProviderStatusResult:
+    """Records what a provider said (an event only when it changed); a refusal of the
+    job store (unknown job, job no longer dispatched) raises :class:`JobError`."""
+    with job_errors():
+        return await executor.run(
+            jobs.record_provider_status(
+                job_id, remote.status, remote.provider_job_id, dict(remote.details)
+            )
+        )
 
 
 async def expire_approvals(executor: AsyncCallExecutor) -> int:
