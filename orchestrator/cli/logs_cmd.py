@@ -161,6 +161,10 @@ def build_request(args: argparse.Namespace, *, now: datetime | None = None) -> R
         raise QueryInputError(
             "--follow works with the row listing only, not with timelines or summaries"
         )
+    if args.follow and args.until:
+        raise QueryInputError("--follow reads on from now: --until does not apply")
+    if args.follow and args.fmt == "json":
+        raise QueryInputError("--follow never ends a JSON array: use --format jsonl")
     if args.follow and args.export:
         raise QueryInputError("--follow cannot write an --export file; redirect stdout instead")
     if args.interval <= 0:
@@ -221,6 +225,8 @@ def _refuse_unused(args: argparse.Namespace, action: str) -> None:
         raise QueryInputError(
             f"--{action.replace('_', '-')} is one summary: --after/--order do not apply"
         )
+    if action.endswith("timeline") and args.order == "newest":
+        raise QueryInputError("timelines are oldest first; --order newest applies to the listing")
     if action == "task_timeline" and (args.since or args.until):
         raise QueryInputError(
             "--task-timeline covers the task's whole life: --since/--until do not apply"
@@ -260,7 +266,7 @@ def execute(db: CallExecutor, request: Request, out: TextIO, err: TextIO) -> int
             err.write(f"exported {shown} rows to {request.export} ({fmt})\n")
         if cut is not None:
             err.write(
-                f"showing {shown} rows; more match. "
+                f"showing {shown} row{'' if shown == 1 else 's'}; more match. "
                 f"Continue with the same flags and --after {cut.id}\n"
             )
         elif shown == 0 and request.export is None and request.fmt == "table":
@@ -300,8 +306,6 @@ def _rows(
 ) -> tuple[int, Cursor | None]:
     """Writes the rows page by page; returns how many and, when the limit cut, where."""
     timeline = request.action != "list"
-    if request.newest_first and timeline:
-        raise QueryInputError("timelines are oldest first; --order newest applies to the listing")
     limit = request.limit or (None if request.export else (1000 if timeline else 100))
     page_size = min(limit or 1000, 1000)
     shown = 0
