@@ -70,12 +70,16 @@ class Recording:
 
 
 def add_rows(conn: psycopg.Connection[Any], messages: Sequence[str], **fields: Any) -> list[str]:
-    """Inserts one row per message, 10 ms apart, ending a few ms before now; returns ids."""
+    """Inserts one row per message, 1 µs apart, ending just before now; returns ids.
+
+    Rows are barely backdated on purpose: a row stamped earlier than the newest row the
+    tail has shown lands behind its cursor and is (by design, see --delay) not shown.
+    """
     now = datetime.now(UTC)
     entries = [
         entry(
             id=str(uuid.uuid4()),
-            timestamp=(now - timedelta(milliseconds=10 * (len(messages) - i))).isoformat(),
+            timestamp=(now - timedelta(microseconds=len(messages) - i)).isoformat(),
             message=message,
             **fields,
         )
