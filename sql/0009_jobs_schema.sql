@@ -88,6 +88,9 @@ CREATE TABLE IF NOT EXISTS public.job_queue (
 -- The claim walks this partial index in claim_key order and stops after a few rows.
 CREATE INDEX IF NOT EXISTS job_queue_claim_idx
     ON public.job_queue (provider, claim_key) WHERE status = 'queued';
+-- Claims while an organisation is full: one descent per organisation (0010).
+CREATE INDEX IF NOT EXISTS job_queue_org_claim_idx
+    ON public.job_queue (provider, organization_id, claim_key) WHERE status = 'queued';
 -- Expired leases of a provider (every claim looks; usually finds none at once), the
 -- reaper, and a worker's jobs (lease extension).
 CREATE INDEX IF NOT EXISTS job_queue_lease_idx

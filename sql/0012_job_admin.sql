@@ -92,7 +92,6 @@ AS $$
 DECLARE
     q public.job_queue%ROWTYPE;
     v_from text;
-    v_freed boolean := false;
 BEGIN
     IF job_id IS NULL THEN
         RAISE EXCEPTION 'job_id is required' USING ERRCODE = 'invalid_parameter_value';
@@ -118,7 +117,7 @@ BEGIN
        SET status = 'cancelled', lease_token = NULL, lease_expires_at = NULL, updated_at = now()
      WHERE jq.job_id = job_id;
     IF q.status = 'running' THEN
-        v_freed := public.func_job_free_slots(ARRAY[q.user_id], ARRAY[q.organization_id]);
+        PERFORM public.func_job_free_slots(ARRAY[q.user_id], ARRAY[q.organization_id]);
     END IF;
     UPDATE public.jobs j
        SET status = 'cancelled', cancelled_by = cancelled_by,
@@ -128,9 +127,6 @@ BEGIN
     INSERT INTO public.job_events (job_id, event_type, from_status, to_status, worker_id, details)
     VALUES (job_id, 'cancelled', v_from, 'cancelled', q.worker_id,
             jsonb_strip_nulls(jsonb_build_object('cancelled_by', cancelled_by, 'reason', reason)));
-    IF v_freed THEN
-        PERFORM pg_notify('hub_jobs', q.provider);
-    END IF;
     RETURN jsonb_build_object('accepted', true, 'status', 'cancelled', 'reason', NULL, 'previous_status', v_from);
 END;
 $$;
@@ -215,7 +211,6 @@ DECLARE
     q public.job_queue%ROWTYPE;
     j public.jobs%ROWTYPE;
     v_pjid text;
-    v_freed boolean;
 BEGIN
     IF job_id IS NULL THEN
         RAISE EXCEPTION 'job_id is required' USING ERRCODE = 'invalid_parameter_value';
@@ -262,7 +257,7 @@ BEGIN
     UPDATE public.job_queue jq
        SET status = v_status, lease_token = NULL, lease_expires_at = NULL, updated_at = now()
      WHERE jq.job_id = job_id;
-    v_freed := public.func_job_free_slots(ARRAY[q.user_id], ARRAY[q.organization_id]);
+    PERFORM public.func_job_free_slots(ARRAY[q.user_id], ARRAY[q.organization_id]);
     UPDATE public.jobs jb
        SET status = v_status, provider_status = v_status, provider_job_id = v_pjid, provider_details = v_details,
            result = CASE WHEN v_status = 'completed' THEN v_details END,
@@ -274,9 +269,6 @@ BEGIN
     VALUES (job_id, v_status, 'running', v_status, q.worker_id,
             jsonb_strip_nulls(jsonb_build_object('provider_job_id', v_pjid, 'provider_status', v_status,
                                                  'details', v_details)));
-    IF v_freed THEN
-        PERFORM pg_notify('hub_jobs', q.provider);
-    END IF;
     RETURN jsonb_build_object('changed', true, 'status', v_status, 'provider_status', v_status);
 END;
 $$;
