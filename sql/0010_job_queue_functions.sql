@@ -261,7 +261,9 @@ BEGIN
               AND (v_types IS NULL OR q.job_type = ANY (v_types))
             UNION ALL
             SELECT y.job_id, y.user_id, y.organization_id, y.claim_key, false
-              FROM public.func_job_candidates(v_provider, v_types, v_full, v_max * 2 + 8) y) x;
+              FROM public.func_job_candidates(v_provider, v_types, v_full,
+                                              -- spares only where a limit may refuse some
+                                              CASE WHEN v_limited THEN v_max * 2 + 8 ELSE v_max END) y) x;
     IF e_ids IS NULL AND cardinality(c_ids) = 0 THEN
         RETURN jsonb_build_object('jobs', '[]'::jsonb);
     END IF;
