@@ -1,5 +1,5 @@
 -- 0011_job_approvals.sql
--- Submit (with approval rules), approve / reject, and approval expiry.
+-- Submit (with approval rules), approve / reject, approval expiry, lease extension.
 -- The seed expired approvals by listing pending requests and then updating them one by
 -- one, so an approval landing in between was overwritten. Here expiry is ONE statement
 -- whose UPDATE re-checks status = 'pending' on every row it locks, and a decision locks
@@ -335,11 +335,68 @@ $$;
 COMMENT ON FUNCTION public.func_expire_approvals() IS
     'Expires every pending approval request past its deadline in one statement: request -> expired, queue entry -> failed, job -> cancelled, one approval_expired event per job. Safe to run concurrently with approvals and with itself: each request ends in exactly one terminal state. Returns {expired, job_ids, request_ids}.';
 
+CREATE OR REPLACE FUNCTION public.func_extend_job_leases(
+    worker_id text,
+    lease_seconds integer DEFAULT 20,
+    job_ids jsonb DEFAULT NULL
+) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_worker text := func_extend_job_leases.worker_id;
+    v_lease integer := func_extend_job_leases.lease_seconds;
+    v_held uuid[];
+    v_extended uuid[];
+BEGIN
+    IF v_worker IS NULL OR btrim(v_worker) = '' THEN
+        RAISE EXCEPTION 'worker_id must be a non-blank text' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_lease IS NULL OR v_lease NOT BETWEEN 1 AND 86400 THEN
+        RAISE EXCEPTION 'lease_seconds must be between 1 and 86400, got %', coalesce(v_lease::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF job_ids IS NOT NULL AND jsonb_typeof(job_ids) <> 'null' THEN
+        IF jsonb_typeof(job_ids) <> 'array' OR jsonb_path_exists(job_ids, 'strict $[*] ? (@.type() != "string")') THEN
+            RAISE EXCEPTION 'job_ids must be null or a JSON array of job id strings'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        BEGIN
+            SELECT coalesce(array_agg(t::uuid), '{}') INTO v_held FROM jsonb_array_elements_text(job_ids) AS t;
+        EXCEPTION WHEN invalid_text_representation THEN
+            RAISE EXCEPTION 'job_ids must hold UUIDs, got %', job_ids USING ERRCODE = 'invalid_parameter_value';
+        END;
+    END IF;
+    -- A lease that expired but was not yet requeued is still this worker's: renewing it
+    -- is safe (its token is unchanged; a requeue would have changed the row first).
+    WITH renewed AS (
+        UPDATE public.job_queue q
+           SET lease_expires_at = now() + make_interval(secs => v_lease), updated_at = now()
+         WHERE q.status = 'running' AND q.worker_id = v_worker AND q.lease_expires_at IS NOT NULL
+           AND (v_held IS NULL OR q.job_id = ANY (v_held))
+        RETURNING q.job_id
+    )
+    SELECT coalesce(array_agg(r.job_id ORDER BY r.job_id), '{}') INTO v_extended FROM renewed r;
+    RETURN jsonb_build_object(
+        'extended', cardinality(v_extended),
+        'job_ids', to_jsonb(v_extended),
+        'lost', CASE WHEN v_held IS NULL THEN '[]'::jsonb ELSE
+                    (SELECT coalesce(jsonb_agg(h ORDER BY h), '[]'::jsonb)
+                       FROM unnest(v_held) AS h WHERE h <> ALL (v_extended)) END,
+        'lease_expires_at', now() + make_interval(secs => v_lease));
+END;
+$$;
+COMMENT ON FUNCTION public.func_extend_job_leases(text, integer, jsonb) IS
+    'A worker''s lease renewal, called with every heartbeat: running jobs of worker_id (only those in job_ids when given) get lease_expires_at = now() + lease_seconds. Returns {extended, job_ids, lost, lease_expires_at}; lost lists the given job_ids that are no longer this worker''s (cancelled, requeued after their lease expired, finished): the worker should stop them. Writes no event (not a state change).';
+
 SELECT public.func_hub_secure(p_functions => ARRAY[
     'public.func_upsert_approval_rule(text, text, text, numeric, integer, boolean, boolean)',
     'public.func_submit_job(jsonb)',
     'public.func_job_decide(uuid, text, text, boolean)',
     'public.func_approve_request(uuid, text, text)',
     'public.func_reject_request(uuid, text, text)',
-    'public.func_expire_approvals()'
+    'public.func_expire_approvals()',
+    'public.func_extend_job_leases(text, integer, jsonb)'
 ]::regprocedure[]);

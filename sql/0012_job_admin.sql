@@ -1,7 +1,7 @@
 -- 0012_job_admin.sql
--- Users and limits, cancel, the reaper, external providers' status, and the reads
--- (statistics, keyset lists, one job with its history). Same lock order as 0010:
--- approval request -> job_queue -> concurrency_limits (sorted) -> jobs.
+-- Users and limits; complete / fail / release; cancel; the reaper; external providers'
+-- status. Locks as described in 0010 (a job's rows: request -> job_queue -> jobs;
+-- counters in (scope_type, scope_id) order).
 -- Idempotent: safe to run again in the SQL editor or with psql -v ON_ERROR_STOP=1 -f.
 
 CREATE OR REPLACE FUNCTION public.func_upsert_hub_user(user_id text, organization_id text, display_name text DEFAULT NULL)
@@ -92,7 +92,6 @@ AS $$
 DECLARE
     q public.job_queue%ROWTYPE;
     v_from text;
-    v_freed boolean := false;
 BEGIN
     IF job_id IS NULL THEN
         RAISE EXCEPTION 'job_id is required' USING ERRCODE = 'invalid_parameter_value';
@@ -118,7 +117,7 @@ BEGIN
        SET status = 'cancelled', lease_token = NULL, lease_expires_at = NULL, updated_at = now()
      WHERE jq.job_id = job_id;
     IF q.status = 'running' THEN
-        v_freed := public.func_job_free_slots(ARRAY[q.user_id], ARRAY[q.organization_id]);
+        PERFORM public.func_job_free_slots(ARRAY[q.user_id], ARRAY[q.organization_id]);
     END IF;
     UPDATE public.jobs j
        SET status = 'cancelled', cancelled_by = cancelled_by,
@@ -128,9 +127,6 @@ BEGIN
     INSERT INTO public.job_events (job_id, event_type, from_status, to_status, worker_id, details)
     VALUES (job_id, 'cancelled', v_from, 'cancelled', q.worker_id,
             jsonb_strip_nulls(jsonb_build_object('cancelled_by', cancelled_by, 'reason', reason)));
-    IF v_freed THEN
-        PERFORM pg_notify('hub_jobs', q.provider);
-    END IF;
     RETURN jsonb_build_object('accepted', true, 'status', 'cancelled', 'reason', NULL, 'previous_status', v_from);
 END;
 $$;
@@ -215,7 +211,6 @@ DECLARE
     q public.job_queue%ROWTYPE;
     j public.jobs%ROWTYPE;
     v_pjid text;
-    v_freed boolean;
 BEGIN
     IF job_id IS NULL THEN
         RAISE EXCEPTION 'job_id is required' USING ERRCODE = 'invalid_parameter_value';
@@ -262,7 +257,7 @@ BEGIN
     UPDATE public.job_queue jq
        SET status = v_status, lease_token = NULL, lease_expires_at = NULL, updated_at = now()
      WHERE jq.job_id = job_id;
-    v_freed := public.func_job_free_slots(ARRAY[q.user_id], ARRAY[q.organization_id]);
+    PERFORM public.func_job_free_slots(ARRAY[q.user_id], ARRAY[q.organization_id]);
     UPDATE public.jobs jb
        SET status = v_status, provider_status = v_status, provider_job_id = v_pjid, provider_details = v_details,
            result = CASE WHEN v_status = 'completed' THEN v_details END,
@@ -274,159 +269,147 @@ BEGIN
     VALUES (job_id, v_status, 'running', v_status, q.worker_id,
             jsonb_strip_nulls(jsonb_build_object('provider_job_id', v_pjid, 'provider_status', v_status,
                                                  'details', v_details)));
-    IF v_freed THEN
-        PERFORM pg_notify('hub_jobs', q.provider);
-    END IF;
     RETURN jsonb_build_object('changed', true, 'status', v_status, 'provider_status', v_status);
 END;
 $$;
 COMMENT ON FUNCTION public.func_record_provider_status(uuid, text, text, jsonb) IS
     'Records what an external provider reports for a dispatched (running) job. Non-terminal statuses (pending, uploading, queued, running) change jobs.provider_status and write a provider_status event only when the status or provider_job_id changed; once provider_job_id is known the lease is dropped (polling tracks the job). Terminal statuses (completed, failed, cancelled) end the job, free its slot and write one event. Returns {changed, status, provider_status}; a job already finished gets changed=false.';
 
--- The reads. Keyset pages (never "the newest 100"): pass the returned next as after_job_id.
-CREATE OR REPLACE FUNCTION public.func_queue_statistics()
-RETURNS jsonb
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, public, pg_temp
-AS $$
-    SELECT jsonb_build_object(
-        'depth_by_state', (
-            SELECT jsonb_object_agg(s.state, coalesce(c.n, 0))
-              FROM unnest(ARRAY['awaiting_approval', 'queued', 'running', 'completed', 'failed', 'cancelled']) AS s(state)
-              LEFT JOIN (SELECT j.status, count(*) AS n FROM public.jobs j GROUP BY j.status) c ON c.status = s.state),
-        'running_by_user', (
-            SELECT coalesce(jsonb_agg(jsonb_build_object('user_id', r.user_id, 'running', r.n) ORDER BY r.n DESC, r.user_id), '[]'::jsonb)
-              FROM (SELECT q.user_id, count(*) AS n FROM public.job_queue q WHERE q.status = 'running' GROUP BY q.user_id) r),
-        'running_by_organization', (
-            SELECT coalesce(jsonb_agg(jsonb_build_object('organization_id', r.organization_id, 'running', r.n)
-                                      ORDER BY r.n DESC, r.organization_id), '[]'::jsonb)
-              FROM (SELECT q.organization_id, count(*) AS n FROM public.job_queue q WHERE q.status = 'running'
-                     GROUP BY q.organization_id) r),
-        'oldest_waiting', (
-            SELECT jsonb_build_object('job_id', q.job_id, 'queued_at', q.enqueued_at,
-                                      'age_seconds', round(extract(epoch FROM now() - q.enqueued_at)::numeric, 3))
-              FROM public.job_queue q WHERE q.status = 'queued' ORDER BY q.enqueued_at LIMIT 1),
-        'limits', (
-            SELECT coalesce(jsonb_agg(jsonb_build_object('scope_type', l.scope_type, 'scope_id', nullif(l.scope_id, ''),
-                                                         'max_running', l.max_running, 'running', l.running)
-                                      ORDER BY l.scope_type, l.scope_id), '[]'::jsonb)
-              FROM public.concurrency_limits l))
-$$;
-COMMENT ON FUNCTION public.func_queue_statistics() IS
-    'Queue health computed by the database: {depth_by_state: {awaiting_approval, queued, running, completed, failed, cancelled}, running_by_user: [{user_id, running}], running_by_organization: [{organization_id, running}], oldest_waiting: {job_id, queued_at, age_seconds} | null, limits: [{scope_type, scope_id, max_running, running}]}.';
 
-CREATE OR REPLACE FUNCTION public.func_job_summary(j public.jobs)
-RETURNS jsonb
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, public, pg_temp
-AS $$
-    SELECT jsonb_build_object(
-        'job_id', j.job_id, 'user_id', j.user_id, 'organization_id', j.organization_id,
-        'job_type', j.job_type, 'provider', j.provider, 'priority', j.priority, 'status', j.status,
-        'attempts', j.attempts, 'max_attempts', j.max_attempts, 'estimated_cost', j.estimated_cost,
-        'submitted_at', j.submitted_at, 'started_at', j.started_at, 'finished_at', j.finished_at,
-        'error', j.error, 'provider_job_id', j.provider_job_id, 'provider_status', j.provider_status)
-$$;
-COMMENT ON FUNCTION public.func_job_summary(public.jobs) IS
-    'Internal: the row shape of func_list_jobs (a job without payload, result and history).';
 
-CREATE OR REPLACE FUNCTION public.func_list_jobs(
-    status text DEFAULT NULL, user_id text DEFAULT NULL, after_job_id uuid DEFAULT NULL, row_limit integer DEFAULT 50
+
+
+
+-- The one path of complete, fail and release: the current lease token or nothing.
+CREATE OR REPLACE FUNCTION public.func_job_settle(
+    p_job_id uuid, p_token uuid, p_action text, p_result jsonb, p_error text,
+    p_retryable boolean, p_reason text
 ) RETURNS jsonb
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
-#variable_conflict use_variable
 DECLARE
-    v_rows jsonb;
-    v_count integer;
+    q public.job_queue%ROWTYPE;
+    v_job_status text;
+    v_to text;
+    v_event text;
+    v_run_after timestamptz := now();
+    v_backoff numeric;
 BEGIN
-    IF status IS NOT NULL AND status NOT IN ('awaiting_approval', 'queued', 'running', 'completed', 'failed', 'cancelled') THEN
-        RAISE EXCEPTION 'unknown job status %; accepted: awaiting_approval, queued, running, completed, failed, cancelled',
-                        quote_literal(status) USING ERRCODE = 'invalid_parameter_value';
+    IF p_job_id IS NULL THEN
+        RAISE EXCEPTION 'job_id is required' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF row_limit IS NULL OR row_limit NOT BETWEEN 1 AND 1000 THEN
-        RAISE EXCEPTION 'row_limit must be between 1 and 1000, got %', coalesce(row_limit::text, 'NULL')
+    IF p_token IS NULL THEN
+        RAISE EXCEPTION 'lease_token is required: pass the token func_claim_jobs returned'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT coalesce(jsonb_agg(public.func_job_summary(x) ORDER BY x.job_id DESC), '[]'::jsonb), count(*)
-      INTO v_rows, v_count
-      FROM (SELECT * FROM public.jobs j
-             WHERE (status IS NULL OR j.status = status)
-               AND (user_id IS NULL OR j.user_id = user_id)
-               AND (after_job_id IS NULL OR j.job_id < after_job_id)
-             ORDER BY j.job_id DESC
-             LIMIT row_limit + 1) x;
-    IF v_count > row_limit THEN
-        v_rows := v_rows - row_limit;
+    PERFORM pg_advisory_xact_lock_shared(x'6a6f62736c6f7473'::bigint);
+    SELECT * INTO q FROM public.job_queue WHERE job_id = p_job_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown job %', p_job_id USING ERRCODE = 'P0001';
     END IF;
-    RETURN jsonb_build_object('rows', v_rows, 'more', v_count > row_limit,
-                              'next', CASE WHEN v_count > row_limit THEN v_rows -> (row_limit - 1) -> 'job_id' END);
+    IF q.status <> 'running' OR q.lease_token IS DISTINCT FROM p_token THEN
+        SELECT status INTO v_job_status FROM public.jobs WHERE job_id = p_job_id;
+        RETURN jsonb_build_object(
+            'accepted', false, 'status', v_job_status,
+            'reason', CASE WHEN q.status = 'running'
+                           THEN 'stale lease token: the job was claimed again after this lease expired or was released'
+                           ELSE format('stale lease token: the job is %s, no longer running under this lease', v_job_status) END);
+    END IF;
+
+    IF p_action = 'complete' THEN
+        v_to := 'completed'; v_event := 'completed';
+    ELSIF p_action = 'release' THEN
+        v_to := 'queued'; v_event := 'released';
+    ELSIF p_retryable AND q.attempt < q.max_attempts THEN
+        -- Exponential backoff: 10 s x 2^(attempt-1), at most 1 h, plus up to 10 % jitter
+        -- so that jobs failing together do not all come back in the same instant.
+        v_backoff := least(10 * power(2, q.attempt - 1), 3600) * (1 + random() / 10);
+        v_run_after := now() + make_interval(secs => v_backoff);
+        v_to := 'queued'; v_event := 'retry_scheduled';
+    ELSE
+        v_to := 'failed'; v_event := 'failed';
+    END IF;
+
+    -- One statement for the three writes (each statement has its own fixed cost on
+    -- this hot path); then the slot, counters last in the lock order.
+    WITH entry AS (
+        UPDATE public.job_queue
+           SET status = v_to,
+               attempt = CASE WHEN p_action = 'release' THEN attempt - 1 ELSE attempt END,
+               run_after = v_run_after, lease_token = NULL, lease_expires_at = NULL,
+               updated_at = now()
+         WHERE job_id = p_job_id
+        RETURNING job_id
+    ), job AS (
+        UPDATE public.jobs
+           SET status = v_to,
+               attempts = CASE WHEN p_action = 'release' THEN q.attempt - 1 ELSE q.attempt END,
+               result = CASE WHEN p_action = 'complete' THEN p_result ELSE result END,
+               error = CASE WHEN p_action = 'fail' THEN p_error ELSE error END,
+               finished_at = CASE WHEN v_to IN ('completed', 'failed') THEN now() END,
+               updated_at = now()
+         WHERE job_id = p_job_id
+        RETURNING job_id
+    )
+    INSERT INTO public.job_events (job_id, event_type, from_status, to_status, worker_id, details)
+    SELECT entry.job_id, v_event, 'running', v_to, q.worker_id,
+           jsonb_strip_nulls(jsonb_build_object(
+               'attempt', q.attempt, 'error', p_error, 'reason', p_reason,
+               'retryable', CASE WHEN p_action = 'fail' THEN p_retryable END,
+               'run_after', CASE WHEN v_event = 'retry_scheduled' THEN v_run_after END))
+      FROM entry JOIN job ON job.job_id = entry.job_id;
+    PERFORM public.func_job_free_slots(ARRAY[q.user_id], ARRAY[q.organization_id]);
+    -- NOTIFY only when the job is claimable again: every notifying commit takes one
+    -- cluster-wide lock until its WAL is flushed, so notifying completions would
+    -- serialise them all. A freed slot is found by the workers' next poll.
+    IF v_to = 'queued' THEN
+        PERFORM pg_notify('hub_jobs', q.provider);
+    END IF;
+    RETURN jsonb_build_object('accepted', true, 'status', v_to, 'reason', NULL,
+                              'attempt', q.attempt,
+                              'run_after', CASE WHEN v_to = 'queued' THEN v_run_after END);
 END;
 $$;
-COMMENT ON FUNCTION public.func_list_jobs(text, text, uuid, integer) IS
-    'Jobs newest first (ids are UUIDv7), optionally of one status and/or user, row_limit (1..1000) per page: {rows, more, next}; pass next as after_job_id for the following page. Unknown status: invalid_parameter_value.';
+COMMENT ON FUNCTION public.func_job_settle(uuid, uuid, text, jsonb, text, boolean, text) IS
+    'Internal: the shared body of func_complete_job, func_fail_job and func_release_job.';
 
-CREATE OR REPLACE FUNCTION public.func_get_job(job_id uuid)
+CREATE OR REPLACE FUNCTION public.func_complete_job(job_id uuid, lease_token uuid, result jsonb DEFAULT '{}'::jsonb)
 RETURNS jsonb
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-#variable_conflict use_variable
-DECLARE
-    v_job jsonb;
 BEGIN
-    SELECT to_jsonb(j) INTO v_job FROM public.jobs j WHERE j.job_id = job_id;
-    IF v_job IS NULL THEN
-        RAISE EXCEPTION 'unknown job %', coalesce(job_id::text, 'NULL') USING ERRCODE = 'P0001';
-    END IF;
-    RETURN v_job || jsonb_build_object(
-        -- the lease token is the worker's fencing secret: never handed out here
-        'queue', (SELECT to_jsonb(q) - 'lease_token' FROM public.job_queue q WHERE q.job_id = job_id),
-        'approval_request', (SELECT to_jsonb(r) FROM public.approval_requests r WHERE r.job_id = job_id),
-        'events', (SELECT coalesce(jsonb_agg(to_jsonb(e) - 'job_id' ORDER BY e.event_id), '[]'::jsonb)
-                     FROM public.job_events e WHERE e.job_id = job_id));
+    RETURN public.func_job_settle(job_id, lease_token, 'complete', coalesce(result, '{}'::jsonb), NULL, NULL, NULL);
 END;
 $$;
-COMMENT ON FUNCTION public.func_get_job(uuid) IS
-    'One job with its queue entry (without the lease token), its approval request (or null) and all its events in order. Unknown job: P0001.';
+COMMENT ON FUNCTION public.func_complete_job(uuid, uuid, jsonb) IS
+    'Marks a running job completed with its result, if lease_token is its current lease (else {accepted: false, status, reason} and nothing changes: a worker wrongly declared dead cannot overwrite the job). Frees its slot; one completed event. Returns {accepted, status, reason, attempt}. Unknown job: raises P0001.';
 
-CREATE OR REPLACE FUNCTION public.func_list_active_provider_jobs(
-    provider text, after_job_id uuid DEFAULT NULL, row_limit integer DEFAULT 500
-) RETURNS jsonb
-LANGUAGE plpgsql STABLE
+CREATE OR REPLACE FUNCTION public.func_fail_job(job_id uuid, lease_token uuid, error text, retryable boolean DEFAULT true)
+RETURNS jsonb
+LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-#variable_conflict use_variable
-DECLARE
-    v_rows jsonb;
-    v_count integer;
 BEGIN
-    IF provider IS NULL OR btrim(provider) = '' THEN
-        RAISE EXCEPTION 'provider must be a non-blank text' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF row_limit IS NULL OR row_limit NOT BETWEEN 1 AND 5000 THEN
-        RAISE EXCEPTION 'row_limit must be between 1 and 5000, got %', coalesce(row_limit::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
-               'job_id', x.job_id, 'provider_job_id', x.provider_job_id, 'status', x.status,
-               'provider_status', x.provider_status) ORDER BY x.job_id), '[]'::jsonb), count(*)
-      INTO v_rows, v_count
-      FROM (SELECT j.job_id, j.provider_job_id, j.status, j.provider_status FROM public.jobs j
-             WHERE j.provider = provider AND j.status IN ('queued', 'running')
-               AND (after_job_id IS NULL OR j.job_id > after_job_id)
-             ORDER BY j.job_id
-             LIMIT row_limit + 1) x;
-    IF v_count > row_limit THEN
-        v_rows := v_rows - row_limit;
-    END IF;
-    RETURN jsonb_build_object('rows', v_rows, 'more', v_count > row_limit,
-                              'next', CASE WHEN v_count > row_limit THEN v_rows -> (row_limit - 1) -> 'job_id' END);
+    RETURN public.func_job_settle(job_id, lease_token, 'fail', NULL, coalesce(error, 'failed'), coalesce(retryable, true), NULL);
 END;
 $$;
-COMMENT ON FUNCTION public.func_list_active_provider_jobs(text, uuid, integer) IS
-    'Every active (queued or running) job of a provider, oldest first, keyset-paged: {rows: [{job_id, provider_job_id, status, provider_status}], more, next}. provider_status is the provider''s own (pending, uploading, queued, running); status the hub''s. Status polling walks all pages, so no active job is ever missed.';
+COMMENT ON FUNCTION public.func_fail_job(uuid, uuid, text, boolean) IS
+    'Records a failed attempt under the current lease: retryable and attempts left -> queued again after a backoff of 10 s x 2^(attempt-1) (max 1 h, +0..10 % jitter; event retry_scheduled, NOTIFY hub_jobs); otherwise failed (event failed). Frees the slot. Returns {accepted, status, reason, attempt, run_after}; a stale token gets accepted=false and changes nothing.';
+
+CREATE OR REPLACE FUNCTION public.func_release_job(job_id uuid, lease_token uuid, reason text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    RETURN public.func_job_settle(job_id, lease_token, 'release', NULL, NULL, NULL, coalesce(reason, 'released'));
+END;
+$$;
+COMMENT ON FUNCTION public.func_release_job(uuid, uuid, text) IS
+    'Gives a running job back to the queue without using an attempt (e.g. the worker got SIGTERM): queued at once, NOTIFY hub_jobs, slot freed, event released. Returns {accepted, status, reason, attempt}; a stale token gets accepted=false.';
 
 SELECT public.func_hub_secure(p_functions => ARRAY[
     'public.func_upsert_hub_user(text, text, text)',
@@ -434,9 +417,8 @@ SELECT public.func_hub_secure(p_functions => ARRAY[
     'public.func_cancel_job(uuid, text, text)',
     'public.func_reap_dead_workers(integer)',
     'public.func_record_provider_status(uuid, text, text, jsonb)',
-    'public.func_queue_statistics()',
-    'public.func_job_summary(public.jobs)',
-    'public.func_list_jobs(text, text, uuid, integer)',
-    'public.func_get_job(uuid)',
-    'public.func_list_active_provider_jobs(text, uuid, integer)'
+    'public.func_job_settle(uuid, uuid, text, jsonb, text, boolean, text)',
+    'public.func_complete_job(uuid, uuid, jsonb)',
+    'public.func_fail_job(uuid, uuid, text, boolean)',
+    'public.func_release_job(uuid, uuid, text)'
 ]::regprocedure[]);

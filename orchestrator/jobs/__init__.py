@@ -7,6 +7,7 @@ The rules live in SQL (``sql/0009``..``sql/0012``); this package only names the 
 """
 
 from orchestrator.jobs.calls import (
+    DEFAULT_LEASE_SECONDS,
     NOTIFY_CHANNEL,
     approve_request,
     cancel_job,
@@ -55,6 +56,7 @@ from orchestrator.jobs.views import (
 )
 
 __all__ = [
+    "DEFAULT_LEASE_SECONDS",
     "NOTIFY_CHANNEL",
     "ApprovalRule",
     "ClaimResult",

@@ -32,6 +32,10 @@ from orchestrator.jobs.views import JobDetail, JobPage, ProviderJobPage, QueueSt
 NOTIFY_CHANNEL = "hub_jobs"
 """Channel of the NOTIFY sent when a job becomes claimable; the payload is the provider."""
 
+DEFAULT_LEASE_SECONDS = 20
+"""A claim's lease (the SQL default too): a worker that dies right after renewing is
+reclaimable this long after, within the hub's 30 s promise. Renew every third of it."""
+
 
 def upsert_hub_user(
     user_id: str, organization_id: str, display_name: str | None = None
@@ -132,7 +136,7 @@ def reject_request(request_id: str, decided_by: str, note: str | None = None) ->
 def claim_jobs(
     worker_id: str,
     max_jobs: int = 1,
-    lease_seconds: int = 30,
+    lease_seconds: int = DEFAULT_LEASE_SECONDS,
     provider: str = "local",
     job_types: Sequence[str] | None = None,
 ) -> Call[ClaimResult]:
@@ -151,7 +155,7 @@ def claim_jobs(
 
 
 def extend_job_leases(
-    worker_id: str, lease_seconds: int = 30, job_ids: Sequence[str] | None = None
+    worker_id: str, lease_seconds: int = DEFAULT_LEASE_SECONDS, job_ids: Sequence[str] | None = None
 ) -> Call[LeaseExtension]:
     """Renew the worker's leases; jobs in ``job_ids`` it no longer holds come back as lost."""
     return Call(

@@ -148,3 +148,19 @@ def test_counters_stay_exact_through_a_storm_of_every_transition(h, db_url):
         )
         == 0
     )
+
+
+def test_a_full_organisations_backlog_does_not_hide_the_jobs_behind_it(h):
+    """org-1 is at its limit with a backlog ahead in claim order; bob's org-2 job, last in
+    line, is still claimed (and org-1's next job only once a slot frees)."""
+    h.set_limit("organization", "org-1", 1)
+    first = h.submit("alice", priority=900).job_id
+    for _ in range(30):
+        h.submit("carol", priority=800)
+    behind = h.submit("bob", priority=0).job_id
+    running = h.claim_one("w1")
+    assert running.job_id == first
+    assert [j.job_id for j in h.claim("w2", 5)] == [behind]
+    assert h.claim("w3", 5) == []
+    h.run(calls.complete_job(first, running.lease_token))
+    assert [j.user_id for j in h.claim("w3", 5)] == ["carol"]

@@ -1,0 +1,373 @@
+"""The job queue (issue 5): throughput, wake-up latency and dead-worker recovery, each
+against a bare ``SELECT ... FOR UPDATE SKIP LOCKED`` + ``UPDATE`` loop on a plain table
+measured in the same run, on the same server.
+
+Questions, each answered in the printed tables:
+1. throughput — N queued jobs drained by T worker threads (one connection each) doing
+   ``func_claim_jobs`` (batches of 1, 10, 50) and one ``func_complete_job`` per job,
+   through the hub's own Python path (PsycopgExecutor + decoders). Baseline: the same
+   threads on a plain table: ``UPDATE ... WHERE id IN (SELECT id ... ORDER BY priority
+   DESC, id LIMIT b FOR UPDATE SKIP LOCKED) RETURNING`` then one ``UPDATE`` per job.
+   Targets: >= 1,000 jobs/s single, >= 3,000 jobs/s batched;
+2. latency — a submitter enqueues one job every 20 ms; one claimer takes them. With
+   NOTIFY the claimer LISTENs on ``hub_jobs`` and claims when woken (the submit's NOTIFY
+   is delivered at its commit); poll-only (PgBouncer/Supavisor transaction mode) it
+   claims every ``--poll-interval`` (default 0.1 s) when idle. Latency = submit call
+   start -> claim returned, p50/p95. Baseline: the plain table with ``INSERT`` +
+   ``pg_notify`` and the same claimer. Target: p50 <= 10 ms with NOTIFY;
+3. dead worker -> reclaimable — a worker claims a job with the default lease, renews it
+   (the worst case: it dies just after a renewal) and disconnects without a word; a
+   claimer polling every 100 ms measures how long until it gets the job. Baseline: none
+   (the bare loop has no leases: its job would stay "running" forever). Target <= 30 s.
+
+Run: python bench/queue.py [--database-url URL] [--jobs N] [--threads T] [--skip-dead-worker]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Run as a script, this file's directory comes first on sys.path, and the file's name
+# would shadow the standard library's ``queue`` that psycopg imports: drop that entry.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from tabulate import tabulate
+
+from orchestrator.db import migrate
+from orchestrator.db.embedded import start_embedded
+from orchestrator.db.psycopg import PsycopgExecutor, connect
+from orchestrator.jobs import calls
+
+BARE_SETUP = """
+CREATE TABLE IF NOT EXISTS bench_bare (
+    id bigserial PRIMARY KEY, status text NOT NULL DEFAULT 'queued',
+    priority integer NOT NULL DEFAULT 100, payload jsonb NOT NULL, worker text);
+CREATE INDEX IF NOT EXISTS bench_bare_claim
+    ON bench_bare (priority DESC, id) WHERE status = 'queued';
+"""
+BARE_CLAIM = """
+UPDATE bench_bare SET status = 'running', worker = %s
+ WHERE id IN (SELECT id FROM bench_bare WHERE status = 'queued'
+               ORDER BY priority DESC, id LIMIT %s FOR UPDATE SKIP LOCKED)
+RETURNING id, payload"""
+BARE_DONE = "UPDATE bench_bare SET status = 'done' WHERE id = %s"
+BARE_SUBMIT = """
+WITH i AS (INSERT INTO bench_bare (payload) VALUES ('{"command": "true"}') RETURNING id)
+SELECT id, pg_notify('bench_bare', 'local') FROM i"""
+HUB_FILL = """
+SELECT count(func_submit_job(jsonb_build_object(
+           'user_id', 'u' || (i %% 8), 'job_type', 'bench',
+           'payload', jsonb_build_object('command', 'true'))))
+  FROM generate_series(1, %s) i"""
+
+
+@contextmanager
+def scratch_database(url: str | None) -> Iterator[str]:
+    """URL of a migrated scratch database on the given server or a fresh embedded one."""
+    if url:
+        name = f"bench_queue_{os.getpid()}"
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name}")
+            conn.execute(f"CREATE DATABASE {name}")
+        target = url.rsplit("/", 1)[0] + "/" + name
+        try:
+            yield target
+        finally:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_embedded(Path(tmp) / "pg")
+        try:
+            yield server.url
+        finally:
+            server.stop()
+
+
+def prepare(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrate.migrate(conn)
+        conn.execute(BARE_SETUP)
+        for i in range(8):
+            conn.execute("SELECT func_upsert_hub_user(%s, %s)", [f"u{i}", f"org-{i % 4}"])
+
+
+def reset(url: str) -> None:
+    """Empty both queues and vacuum them, so every scenario starts from the same state."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE jobs, job_queue, job_events, approval_requests, bench_bare")
+        conn.execute("VACUUM ANALYZE jobs")
+        conn.execute("VACUUM ANALYZE job_queue")
+        conn.execute("VACUUM ANALYZE bench_bare")
+
+
+# -- 1. throughput ---------------------------------------------------------------------
+
+
+def hub_worker(url: str, name: str, batch: int) -> Callable[[], int]:
+    executor = PsycopgExecutor.connect(url)
+
+    def drain() -> int:
+        done = 0
+        try:
+            while True:
+                jobs = executor.run(calls.claim_jobs(name, max_jobs=batch)).jobs
+                if not jobs:
+                    return done
+                for job in jobs:
+                    assert executor.run(calls.complete_job(job.job_id, job.lease_token)).accepted
+                    done += 1
+        finally:
+            executor.close()
+
+    return drain
+
+
+def bare_worker(url: str, name: str, batch: int) -> Callable[[], int]:
+    conn = connect(url)
+
+    def drain() -> int:
+        done = 0
+        try:
+            while True:
+                rows = conn.execute(BARE_CLAIM, [name, batch]).fetchall()
+                if not rows:
+                    return done
+                for job_id, _payload in rows:
+                    conn.execute(BARE_DONE, [job_id])
+                    done += 1
+        finally:
+            conn.close()
+
+    return drain
+
+
+def drain_rate(url: str, kind: str, jobs: int, threads: int, batch: int) -> float:
+    """Jobs/s for ``threads`` workers draining ``jobs`` queued jobs."""
+    reset(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        if kind == "hub":
+            conn.execute(HUB_FILL, [jobs])
+        else:
+            conn.execute(
+                'INSERT INTO bench_bare (payload) SELECT \'{"command": "true"}\' '
+                "FROM generate_series(1, %s)",
+                [jobs],
+            )
+    make = hub_worker if kind == "hub" else bare_worker
+    drains = [make(url, f"{kind}-{n}", batch) for n in range(threads)]
+    counts = [0] * threads
+    barrier = threading.Barrier(threads + 1)
+
+    def run(n: int) -> None:
+        barrier.wait()
+        counts[n] = drains[n]()
+
+    pool = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
+    for t in pool:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in pool:
+        t.join()
+    elapsed = time.perf_counter() - start
+    assert sum(counts) == jobs, (kind, sum(counts), jobs)
+    return jobs / elapsed
+
+
+# -- 2. latency ------------------------------------------------------------------------
+
+
+def latencies(url: str, kind: str, mode: str, count: int, poll: float) -> list[float]:
+    """Seconds from submit call start to claim returned, one per job."""
+    reset(url)
+    submitted: dict[Any, float] = {}
+    claimed: dict[Any, float] = {}
+    stop = threading.Event()
+    ready = threading.Event()
+
+    def claim_all(executor: PsycopgExecutor) -> None:
+        while True:
+            if kind == "hub":
+                ids = [j.job_id for j in executor.run(calls.claim_jobs("lat", max_jobs=10)).jobs]
+            else:
+                ids = [r[0] for r in executor.conn.execute(BARE_CLAIM, ["lat", 10]).fetchall()]
+            now = time.perf_counter()
+            for job_id in ids:
+                claimed[job_id] = now
+            if not ids:
+                return
+
+    def claimer() -> None:
+        with PsycopgExecutor.connect(url) as executor:
+            if mode == "notify":
+                with psycopg.connect(url, autocommit=True) as listener:
+                    listener.execute(
+                        f"LISTEN {calls.NOTIFY_CHANNEL if kind == 'hub' else 'bench_bare'}"
+                    )
+                    ready.set()
+                    while not stop.is_set():
+                        # woken by a NOTIFY, or after 1 s anyway (the polling fallback)
+                        for _ in listener.notifies(timeout=1.0, stop_after=1):
+                            pass
+                        claim_all(executor)
+            else:
+                ready.set()
+                while not stop.is_set():
+                    claim_all(executor)
+                    time.sleep(poll)
+
+    thread = threading.Thread(target=claimer)
+    thread.start()
+    ready.wait()
+    with PsycopgExecutor.connect(url) as submitter:
+        for i in range(count):
+            start = time.perf_counter()
+            if kind == "hub":
+                job_id: Any = submitter.run(
+                    calls.submit_job(f"u{i % 8}", "bench", {"command": "true"})
+                ).job_id
+            else:
+                job_id = submitter.conn.execute(BARE_SUBMIT).fetchone()[0]  # type: ignore[index]
+            submitted[job_id] = start
+            time.sleep(0.02)
+    deadline = time.monotonic() + 10
+    while len(claimed) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    thread.join()
+    assert len(claimed) == count, (kind, mode, len(claimed))
+    return [claimed[j] - submitted[j] for j in submitted]
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
+
+
+# -- 3. dead worker --------------------------------------------------------------------
+
+
+def dead_worker_seconds(url: str) -> tuple[float, int]:
+    """(seconds from the worker's death to the job being claimed again, lease seconds)."""
+    reset(url)
+    with PsycopgExecutor.connect(url) as setup:
+        setup.run(calls.submit_job("u0", "bench", {"command": "sleep 600"}))
+    dying = PsycopgExecutor.connect(url)
+    job = dying.run(calls.claim_jobs("doomed")).jobs[0]
+    lease = calls.DEFAULT_LEASE_SECONDS
+    dying.run(calls.extend_job_leases("doomed"))  # its last heartbeat, default lease
+    dying.close()  # SIGKILL as the database sees it: the connection is gone, nothing more
+    died = time.perf_counter()
+    with PsycopgExecutor.connect(url) as rescuer:
+        while True:
+            jobs = rescuer.run(calls.claim_jobs("rescuer")).jobs
+            if jobs:
+                assert jobs[0].job_id == job.job_id and jobs[0].attempt == 2
+                late = rescuer.run(calls.complete_job(job.job_id, job.lease_token))
+                assert not late.accepted
+                return time.perf_counter() - died, lease
+            time.sleep(0.1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", help="a server to create a scratch database on")
+    parser.add_argument("--jobs", type=int, default=4000, help="jobs per throughput run")
+    parser.add_argument("--threads", type=int, default=4, help="worker threads")
+    parser.add_argument("--latency-jobs", type=int, default=200)
+    parser.add_argument("--poll-interval", type=float, default=0.1)
+    parser.add_argument("--skip-dead-worker", action="store_true")
+    args = parser.parse_args()
+
+    with scratch_database(args.database_url) as url:
+        prepare(url)
+        server = psycopg.connect(url).execute("SELECT version()").fetchone()[0]  # type: ignore[index]
+        print(
+            f"server: {server.split(' on ')[0]}; {args.threads} worker threads; "
+            f"{args.jobs} jobs per run"
+        )
+        rows = []
+        rates: dict[tuple[str, int], float] = {}
+        for batch in (1, 10, 50):
+            for kind in ("bare", "hub"):
+                rates[kind, batch] = drain_rate(url, kind, args.jobs, args.threads, batch)
+            hub, bare = rates["hub", batch], rates["bare", batch]
+            target = 1000 if batch == 1 else 3000
+            rows.append(
+                [
+                    f"claim x{batch} + complete",
+                    f"{bare:,.0f}",
+                    f"{hub:,.0f}",
+                    f"{hub / bare:.2f}",
+                    f">= {target:,}",
+                    "met" if hub >= target else "NOT met",
+                ]
+            )
+        print("\n1. throughput (jobs/s)")
+        print(
+            tabulate(
+                rows, headers=["path", "bare SKIP LOCKED", "hub", "hub/bare", "target", "verdict"]
+            )
+        )
+
+        rows = []
+        for mode in ("notify", "poll"):
+            result = {}
+            for kind in ("bare", "hub"):
+                lat = latencies(url, kind, mode, args.latency_jobs, args.poll_interval)
+                result[kind] = (pct(lat, 50) * 1000, pct(lat, 95) * 1000)
+            (bp50, bp95), (hp50, hp95) = result["bare"], result["hub"]
+            label = (
+                "NOTIFY (LISTEN)"
+                if mode == "notify"
+                else f"poll-only ({args.poll_interval * 1000:.0f} ms)"
+            )
+            verdict = ("met" if hp50 <= 10 else "NOT met") if mode == "notify" else "(no target)"
+            rows.append(
+                [
+                    label,
+                    f"{bp50:.1f} / {bp95:.1f}",
+                    f"{hp50:.1f} / {hp95:.1f}",
+                    f"{hp50 / bp50:.2f}",
+                    "p50 <= 10 ms" if mode == "notify" else "-",
+                    verdict,
+                ]
+            )
+        print("\n2. enqueue-to-claim latency, p50 / p95 (ms)")
+        print(tabulate(rows, headers=["mode", "bare", "hub", "hub/bare p50", "target", "verdict"]))
+
+        if not args.skip_dead_worker:
+            seconds, lease = dead_worker_seconds(url)
+            print(
+                "\n3. dead worker -> job reclaimable (claim path, lease renewed just before death)"
+            )
+            print(
+                tabulate(
+                    [
+                        [
+                            f"lease {lease} s, rescuer polling every 100 ms",
+                            f"{seconds:.1f} s",
+                            "<= 30 s",
+                            "met" if seconds <= 30 else "NOT met",
+                        ]
+                    ],
+                    headers=["scenario", "time", "target", "verdict"],
+                )
+            )
+
+
+if __name__ == "__main__":
+    main()
