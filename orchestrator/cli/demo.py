@@ -10,6 +10,7 @@ and each handler's ``stats()``, and stops the embedded server.
 from __future__ import annotations
 
 import argparse
+import contextvars
 import logging
 import random
 import uuid
@@ -24,7 +25,6 @@ from orchestrator.db.psycopg import PsycopgExecutor, connect
 from orchestrator.db.target import sql_target
 from orchestrator.logs.context import (
     LogContext,
-    clear_task_context,
     set_cycle_number,
     set_task_context,
 )
@@ -69,29 +69,34 @@ def play(
         if queued > 4:
             orchestrator.warning("Queue depth %d above target 4; consider scaling up", queued)
         for worker_id, log in workers.items():
-            task = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-            set_task_context(task, worker_id)
-            with LogContext(model="wan2.1-14b", step="generate"):
-                log.info("Claimed task; loading model")
-                for pct in (25, 50, 75, 100):
-                    vram = round(rng.uniform(30, 79), 1)
-                    log.log(
-                        logging.DEBUG if pct < 100 else logging.INFO,
-                        "Generation progress %d%%",
-                        pct,
-                        extra={"vram_gb": vram},
-                    )
-                    if vram > 76:
-                        log.warning("VRAM at %.1f GB of 80 GB", vram, extra={"vram_gb": vram})
-                if rng.random() < 0.12:
-                    try:
-                        raise MemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-                    except MemoryError:
-                        log.exception("Task failed")
-                else:
-                    log.info("Task complete; uploaded output")
-            clear_task_context()
+            # Each worker's task runs in a context of its own (as a worker thread would),
+            # so its task and worker ids end with it and never tag the orchestrator's rows.
+            contextvars.copy_context().run(_work_on_task, worker_id, log, rng)
     set_cycle_number(None)
+
+
+def _work_on_task(worker_id: str, log: logging.Logger, rng: random.Random) -> None:
+    task = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    set_task_context(task, worker_id)
+    with LogContext(model="wan2.1-14b", step="generate"):
+        log.info("Claimed task; loading model")
+        for pct in (25, 50, 75, 100):
+            vram = round(rng.uniform(30, 79), 1)
+            log.log(
+                logging.DEBUG if pct < 100 else logging.INFO,
+                "Generation progress %d%%",
+                pct,
+                extra={"vram_gb": vram},
+            )
+            if vram > 76:
+                log.warning("VRAM at %.1f GB of 80 GB", vram, extra={"vram_gb": vram})
+        if rng.random() < 0.12:
+            try:
+                raise MemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            except MemoryError:
+                log.exception("Task failed")
+        else:
+            log.info("Task complete; uploaded output")
 
 
 def run(args: argparse.Namespace) -> int:

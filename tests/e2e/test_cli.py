@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from orchestrator.config import ACCEPTED
@@ -98,6 +99,13 @@ def test_demo_against_a_database_url(tmp_path, db_url):
     done = orchestrator("demo", cwd=tmp_path, DATABASE_URL=db_url)
     assert done.returncode == 0, done.stderr
     assert "every record delivered: yes" in done.stdout and " errors." in done.stdout
+    with psycopg.connect(db_url) as conn:
+        leaked = conn.execute(
+            "SELECT count(*) FILTER (WHERE worker_id IS NOT NULL OR task_id IS NOT NULL), "
+            "count(*) FROM system_logs WHERE source_type = 'orchestrator_gpu'"
+        ).fetchone()
+    assert leaked is not None and leaked[1] > 0
+    assert leaked[0] == 0, "orchestrator rows carry a worker's task or worker id"
 
 
 def test_migrate_status_lists_applied_and_pending(tmp_path, empty_db_url):
