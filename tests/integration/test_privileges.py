@@ -208,3 +208,89 @@ def test_service_role_under_rls_falls_back_from_copy_to_the_staged_path(
         assert conn.execute(
             "SELECT count(*) FROM system_logs WHERE source_id = 'rls'"
         ).fetchone() == (1,)
+
+
+JOB_TABLES = (
+    "jobs",
+    "job_queue",
+    "job_events",
+    "hub_users",
+    "concurrency_limits",
+    "approval_rules",
+    "approval_requests",
+)
+JOB_RPC = [
+    "func_upsert_hub_user(text,text,text)",
+    "func_set_concurrency_limit(text,text,integer)",
+    "func_upsert_approval_rule(text,text,text,numeric,integer,boolean,boolean)",
+    "func_submit_job(jsonb)",
+    "func_approve_request(uuid,text,text)",
+    "func_reject_request(uuid,text,text)",
+    "func_claim_jobs(text,integer,integer,text,jsonb)",
+    "func_extend_job_leases(text,integer,jsonb)",
+    "func_complete_job(uuid,uuid,jsonb)",
+    "func_fail_job(uuid,uuid,text,boolean)",
+    "func_release_job(uuid,uuid,text)",
+    "func_cancel_job(uuid,text,text)",
+    "func_reap_dead_workers(integer)",
+    "func_expire_approvals()",
+    "func_queue_statistics()",
+    "func_list_jobs(text,text,uuid,integer)",
+    "func_get_job(uuid)",
+    "func_list_active_provider_jobs(text,uuid,integer)",
+    "func_record_provider_status(uuid,text,text,jsonb)",
+]
+
+
+def test_job_tables_have_rls_and_no_api_role_privileges(admin):
+    """Every job table: RLS on, nothing for anon/authenticated, the event sequence too."""
+    for table in (*JOB_TABLES, "job_events_event_id_seq"):
+        for role in ("anon", "authenticated"):
+            for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+                if table.endswith("_seq") and privilege in ("INSERT", "DELETE"):
+                    continue
+                assert not admin.execute(
+                    "SELECT has_table_privilege(%s, %s, %s)", [role, f"public.{table}", privilege]
+                ).fetchone()[0], (role, table, privilege)
+    for table in JOB_TABLES:
+        assert admin.execute(
+            "SELECT relrowsecurity FROM pg_class WHERE oid = %s::regclass", [f"public.{table}"]
+        ).fetchone() == (True,), table
+
+
+def test_job_functions_are_for_service_role_only(admin):
+    """The job RPC contract: service_role may execute it, anon/authenticated may not."""
+    for name in JOB_RPC:
+        assert admin.execute(
+            "SELECT has_function_privilege('service_role', %s, 'EXECUTE')", [name]
+        ).fetchone()[0], name
+        for role in ("anon", "authenticated"):
+            assert not admin.execute(
+                "SELECT has_function_privilege(%s, %s, 'EXECUTE')", [role, name]
+            ).fetchone()[0], (role, name)
+
+
+def test_service_role_runs_a_job_through_rls_and_anon_is_refused(admin):
+    """As the roles themselves: service_role submits, claims and completes; anon gets nothing."""
+    admin.execute("SET ROLE anon")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        admin.execute("SELECT func_claim_jobs('w')")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        admin.execute("SELECT count(*) FROM jobs")
+    admin.execute("RESET ROLE")
+    admin.execute("SET ROLE service_role")
+    try:
+        admin.execute("SELECT func_upsert_hub_user('svc', 'org-svc')")
+        admin.execute(
+            """SELECT func_submit_job('{"user_id": "svc", "job_type": "t", "payload": {"command": "true"}}')"""
+        )
+        job = admin.execute("SELECT func_claim_jobs('w-svc') -> 'jobs' -> 0").fetchone()[0]
+        done = admin.execute(
+            "SELECT func_complete_job(%s, %s)", [job["job_id"], job["lease_token"]]
+        ).fetchone()[0]
+        assert done["accepted"] is True
+        assert admin.execute(
+            "SELECT count(*) FROM job_events WHERE job_id = %s", [job["job_id"]]
+        ).fetchone() == (3,)
+    finally:
+        admin.execute("RESET ROLE")

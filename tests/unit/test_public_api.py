@@ -14,5 +14,5 @@ def test_all_names_exist_and_are_documented():
 def test_no_public_name_is_left_out_of_all():
     """Names without a leading underscore in the package namespace are all in __all__."""
     public = {n for n in vars(orchestrator) if not n.startswith("_")}
-    modules = {"config", "errors", "db", "cli", "logs"}
+    modules = {"config", "errors", "db", "cli", "logs", "jobs"}
     assert public - modules == set(orchestrator.__all__) - {"__version__"}

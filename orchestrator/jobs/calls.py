@@ -1,0 +1,282 @@
+"""The job store's operations as :class:`~orchestrator.db.calls.Call` values.
+
+One builder per SQL function of ``sql/0010``..``sql/0012`` (the name without ``func_``);
+any executor (psycopg, asyncpg, supabase-py) runs them, so no rule is written twice. The
+builders pass arguments through unchanged: the SQL functions check them and raise one
+clear error (SQLSTATE class 22 or P0001, see :mod:`orchestrator.jobs.errors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from orchestrator.db.calls import Call
+from orchestrator.db.jsonsafe import json_safe
+from orchestrator.jobs.model import (
+    ApprovalRule,
+    ClaimResult,
+    ConcurrencyLimit,
+    Decision,
+    ExpireResult,
+    HubUser,
+    LeaseExtension,
+    Outcome,
+    ProviderStatusResult,
+    ReapResult,
+    SubmitResult,
+)
+from orchestrator.jobs.views import JobDetail, JobPage, ProviderJobPage, QueueStatistics
+
+NOTIFY_CHANNEL = "hub_jobs"
+"""Channel of the NOTIFY sent when a job becomes claimable; the payload is the provider."""
+
+
+def upsert_hub_user(
+    user_id: str, organization_id: str, display_name: str | None = None
+) -> Call[HubUser]:
+    """Register a user (or move them to another organisation)."""
+    return Call(
+        "func_upsert_hub_user",
+        {"user_id": user_id, "organization_id": organization_id, "display_name": display_name},
+        HubUser.from_raw,
+    )
+
+
+def set_concurrency_limit(
+    scope_type: str, scope_id: str | None, max_running: int | None
+) -> Call[ConcurrencyLimit]:
+    """Limit running jobs for ``global`` / ``organization`` / ``user``; ``None`` removes it."""
+    return Call(
+        "func_set_concurrency_limit",
+        {"scope_type": scope_type, "scope_id": scope_id, "max_running": max_running},
+        ConcurrencyLimit.from_raw,
+    )
+
+
+def upsert_approval_rule(
+    name: str,
+    *,
+    job_type: str | None = None,
+    provider: str | None = None,
+    min_estimated_cost: float | Decimal | None = None,
+    approval_ttl_seconds: int = 3600,
+    allow_self_approval: bool = False,
+    enabled: bool = True,
+) -> Call[ApprovalRule]:
+    """Create or replace a rule that sends matching jobs to approval."""
+    return Call(
+        "func_upsert_approval_rule",
+        {
+            "name": name,
+            "job_type": job_type,
+            "provider": provider,
+            "min_estimated_cost": None if min_estimated_cost is None else float(min_estimated_cost),
+            "approval_ttl_seconds": approval_ttl_seconds,
+            "allow_self_approval": allow_self_approval,
+            "enabled": enabled,
+        },
+        ApprovalRule.from_raw,
+    )
+
+
+def submit_job(
+    user_id: str,
+    job_type: str,
+    payload: Mapping[str, Any] | None = None,
+    *,
+    provider: str | None = None,
+    priority: int | None = None,
+    estimated_cost: float | Decimal | None = None,
+    max_attempts: int | None = None,
+    idempotency_key: str | None = None,
+) -> Call[SubmitResult]:
+    """Submit a job; options left ``None`` take the SQL defaults (local, 100, 3).
+
+    A local job's payload is ``{"command": "..."}`` or ``{"callable": "module:function",
+    "kwargs": {...}}``.
+    """
+    job: dict[str, Any] = {"user_id": user_id, "job_type": job_type}
+    optional: dict[str, Any] = {
+        "payload": None if payload is None else dict(payload),
+        "provider": provider,
+        "priority": priority,
+        "estimated_cost": None if estimated_cost is None else float(estimated_cost),
+        "max_attempts": max_attempts,
+        "idempotency_key": idempotency_key,
+    }
+    job.update({key: value for key, value in optional.items() if value is not None})
+    return Call("func_submit_job", {"job": json_safe(job)}, SubmitResult.from_raw)
+
+
+def approve_request(request_id: str, decided_by: str, note: str | None = None) -> Call[Decision]:
+    """Approve a pending request before its deadline; the job becomes claimable."""
+    return Call(
+        "func_approve_request",
+        {"request_id": request_id, "decided_by": decided_by, "note": note},
+        Decision.from_raw,
+    )
+
+
+def reject_request(request_id: str, decided_by: str, note: str | None = None) -> Call[Decision]:
+    """Reject a pending request; its job is cancelled."""
+    return Call(
+        "func_reject_request",
+        {"request_id": request_id, "decided_by": decided_by, "note": note},
+        Decision.from_raw,
+    )
+
+
+def claim_jobs(
+    worker_id: str,
+    max_jobs: int = 1,
+    lease_seconds: int = 30,
+    provider: str = "local",
+    job_types: Sequence[str] | None = None,
+) -> Call[ClaimResult]:
+    """Claim up to ``max_jobs`` jobs under the limits, each with a lease token."""
+    return Call(
+        "func_claim_jobs",
+        {
+            "worker_id": worker_id,
+            "max_jobs": max_jobs,
+            "lease_seconds": lease_seconds,
+            "provider": provider,
+            "job_types": None if job_types is None else list(job_types),
+        },
+        ClaimResult.from_raw,
+    )
+
+
+def extend_job_leases(
+    worker_id: str, lease_seconds: int = 30, job_ids: Sequence[str] | None = None
+) -> Call[LeaseExtension]:
+    """Renew the worker's leases; jobs in ``job_ids`` it no longer holds come back as lost."""
+    return Call(
+        "func_extend_job_leases",
+        {
+            "worker_id": worker_id,
+            "lease_seconds": lease_seconds,
+            "job_ids": None if job_ids is None else [str(j) for j in job_ids],
+        },
+        LeaseExtension.from_raw,
+    )
+
+
+def complete_job(
+    job_id: str, lease_token: str, result: Mapping[str, Any] | None = None
+) -> Call[Outcome]:
+    """Finish a job under its current lease (a stale token is refused, not raised)."""
+    return Call(
+        "func_complete_job",
+        {
+            "job_id": job_id,
+            "lease_token": lease_token,
+            "result": json_safe(dict(result or {})),
+        },
+        Outcome.from_raw,
+    )
+
+
+def fail_job(job_id: str, lease_token: str, error: str, retryable: bool = True) -> Call[Outcome]:
+    """Report a failed attempt: retried with backoff while attempts remain."""
+    return Call(
+        "func_fail_job",
+        {
+            "job_id": job_id,
+            "lease_token": lease_token,
+            "error": json_safe(error),
+            "retryable": retryable,
+        },
+        Outcome.from_raw,
+    )
+
+
+def release_job(job_id: str, lease_token: str, reason: str | None = None) -> Call[Outcome]:
+    """Give a job back to the queue without using an attempt (e.g. on SIGTERM)."""
+    return Call(
+        "func_release_job",
+        {"job_id": job_id, "lease_token": lease_token, "reason": reason},
+        Outcome.from_raw,
+    )
+
+
+def cancel_job(job_id: str, cancelled_by: str, reason: str | None = None) -> Call[Outcome]:
+    """Cancel a job in any state that has not finished; a running job's slot is freed."""
+    return Call(
+        "func_cancel_job",
+        {"job_id": job_id, "cancelled_by": cancelled_by, "reason": reason},
+        Outcome.from_raw,
+    )
+
+
+def reap_dead_workers(stale_after_seconds: int = 30) -> Call[ReapResult]:
+    """Declare silent workers dead and take back jobs whose worker or lease is gone."""
+    return Call(
+        "func_reap_dead_workers", {"stale_after_seconds": stale_after_seconds}, ReapResult.from_raw
+    )
+
+
+def expire_approvals() -> Call[ExpireResult]:
+    """Expire every pending approval past its deadline, in one statement."""
+    return Call("func_expire_approvals", {}, ExpireResult.from_raw)
+
+
+def queue_statistics() -> Call[QueueStatistics]:
+    """Depth by state, running per user and organisation, oldest waiting job, limits."""
+    return Call("func_queue_statistics", {}, QueueStatistics.from_raw)
+
+
+def list_jobs(
+    status: str | None = None,
+    user_id: str | None = None,
+    after_job_id: str | None = None,
+    row_limit: int = 50,
+) -> Call[JobPage]:
+    """One page of jobs, newest first; pass the page's ``next`` as ``after_job_id``."""
+    return Call(
+        "func_list_jobs",
+        {
+            "status": status,
+            "user_id": user_id,
+            "after_job_id": after_job_id,
+            "row_limit": row_limit,
+        },
+        JobPage.from_raw,
+    )
+
+
+def get_job(job_id: str) -> Call[JobDetail]:
+    """One job with its queue entry, approval request and every event."""
+    return Call("func_get_job", {"job_id": job_id}, JobDetail.from_raw)
+
+
+def list_active_provider_jobs(
+    provider: str, after_job_id: str | None = None, row_limit: int = 500
+) -> Call[ProviderJobPage]:
+    """One page of a provider's active jobs, oldest first (walk every page when polling)."""
+    return Call(
+        "func_list_active_provider_jobs",
+        {"provider": provider, "after_job_id": after_job_id, "row_limit": row_limit},
+        ProviderJobPage.from_raw,
+    )
+
+
+def record_provider_status(
+    job_id: str,
+    status: str,
+    provider_job_id: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> Call[ProviderStatusResult]:
+    """Record an external provider's status; only a change writes an event."""
+    return Call(
+        "func_record_provider_status",
+        {
+            "job_id": job_id,
+            "status": status,
+            "provider_job_id": provider_job_id,
+            "details": json_safe(dict(details or {})),
+        },
+        ProviderStatusResult.from_raw,
+    )
