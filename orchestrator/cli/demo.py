@@ -13,12 +13,15 @@ import argparse
 import contextvars
 import logging
 import random
+import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
 
+from orchestrator.cli.demo_jobs import run_jobs_demo
 from orchestrator.config import get_settings
 from orchestrator.db import calls, migrate
 from orchestrator.db.psycopg import PsycopgExecutor, connect
@@ -45,6 +48,9 @@ def register(commands: Any) -> None:
         "handlers' statistics, and stops the embedded server.",
     )
     parser.add_argument("--seed", type=int, default=7, help="random seed of the burst")
+    parser.add_argument(
+        "--no-jobs", action="store_true", help="only the log part: no daemon, workers or jobs"
+    )
     parser.set_defaults(run=run)
 
 
@@ -131,17 +137,21 @@ def run(args: argparse.Namespace) -> int:
             (orchestrator if name == "orchestrator" else workers[name]).removeHandler(h)
             h.close()
         with connect(url) as conn:
-            stats = PsycopgExecutor(conn).run(
+            executor = PsycopgExecutor(conn)
+            stats = executor.run(
                 calls.log_statistics(
                     started - timedelta(minutes=1), datetime.now(UTC) + timedelta(minutes=1)
                 )
             )
-    verdict = "yes" if delivered else "NO"
-    print(f"Logged through DatabaseLogHandler; every record delivered: {verdict}.")
-    _print_summary(stats, handlers)
+            verdict = "yes" if delivered else "NO"
+            print(f"Logged through DatabaseLogHandler; every record delivered: {verdict}.")
+            _print_summary(stats, handlers)
+            jobs_ok = args.no_jobs or run_jobs_demo(
+                executor, url, Path(tempfile.mkdtemp(prefix="orchestrator-demo-"))
+            )
     if target.embedded is not None:
         print(f"Stopped the embedded PostgreSQL (data kept in {target.embedded.data_dir}).")
-    return 0 if delivered else 1
+    return 0 if delivered and jobs_ok else 1
 
 
 def _print_summary(stats: calls.LogStatistics, handlers: dict[str, DatabaseLogHandler]) -> None:
