@@ -19,3 +19,7 @@ class DatabaseUnavailable(HubError):
 
 class MigrationError(HubError):
     """The migrations cannot be applied as they are (edited file, failed statement)."""
+
+
+class QueryInputError(HubError):
+    """A log query was given a value it cannot use (unknown level, malformed time, ...)."""

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from orchestrator.db.jsonsafe import json_safe
 
@@ -37,6 +37,12 @@ class Call(Generic[T]):
         for name in (self.function, *self.args):
             if not _IDENTIFIER.match(name):
                 raise ValueError(f"not a plain SQL identifier: {name!r}")
+
+
+class CallExecutor(Protocol):
+    """Anything that runs a :class:`Call`: psycopg, supabase-py ``rpc``, any driver tomorrow."""
+
+    def run(self, call: Call[T]) -> T: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,18 +19,17 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import uuid_utils
 
-from orchestrator.db.calls import Call, InsertResult, _insert_result
+from orchestrator.db.calls import Call, CallExecutor, InsertResult, _insert_result
 from orchestrator.db.jsonsafe import json_safe
 from orchestrator.logs import context
 from orchestrator.logs.buffer import RecordBuffer
 from orchestrator.logs.guard import RateLimitedStderr
 from orchestrator.logs.snapshot import Snapshot, SnapshotHandler, to_entry
 
-T = TypeVar("T")
 Entry = dict[str, Any]
 _Source = tuple[str, str, str | None]  # (source_type, source_id, worker_id) of a handler
 _Item = Entry | tuple[Snapshot, _Source]
@@ -207,12 +206,6 @@ class WorkerDatabaseLogHandler(SnapshotHandler):
     def clear_task_context(self) -> None:
         """Ends the tagging started by :meth:`set_task_context`."""
         context.clear_task_context()
-
-
-class CallExecutor(Protocol):
-    """Anything that runs a :class:`Call`: ``PsycopgExecutor`` today, any driver tomorrow."""
-
-    def run(self, call: Call[T]) -> T: ...
 
 
 class WorkerHeartbeat:

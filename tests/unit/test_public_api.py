@@ -14,5 +14,15 @@ def test_all_names_exist_and_are_documented():
 def test_no_public_name_is_left_out_of_all():
     """Names without a leading underscore in the package namespace are all in __all__."""
     public = {n for n in vars(orchestrator) if not n.startswith("_")}
-    modules = {"config", "errors", "db", "cli", "logs", "jobs"}
+    modules = {"config", "errors", "db", "cli", "logs", "jobs", "query", "worker"}
     assert public - modules == set(orchestrator.__all__) - {"__version__"}
+
+
+def test_query_package_exports_are_documented():
+    """orchestrator.query's __all__ resolves, each name with a docstring."""
+    import orchestrator.query as query
+
+    for name in query.__all__:
+        assert getattr(query, name).__doc__, name
+    public = {n for n in vars(query) if not n.startswith("_")}
+    assert public - {"calls", "model", "reading", "timespec"} == set(query.__all__)

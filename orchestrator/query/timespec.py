@@ -1,0 +1,45 @@
+"""Times as people type them: durations back from now (``15m``, ``2h``, ``1h30m``) and
+ISO 8601 times (``2026-12-01T08:00:00Z``, ``2026-12-01``), as logcli and journalctl
+users expect. Anything else is one clear :class:`QueryInputError`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from orchestrator.errors import QueryInputError
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[smhdw])+")
+DURATION_HELP = "a duration such as 90s, 15m, 2h, 3d, 1w or 1h30m"
+TIME_HELP = f"{DURATION_HELP} (that long ago), or an ISO 8601 time such as 2026-12-01T08:00:00Z"
+
+
+def parse_duration(text: str, *, what: str = "duration") -> timedelta:
+    """``15m`` -> 15 minutes; units s, m, h, d, w, combinable (``1h30m``)."""
+    compact = text.strip().lower().replace(" ", "")
+    if not _DURATION.fullmatch(compact):
+        raise QueryInputError(f"malformed {what} {text!r}: expected {DURATION_HELP}")
+    total = timedelta()
+    for number, unit in _PART.findall(compact):
+        total += timedelta(**{_UNITS[unit]: float(number)})
+    if total <= timedelta(0):
+        raise QueryInputError(f"{what} {text!r} is zero: expected {DURATION_HELP}")
+    return total
+
+
+def parse_time(text: str, *, now: datetime | None = None, what: str = "time") -> datetime:
+    """A duration (that long before ``now``), ``now``, or an ISO 8601 time (no zone = UTC)."""
+    moment = now or datetime.now(UTC)
+    compact = text.strip()
+    if compact.lower() == "now":
+        return moment
+    if _DURATION.fullmatch(compact.lower().replace(" ", "")):
+        return moment - parse_duration(compact, what=what)
+    try:
+        parsed = datetime.fromisoformat(compact)
+    except ValueError:
+        raise QueryInputError(f"malformed {what} {text!r}: expected {TIME_HELP}") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
