@@ -78,7 +78,7 @@ def run_jobs_demo(executor: PsycopgExecutor, url: str, work_dir: Path) -> bool:
     work_dir.mkdir(parents=True, exist_ok=True)
     for user, org in USERS:
         executor.run(job_calls.upsert_hub_user(user, org))
-    executor.run(job_calls.upsert_approval_rule("demo-expensive", min_estimated_cost=100))
+    executor.run(job_calls.upsert_approval_rule("demo-upscale", job_type="upscale"))
     processes: dict[str, subprocess.Popen[bytes]] = {}
     if has_daemon():
         processes["daemon"] = _spawn(["run"], url, work_dir / "daemon.log")
@@ -111,8 +111,9 @@ def _submit_all(executor: PsycopgExecutor) -> list[str]:
         job_ids.append(result.job_id)
         print(f"  submitted {job['job_type']:<8} for {job['user_id']:<6} -> {result.status}")
         if result.approval_request_id:
-            decided = executor.run(job_calls.approve_request(result.approval_request_id, APPROVER))
-            print(f"  {APPROVER} approved its request: job {decided.job_status}")
+            request = result.approval_request_id
+            decided = executor.run(job_calls.approve_request(request, APPROVER))
+            print(f"  {APPROVER} approved request {request}: the job is {decided.job_status}")
     return job_ids
 
 
@@ -157,7 +158,7 @@ def _print_end_state(executor: PsycopgExecutor, job_ids: list[str]) -> None:
         detail = executor.run(job_calls.get_job(job_id))
         job = detail.job
         workers = sorted({e.worker_id for e in detail.events if e.worker_id})
-        outcome = job.error or detail.result
+        outcome = job.error or _describe(detail.result)
         rows.append(
             [
                 job_id,
@@ -172,6 +173,14 @@ def _print_end_state(executor: PsycopgExecutor, job_ids: list[str]) -> None:
     headers = ["job_id", "user", "type", "status", "attempts", "worker", "result / error"]
     print("\nEnd state of the jobs:")
     print(tabulate(rows, headers=headers))
+
+
+def _describe(result: Any) -> str:
+    if isinstance(result, dict) and "exit_code" in result:
+        return f"exit {result['exit_code']}, {result.get('stdout_lines', 0)} line(s) on stdout"
+    if isinstance(result, dict) and "return" in result:
+        return f"returned {result['return']!r}"
+    return cell(result)
 
 
 def _print_commands(job_ids: list[str]) -> None:

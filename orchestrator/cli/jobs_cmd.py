@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
-from orchestrator.cli.jobs_show import cell, plain, print_job, print_rows
+from orchestrator.cli.jobs_show import cell, plain, print_job, print_rows, print_timeline
 from orchestrator.config import get_settings
 from orchestrator.db.calls import Call
 from orchestrator.db.psycopg import PsycopgExecutor, connect
@@ -197,19 +197,11 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    print_job(_one(job_calls.get_job(args.job_id)))
-    if args.no_logs:
-        return 0
-    return _print_timeline(args.job_id)
-
-
-def _print_timeline(job_id: str) -> int:
-    # TODO(query branch): use orchestrator.query.func_task_timeline here once the query API
-    # lands in main. Until then say so and fail, rather than print a made-up timeline.
-    raise HubError(
-        "the task's log timeline needs the query API (orchestrator.query), which this build "
-        "does not have yet; use --no-logs"
-    )
+    with _executor() as executor, job_errors():
+        print_job(executor.run(job_calls.get_job(args.job_id)))
+        if not args.no_logs:
+            print_timeline(executor, args.job_id)
+    return 0
 
 
 def _cancel(args: argparse.Namespace) -> int:

@@ -10,7 +10,10 @@ from typing import Any
 
 from tabulate import tabulate
 
+from orchestrator.db.calls import CallExecutor
 from orchestrator.jobs.views import JobDetail
+from orchestrator.query.calls import task_timeline
+from orchestrator.query.reading import iter_pages
 
 
 def plain(value: Any) -> Any:
@@ -77,3 +80,22 @@ def print_job(detail: JobDetail) -> None:
     events = [plain(event) for event in detail.events]
     if events:
         print(tabulate([[cell(e.get(c)) for c in columns] for e in events], headers=columns))
+
+
+def print_timeline(executor: CallExecutor, job_id: str) -> None:
+    """The task's log rows (task_id = job id), oldest first, every page of them."""
+    rows: list[list[str]] = []
+    for page in iter_pages(executor, lambda cursor: task_timeline(job_id, after=cursor)):
+        rows.extend(
+            [
+                f"{row.timestamp:%Y-%m-%d %H:%M:%S.%f}"[:-3],
+                row.log_level,
+                row.worker_id or row.source_id,
+                row.logger_name or "",
+                cell(row.message, 100),
+            ]
+            for row in page.rows
+        )
+    print(f"\nLog timeline of task {job_id} ({len(rows)} rows):")
+    if rows:
+        print(tabulate(rows, headers=["timestamp", "level", "worker/source", "logger", "message"]))

@@ -132,31 +132,30 @@ def test_reject_cancels_the_job(jobs, db_url):
     assert rows == [("cancelled",)]
 
 
-@pytest.mark.parametrize(
-    ("args", "fragments"),
-    [
-        (("submit", "--user", "mallory", "--type", "x", "--command", "true"), ("mallory",)),
-        (
-            ("submit", "--user", "alice", "--type", "x", "--priority", "-1", "--command", "true"),
-            ("priority",),
-        ),
-        (
-            ("submit", "--user", "alice", "--type", "x", "--command", "echo 'oops"),
-            ("malformed command", "No closing quotation"),
-        ),
-        (
-            ("submit", "--user", "alice", "--type", "x", "--callable", "nocolon"),
-            ("malformed callable",),
-        ),
-        (("show", "00000000-0000-7000-8000-000000000000", "--no-logs"), ("unknown job",)),
-        (("show", "not-a-uuid"), ("expected a job id",)),
-        (("cancel", "00000000-0000-7000-8000-000000000000", "--by", "x"), ("unknown job",)),
-    ],
-)
-def test_bad_input_is_one_line_and_writes_nothing(jobs, db_url, args, fragments):
+BAD_INPUT = [
+    (("submit", "--user", "mallory", "--type", "x", "--command", "true"), ("mallory",)),
+    (
+        ("submit", "--user", "alice", "--type", "x", "--priority", "-1", "--command", "true"),
+        ("priority",),
+    ),
+    (
+        ("submit", "--user", "alice", "--type", "x", "--command", "echo 'oops"),
+        ("malformed command", "No closing quotation"),
+    ),
+    (
+        ("submit", "--user", "alice", "--type", "x", "--callable", "nocolon"),
+        ("malformed callable",),
+    ),
+    (("show", "00000000-0000-7000-8000-000000000000", "--no-logs"), ("unknown job",)),
+    (("show", "not-a-uuid"), ("expected a job id",)),
+    (("cancel", "00000000-0000-7000-8000-000000000000", "--by", "x"), ("unknown job",)),
+]
+
+
+def test_bad_input_is_one_line_and_writes_nothing(jobs, db_url):
     """Unknown user or job, priority out of range, malformed command: exit != 0, no rows."""
-    done = jobs(*args)
-    one_line_error(done, *fragments)
+    for args, fragments in BAD_INPUT:
+        one_line_error(jobs(*args), *fragments)
     assert count_jobs(db_url) == 0
 
 
@@ -177,3 +176,27 @@ def test_approving_an_expired_request_is_refused(jobs, db_url):
     with psycopg.connect(db_url) as conn:
         status = conn.execute("SELECT status FROM jobs").fetchall()
     assert status != [("queued",)]
+
+
+def test_show_includes_the_log_timeline_of_the_task(jobs, db_url, tmp_path):
+    """After a worker ran the job, show lists its output lines as the task's log rows."""
+    submitted = jobs(
+        "submit", "--user", "alice", "--type", "echo", "--command", "echo 'hi from the job'"
+    )
+    job_id = re.search(rf"Submitted job ({UUID})", submitted.stdout).group(1)
+    ran = orchestrator(
+        "worker",
+        "--once",
+        "--poll-only",
+        "--worker-id",
+        "w-show",
+        cwd=tmp_path,
+        DATABASE_URL=db_url,
+    )
+    assert ran.returncode == 0, ran.stderr
+    shown = jobs("show", job_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "completed" in shown.stdout
+    timeline = shown.stdout.split("Log timeline of task", 1)[1]
+    assert "hi from the job" in timeline and "w-show" in timeline
+    assert f"Running job {job_id}" in timeline
