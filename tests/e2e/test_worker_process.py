@@ -16,6 +16,7 @@ import pytest
 from orchestrator.config import ACCEPTED
 from orchestrator.db.psycopg import PsycopgExecutor
 from orchestrator.jobs import calls as job_calls
+from tests.support.pgbouncer import PgBouncer
 
 
 def start_worker(db_url: str, cwd: Path, *args: str) -> subprocess.Popen[str]:
@@ -159,28 +160,37 @@ def test_sigterm_past_the_grace_period_releases_the_job(hub, db_url, tmp_path):
         assert attempts == (0,)
 
 
-def test_poll_only_worker_picks_up_a_job_submitted_after_it_started(hub, db_url, tmp_path):
-    """No LISTEN connection at all: polling alone finds the job."""
-    worker = start_worker(db_url, tmp_path, "--poll-only", "--poll-interval", "0.2")
+def test_poll_only_worker_runs_jobs_through_a_transaction_pooler(hub, db_url, tmp_path):
+    """Behind PgBouncer in transaction mode (no LISTEN, no session state) polling alone
+    finds a job submitted after the worker started, and the job's logs arrive."""
+    try:
+        bouncer = PgBouncer(db_url, pool_size=1).__enter__()
+    except RuntimeError as error:  # missing binary: fail loudly, never skip
+        pytest.fail(str(error), pytrace=False)
+    worker = start_worker(
+        bouncer.url(), tmp_path, "--poll-only", "--poll-interval", "0.2", "--heartbeat", "0.5"
+    )
     try:
         with psycopg.connect(db_url, autocommit=True) as conn:
             wait_until(
                 lambda: conn.execute("SELECT 1 FROM workers").fetchone(), 30, "the first heartbeat"
             )
-            listening = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND query LIKE 'LISTEN%%'"
-            ).fetchone()
-            assert listening == (0,)
             job_id = submit(hub, "echo polled")
             wait_until(
-                lambda: (
-                    conn.execute("SELECT status FROM jobs WHERE job_id = %s", [job_id]).fetchone()
-                    == ("completed",)
-                ),
+                lambda: conn.execute(
+                    "SELECT 1 FROM system_logs WHERE task_id = %s AND message = 'polled'",
+                    [job_id],
+                ).fetchone(),
                 30,
-                "the job to complete",
+                "the job's output row",
             )
+            status = conn.execute("SELECT status FROM jobs WHERE job_id = %s", [job_id]).fetchone()
+            assert status == ("completed",)
+            listening = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%%'"
+            ).fetchone()
+            assert listening == (0,)
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0
+        bouncer.__exit__(None, None, None)

@@ -126,6 +126,23 @@ def test_a_payload_the_worker_cannot_parse_fails_without_retries(hub, db_url, co
     assert "malformed command" in error and "No closing quotation" in error
 
 
+def test_one_claim_takes_a_batch_and_the_jobs_run_at_once(hub, db_url, conn):
+    """--max-jobs 3 --concurrency 3: one claim call (one transaction) takes all three,
+    and each starts before any finishes."""
+    job_ids = [submit(hub, {"command": "sleep 0.5"}) for _ in range(3)]
+    counts = run_worker(db_url, concurrency=3, batch_size=3)
+    assert counts.completed == 3
+    starts, first_end = conn.execute(
+        "SELECT count(DISTINCT started_at), min(finished_at) FROM jobs WHERE job_id = ANY(%s)",
+        [job_ids],
+    ).fetchone()
+    assert starts == 1  # started_at = now() of the claim's transaction
+    last_claim = conn.execute(
+        "SELECT max(created_at) FROM job_events WHERE event_type = 'claimed'"
+    ).fetchone()[0]
+    assert last_claim < first_end
+
+
 def test_a_cancelled_running_job_is_stopped_and_not_reported(hub, db_url, conn):
     """Cancel while running: the next lease renewal misses it, the worker kills it."""
     job_id = submit(hub, {"command": "sleep 30"})
