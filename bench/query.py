@@ -33,16 +33,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
+import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
+from tabulate import tabulate
 
+from orchestrator.db import calls as db_calls
+from orchestrator.db.calls import Call, LogStatistics
 from orchestrator.db.embedded import start_embedded
 from orchestrator.db.migrate import migrate
+from orchestrator.db.psycopg import PsycopgExecutor
+from orchestrator.query import Cursor, ErrorsSummary, LogFilter, LogPage, calls
+from orchestrator.query.explain import explain
 
 QUERIES_SQL = Path(__file__).resolve().parent.parent / "sql" / "0006_log_queries.sql"
 
@@ -186,6 +194,114 @@ def main() -> None:
             prepare(conn, args.rows, args.reuse)
         if args.generate_only:
             return
+        with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
+            measure(conn, args.runs, args.rows)
+
+
+def _targets(conn: psycopg.Connection[Any], end: datetime) -> dict[str, Any]:
+    """Workers, tasks and a tail cursor to read, spread over the data (rotated per run)."""
+    tasks = conn.execute(
+        'SELECT task_id::text FROM system_logs WHERE "timestamp" >= %s AND task_id IS NOT NULL'
+        ' ORDER BY "timestamp" LIMIT 2000',
+        [end - timedelta(hours=30)],
+    ).fetchall()
+    tail = conn.execute(
+        'SELECT "timestamp", id::text FROM system_logs WHERE "timestamp" <= %s'
+        ' ORDER BY "timestamp" DESC, id DESC LIMIT 1',
+        [end - timedelta(seconds=5)],
+    ).fetchone()
+    point = conn.execute(
+        'SELECT id::text FROM system_logs WHERE "timestamp" <= %s'
+        ' ORDER BY "timestamp" DESC LIMIT 1',
+        [end - timedelta(hours=5)],
+    ).fetchone()
+    assert tail is not None and point is not None
+    return {
+        "workers": [f"gpu-{w:03d}" for w in range(0, 200, 7)],
+        "tasks": sorted({t for (t,) in tasks})[::7][:40],
+        "tail": Cursor(tail[0].isoformat(), tail[1]),
+        "point": point[0],
+    }
+
+
+def paths(end: datetime, t: dict[str, Any]) -> list[tuple[str, Callable[[int], Call[Any]], float]]:
+    """(name, run number -> Call, p50 target in ms or 0) for every read path."""
+    day = end - timedelta(hours=24)
+    until = end + timedelta(seconds=1)
+
+    def worker(i: int) -> str:
+        return str(t["workers"][i % len(t["workers"])])
+
+    return [
+        ("baseline: PK point lookup (func_log_cursor)",
+         lambda i: calls.log_cursor(t["point"]), 0),
+        ("worker timeline, 24 h, first 100 rows",
+         lambda i: calls.worker_timeline(worker(i), day, until, limit=100), 50),
+        ("worker timeline, 24 h, first 1000 rows",
+         lambda i: calls.worker_timeline(worker(i), day, until, limit=1000), 50),
+        ("task timeline, whole life",
+         lambda i: calls.task_timeline(t["tasks"][i % len(t["tasks"])]), 50),
+        ("errors summary, 24 h",
+         lambda i: calls.errors_summary(day, until), 50),
+        ("stats, 24 h (func_log_statistics)",
+         lambda i: db_calls.log_statistics(day, until), 300),
+        ("search 'checkpoint' (common), 24 h, newest 100",
+         lambda i: calls.query_logs(LogFilter(since=day, until=until, search="checkpoint"),
+                                    newest_first=True), 0),
+        ("search 'segfault' (rare), 24 h, newest 100",
+         lambda i: calls.query_logs(LogFilter(since=day, until=until, search="segfault"),
+                                    newest_first=True), 0),
+        ("dashboard refresh: tail after a cursor 5 s back",
+         lambda i: calls.query_logs(LogFilter(), after=t["tail"], limit=1000), 30),
+    ]  # fmt: skip
+
+
+def measure(conn: psycopg.Connection[Any], runs: int, rows: int) -> None:
+    """Times every path ``runs`` times after a warm-up; prints the table and the plans."""
+    end = conn.execute('SELECT max("timestamp") FROM system_logs').fetchone()[0]  # type: ignore[index]
+    targets = _targets(conn, end)
+    executor = PsycopgExecutor(conn)
+    started = time.perf_counter()
+    for _ in range(20):
+        conn.execute("SELECT 1")
+    select_one = (time.perf_counter() - started) / 20 * 1000
+    table, evidence = [], []
+    baseline = 0.0
+    for name, make, target in paths(end, targets):
+        result = executor.run(make(0))  # warm-up, and a look at the size of the answer
+        timings = []
+        for i in range(runs):
+            call = make(i + 1)
+            t0 = time.perf_counter()
+            executor.run(call)
+            timings.append((time.perf_counter() - t0) * 1000)
+        timings.sort()
+        p50 = statistics.median(timings)
+        p95 = timings[min(len(timings) - 1, round(0.95 * (len(timings) - 1)))]
+        baseline = baseline or p50
+        verdict = "" if not target else ("met" if p50 <= target else "MISSED")
+        table.append([name, _size(result), f"{p50:.1f}", f"{p95:.1f}", f"{p50 / baseline:.1f}x",
+                      f"<= {target:g}" if target else "", verdict])  # fmt: skip
+        if target or "search" in name:
+            evidence.append((name, explain(conn, make(1)).describe()))
+    print(f"\n{rows:,} rows, {runs} runs per path (after 1 warm-up); ", end="")
+    print(f"data ends {end:%Y-%m-%d %H:%M} UTC")
+    print(f"SELECT 1 round trip: {select_one:.2f} ms\n")
+    headers = ["path", "answer", "p50 ms", "p95 ms", "p50 / baseline", "target p50", "verdict"]
+    print(tabulate(table, headers=headers, disable_numparse=True))
+    print("\nEXPLAIN of the statement each function runs (orchestrator.query.explain):")
+    for name, line in evidence:
+        print(f"- {name}: {line}")
+
+
+def _size(result: Any) -> str:
+    if isinstance(result, LogPage):
+        return f"{len(result.rows)} rows" + (", more" if result.more else "")
+    if isinstance(result, ErrorsSummary):
+        return f"{result.total:,} errors"
+    if isinstance(result, LogStatistics):
+        return f"{result.total:,} rows"
+    return "1 row" if result is not None else "none"
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from orchestrator import __version__
-from orchestrator.cli import demo, jobs_cmd, migrate_cmd, worker_cmd
+from orchestrator.cli import demo, jobs_cmd, logs_cmd, migrate_cmd, worker_cmd
 from orchestrator.errors import HubError
 
 
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     migrate_cmd.register(commands)
     demo.register(commands)
+    logs_cmd.register(commands)
     worker_cmd.register(commands)
     jobs_cmd.register(commands)
     return parser

@@ -7,6 +7,10 @@ PostgREST-shaped JSON errors and status codes) and runs each call on real Postgr
 Tests queue canned failures (429, 503, an HTML proxy page...) with ``fail_next`` and
 inspect what clients sent in ``requests``.
 
+``max_rows`` plays PostgREST's ``db-max-rows``: a result that is a JSON array (what a
+set-returning function gives) is cut to that many elements, silently, as PostgREST does.
+A function returning one jsonb object (every hub function) is one row and is not cut.
+
 Not reproduced: JWT verification and roles (the key is compared as an opaque string;
 calls run as the role of ``database_url``), tables, GET/HEAD RPC, set-returning or void
 functions (every hub function returns one jsonb), ``Prefer``, schemas besides public.
@@ -84,9 +88,10 @@ def status_for_sqlstate(sqlstate: str) -> int:
 class FakePostgrest:
     """PostgREST's RPC endpoint backed by ``database_url``; a context manager."""
 
-    def __init__(self, database_url: str, api_key: str) -> None:
+    def __init__(self, database_url: str, api_key: str, *, max_rows: int | None = None) -> None:
         self.database_url = database_url
         self.api_key = api_key
+        self.max_rows = max_rows
         self._lock = threading.Lock()
         self._canned: deque[_Reply] = deque()
         self._requests: list[RecordedRequest] = []
@@ -215,6 +220,8 @@ class FakePostgrest:
         except psycopg.Error as error:
             return _db_error(error)
         text = row[0] if row is not None and row[0] is not None else "null"
+        if self.max_rows is not None and text.startswith("["):
+            text = json.dumps(json.loads(text)[: self.max_rows])
         return _Reply(200, text.encode())  # a jsonb result goes back as-is
 
 

@@ -1,5 +1,7 @@
 """The package's public API is exactly what __all__ lists."""
 
+import types
+
 import orchestrator
 
 
@@ -14,7 +16,8 @@ def test_all_names_exist_and_are_documented():
 def test_no_public_name_is_left_out_of_all():
     """Names without a leading underscore in the package namespace are all in __all__."""
     public = {n for n in vars(orchestrator) if not n.startswith("_")}
-    modules = {"config", "errors", "db", "cli", "logs", "jobs", "query", "worker"}
+    # Subpackages appear here once any test imported them; they are not API names.
+    modules = {n for n, v in vars(orchestrator).items() if isinstance(v, types.ModuleType)}
     assert public - modules == set(orchestrator.__all__) - {"__version__"}
 
 

@@ -1,0 +1,94 @@
+"""``orchestrator logs`` and ``scripts/query_logs.py`` as a user runs them: exit codes,
+one-line errors, and a live ``--follow`` that picks up new rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from orchestrator.config import ACCEPTED
+from tests.e2e.test_cli import orchestrator
+from tests.integration.logrows import entry, insert
+
+ROOT = Path(__file__).resolve().parents[2]
+UNREACHABLE = "postgresql://hub@127.0.0.1:1/nothing"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--level", "loud"], "unknown level 'loud'; accepted: DEBUG"),
+        (["--min-level", "verbose"], "unknown level 'verbose'"),
+        (["--since", "5 parsecs"], "malformed --since '5 parsecs': expected a duration"),
+        (["--until", "tomorrow"], "malformed --until 'tomorrow'"),
+        (["--task", "1234"], "malformed task id '1234': expected a UUID"),
+        (["--task-timeline", "not-a-uuid"], "malformed task id 'not-a-uuid'"),
+        (["--hours", "0"], "--hours must be above 0"),
+        (["--after", "xyz"], "malformed log id 'xyz'"),
+        ([], "cannot connect to the database"),
+    ],
+)
+def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path, args, says):
+    """Each mistake: exit 1, one line on stderr naming it, no traceback, nothing on stdout."""
+    result = orchestrator("logs", *args, cwd=tmp_path, timeout=60, DATABASE_URL=UNREACHABLE)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], result.stderr
+    assert lines[0].startswith("orchestrator: error: ")
+
+
+def test_the_script_is_the_same_command(tmp_path):
+    """scripts/query_logs.py runs `orchestrator logs` with the same checks."""
+    clean = {k: v for k, v in os.environ.items() if k not in ACCEPTED and k != "TEST_DATABASE_URL"}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "query_logs.py"), "--level", "loud"],
+        cwd=tmp_path, env={**clean, "DATABASE_URL": UNREACHABLE},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "orchestrator: error: unknown level 'loud'; accepted: DEBUG, INFO, WARNING (or WARN), "
+        "ERROR, CRITICAL (or FATAL), in any case"
+    )
+    usage = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "query_logs.py"), "--help"],
+        env=clean, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert usage.returncode == 0 and "--task-timeline" in usage.stdout
+
+
+def test_follow_prints_rows_written_after_it_started(db_url, tmp_path):
+    """`logs -f` shows the backlog, then each new row within a few polls, until stopped."""
+    clean = {k: v for k, v in os.environ.items() if k not in ACCEPTED and k != "TEST_DATABASE_URL"}
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        insert(conn, [entry(message="before", worker_id="gpu-7")])
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", "logs", "-f", "--interval", "0.2",
+             "--format", "jsonl", "--worker", "gpu-7"],
+            cwd=tmp_path, env={**clean, "DATABASE_URL": db_url},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+        try:
+            assert json.loads(lines.get(timeout=30))["message"] == "before"
+            insert(conn, [entry(message="other worker", worker_id="gpu-8")])
+            insert(conn, [entry(message="after", worker_id="gpu-7")])
+            assert json.loads(lines.get(timeout=30))["message"] == "after"
+            time.sleep(0.5)
+            assert lines.empty()  # the other worker's row was filtered out
+            assert proc.poll() is None  # still following
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    assert "Traceback" not in proc.stderr.read()  # type: ignore[union-attr]
