@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from tabulate import tabulate
 
+from orchestrator.cli.logs_render import RowWriter, use_color
 from orchestrator.db.calls import CallExecutor
 from orchestrator.jobs.views import JobDetail
 from orchestrator.query.calls import task_timeline
@@ -83,19 +85,12 @@ def print_job(detail: JobDetail) -> None:
 
 
 def print_timeline(executor: CallExecutor, job_id: str) -> None:
-    """The task's log rows (task_id = job id), oldest first, every page of them."""
-    rows: list[list[str]] = []
+    """The task's log rows (task_id = job id), oldest first, every page, as ``orchestrator
+    logs --task-timeline`` prints them."""
+    print(f"\nLog timeline of task {job_id}:")
+    writer = RowWriter(sys.stdout, "table", color=use_color("auto", sys.stdout))
     for page in iter_pages(executor, lambda cursor: task_timeline(job_id, after=cursor)):
-        rows.extend(
-            [
-                f"{row.timestamp:%Y-%m-%d %H:%M:%S.%f}"[:-3],
-                row.log_level,
-                row.worker_id or row.source_id,
-                row.logger_name or "",
-                cell(row.message, 100),
-            ]
-            for row in page.rows
-        )
-    print(f"\nLog timeline of task {job_id} ({len(rows)} rows):")
-    if rows:
-        print(tabulate(rows, headers=["timestamp", "level", "worker/source", "logger", "message"]))
+        writer.write(page.rows)
+    writer.close()
+    if writer.count == 0:
+        print("(no log rows yet: a worker ships them with its heartbeat)")

@@ -7,6 +7,8 @@ import re
 import psycopg
 import pytest
 
+from orchestrator.db.psycopg import PsycopgExecutor
+from orchestrator.jobs import calls as job_calls
 from tests.e2e.test_cli import orchestrator
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -19,8 +21,8 @@ def jobs(db_url, tmp_path):
     def run(*args: str):
         return orchestrator("jobs", *args, cwd=tmp_path, DATABASE_URL=db_url)
 
-    added = run("users", "add", "alice", "--org", "acme", "--name", "Alice")
-    assert added.returncode == 0, added.stderr
+    with PsycopgExecutor.connect(db_url) as executor:
+        executor.run(job_calls.upsert_hub_user("alice", "acme"))
     return run
 
 
@@ -42,11 +44,13 @@ def one_line_error(done, *fragments: str) -> None:
 
 
 def test_submit_list_show_cancel(jobs, db_url):
-    """A job goes in, shows up in the list and in show with its events, and is cancelled."""
+    """A user is added; their job goes in, shows up in list and show, and is cancelled."""
+    added = jobs("users", "add", "erin", "--org", "acme", "--name", "Erin")
+    assert added.returncode == 0, added.stderr
     submitted = jobs(
         "submit",
         "--user",
-        "alice",
+        "erin",
         "--type",
         "render",
         "--command",
@@ -57,7 +61,7 @@ def test_submit_list_show_cancel(jobs, db_url):
     assert submitted.returncode == 0, submitted.stderr
     job_id = re.search(rf"Submitted job ({UUID}): queued", submitted.stdout).group(1)
 
-    listed = jobs("list", "--user", "alice")
+    listed = jobs("list", "--user", "erin")
     assert listed.returncode == 0, listed.stderr
     assert job_id in listed.stdout and "render" in listed.stdout and "700" in listed.stdout
 
@@ -65,7 +69,7 @@ def test_submit_list_show_cancel(jobs, db_url):
     assert shown.returncode == 0, shown.stderr
     assert "submitted" in shown.stdout and "echo 'hello world'" in shown.stdout
 
-    cancelled = jobs("cancel", job_id, "--by", "alice", "--reason", "not needed")
+    cancelled = jobs("cancel", job_id, "--by", "erin", "--reason", "not needed")
     assert cancelled.returncode == 0, cancelled.stderr
     with psycopg.connect(db_url) as conn:
         status = conn.execute("SELECT status FROM jobs WHERE job_id = %s", [job_id]).fetchone()
@@ -122,7 +126,8 @@ def test_approval_by_another_user_queues_the_job(jobs, db_url):
 
 def test_reject_cancels_the_job(jobs, db_url):
     """Rejecting a pending request ends its job."""
-    assert jobs("rules", "add", "all-renders", "--job-type", "render").returncode == 0
+    with PsycopgExecutor.connect(db_url) as executor:
+        executor.run(job_calls.upsert_approval_rule("all-renders", job_type="render"))
     submitted = jobs("submit", "--user", "alice", "--type", "render", "--command", "true")
     request = re.search(rf"request ({UUID})", submitted.stdout).group(1)
     rejected = jobs("reject", request, "--by", "bob")
@@ -161,7 +166,8 @@ def test_bad_input_is_one_line_and_writes_nothing(jobs, db_url):
 
 def test_approving_an_expired_request_is_refused(jobs, db_url):
     """Past its deadline the request cannot be approved; the job does not run."""
-    assert jobs("rules", "add", "everything").returncode == 0
+    with PsycopgExecutor.connect(db_url) as executor:
+        executor.run(job_calls.upsert_approval_rule("everything"))
     submitted = jobs("submit", "--user", "alice", "--type", "x", "--command", "true")
     request = re.search(rf"request ({UUID})", submitted.stdout).group(1)
     with psycopg.connect(db_url, autocommit=True) as conn:
