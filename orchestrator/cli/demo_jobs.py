@@ -56,8 +56,8 @@ def _jobs() -> list[dict[str, Any]]:
     ]
 
 
-def _spawn(args: list[str], url: str, log_path: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": url, "ORCHESTRATOR_LOG_FORMAT": "text"}
+def _spawn(args: list[str], url: str, log_path: Path, **extra_env: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DATABASE_URL": url, "ORCHESTRATOR_LOG_FORMAT": "text", **extra_env}
     with log_path.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "orchestrator", *args],
@@ -81,7 +81,13 @@ def run_jobs_demo(executor: PsycopgExecutor, url: str, work_dir: Path) -> bool:
     executor.run(job_calls.upsert_approval_rule("demo-upscale", job_type="upscale"))
     processes: dict[str, subprocess.Popen[bytes]] = {}
     if has_daemon():
-        processes["daemon"] = _spawn(["run"], url, work_dir / "daemon.log")
+        processes["daemon"] = _spawn(
+            ["run"],
+            url,
+            work_dir / "daemon.log",
+            ENABLE_DB_LOGGING="true",  # its cycles show up next to the workers' rows
+            ORCHESTRATOR_INSTANCE_ID="demo-orchestrator",
+        )
     flags = ["--concurrency", "2", "--lease", "10", "--heartbeat", "0.5", "--grace", "10"]
     for worker_id in WORKER_IDS:
         args = ["worker", "--worker-id", worker_id, "--poll-interval", "1", *flags]

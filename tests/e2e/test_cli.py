@@ -102,7 +102,8 @@ def test_demo_against_a_database_url(tmp_path, db_url):
     with psycopg.connect(db_url) as conn:
         leaked = conn.execute(
             "SELECT count(*) FILTER (WHERE worker_id IS NOT NULL OR task_id IS NOT NULL), "
-            "count(*) FROM system_logs WHERE source_type = 'orchestrator_gpu'"
+            "count(*) FROM system_logs WHERE source_type = 'orchestrator_gpu' "
+            "AND logger_name LIKE 'demo.%'"
         ).fetchone()
     assert leaked is not None and leaked[1] > 0
     assert leaked[0] == 0, "orchestrator rows carry a worker's task or worker id"
