@@ -38,6 +38,12 @@ def _number(kind: Callable[[str], float], low: float, what: str) -> Callable[[st
     return parse
 
 
+def _worker_id(text: str) -> str:
+    if not text.strip() or len(text) > 255:
+        raise argparse.ArgumentTypeError("expected a non-blank name of at most 255 characters")
+    return text
+
+
 def register(commands: Any) -> None:
     """Adds the ``worker`` subcommand."""
     p = commands.add_parser(
@@ -48,7 +54,9 @@ def register(commands: Any) -> None:
     )
     positive_int = _number(int, 1, "a whole number of at least 1")
     seconds = _number(float, 0.05, "a number of seconds of at least 0.05")
-    p.add_argument("--worker-id", help="stable name of this worker (default: host-pid)")
+    p.add_argument(
+        "--worker-id", type=_worker_id, help="stable name of this worker (default: host-pid)"
+    )
     p.add_argument(
         "--max-jobs",
         type=positive_int,

@@ -102,13 +102,11 @@ def test_a_killed_worker_loses_its_job_and_its_late_completion_is_refused(hub, d
             children = psutil.Process(worker.pid).children(recursive=True)
             worker.send_signal(signal.SIGKILL)
             worker.wait(10)
-            killed_at = time.monotonic()
             claimed = wait_until(
                 lambda: hub.run(job_calls.claim_jobs("rescuer", max_jobs=1, lease_seconds=30)).jobs,
-                30,
+                30,  # the bound; with a 3 s lease it takes about 3 s
                 "the job to be claimable again",
             )
-            assert time.monotonic() - killed_at < 30
             assert [str(job.job_id) for job in claimed] == [job_id]
             late = hub.run(job_calls.complete_job(job_id, str(old_token), {"late": True}))
             assert late.accepted is False
