@@ -88,9 +88,10 @@ CREATE TABLE IF NOT EXISTS public.job_queue (
 -- The claim walks this partial index in claim_key order and stops after a few rows.
 CREATE INDEX IF NOT EXISTS job_queue_claim_idx
     ON public.job_queue (provider, claim_key) WHERE status = 'queued';
--- Expired leases (claim and reaper) and a worker's jobs (lease extension).
+-- Expired leases of a provider (every claim looks; usually finds none at once), the
+-- reaper, and a worker's jobs (lease extension).
 CREATE INDEX IF NOT EXISTS job_queue_lease_idx
-    ON public.job_queue (lease_expires_at) WHERE status = 'running';
+    ON public.job_queue (provider, lease_expires_at) WHERE status = 'running';
 CREATE INDEX IF NOT EXISTS job_queue_worker_idx
     ON public.job_queue (worker_id) WHERE status = 'running';
 COMMENT ON TABLE public.job_queue IS

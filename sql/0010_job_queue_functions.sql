@@ -20,11 +20,14 @@ CREATE OR REPLACE FUNCTION public.func_job_free_slots(p_users text[], p_orgs tex
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     v_changed integer;
 BEGIN
-    IF coalesce(cardinality(p_users), 0) = 0 THEN
+    -- No limit at all (the common case): nothing to count. A limit cannot appear while
+    -- we hold JOB_SLOTS in share mode, so this check cannot race with one being set.
+    IF coalesce(cardinality(p_users), 0) = 0 OR NOT EXISTS (SELECT 1 FROM public.concurrency_limits) THEN
         RETURN false;
     END IF;
     PERFORM 1 FROM public.concurrency_limits c
@@ -59,6 +62,7 @@ CREATE OR REPLACE FUNCTION public.func_job_requeue_lost(p_job_ids uuid[], p_even
 RETURNS TABLE (job_id uuid, user_id text, organization_id text, provider text, requeued boolean)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 BEGIN
@@ -109,6 +113,7 @@ CREATE OR REPLACE FUNCTION public.func_claim_jobs(
 ) RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -118,6 +123,7 @@ DECLARE
     v_provider text := func_claim_jobs.provider;
     v_types text[];
     v_full text[];
+    v_limited boolean;
     -- expired leases found on the way (requeued here, then candidates like any other)
     e_ids uuid[];
     -- candidates in claim order, with the scopes they count against
@@ -173,8 +179,10 @@ BEGIN
 
     -- 2. Candidates. The saturated scopes read here (unlocked) only avoid walking jobs
     -- that surely cannot run; the decision is made under the counters' locks below.
-    SELECT coalesce(array_agg(l.scope_type || ':' || l.scope_id), '{}') INTO v_full
-      FROM public.concurrency_limits l WHERE l.running >= l.max_running;
+    SELECT count(*) > 0,
+           coalesce(array_agg(l.scope_type || ':' || l.scope_id) FILTER (WHERE l.running >= l.max_running), '{}')
+      INTO v_limited, v_full
+      FROM public.concurrency_limits l;
     IF e_ids IS NULL AND 'global:' = ANY (v_full) THEN
         RETURN jsonb_build_object('jobs', '[]'::jsonb);
     END IF;
@@ -202,20 +210,24 @@ BEGIN
         RETURN jsonb_build_object('jobs', '[]'::jsonb);
     END IF;
 
-    -- 3. Every counter any of them needs, locked in one pass in the fixed order.
-    SELECT coalesce(array_agg(l.scope_type || ':' || l.scope_id ORDER BY l.scope_type, l.scope_id), '{}'),
-           coalesce(array_agg(l.running ORDER BY l.scope_type, l.scope_id), '{}'),
-           coalesce(array_agg(l.max_running ORDER BY l.scope_type, l.scope_id), '{}')
-      INTO k_keys, k_running, k_max
-      FROM (SELECT c.scope_type, c.scope_id, c.running, c.max_running
-              FROM public.concurrency_limits c
-             WHERE c.scope_type = 'global'
-                OR (c.scope_type = 'organization' AND c.scope_id = ANY (
-                        c_orgs || ARRAY(SELECT q.organization_id FROM public.job_queue q WHERE q.job_id = ANY (e_ids))))
-                OR (c.scope_type = 'user' AND c.scope_id = ANY (
-                        c_users || ARRAY(SELECT q.user_id FROM public.job_queue q WHERE q.job_id = ANY (e_ids))))
-             ORDER BY c.scope_type, c.scope_id
-             FOR UPDATE) l;
+    -- 3. Every counter any of them needs, locked in one pass in the fixed order (none
+    -- when no limit exists: a limit cannot appear while JOB_SLOTS is held in share mode).
+    k_keys := '{}'; k_running := '{}'; k_max := '{}';
+    IF v_limited THEN
+        SELECT coalesce(array_agg(l.scope_type || ':' || l.scope_id ORDER BY l.scope_type, l.scope_id), '{}'),
+               coalesce(array_agg(l.running ORDER BY l.scope_type, l.scope_id), '{}'),
+               coalesce(array_agg(l.max_running ORDER BY l.scope_type, l.scope_id), '{}')
+          INTO k_keys, k_running, k_max
+          FROM (SELECT c.scope_type, c.scope_id, c.running, c.max_running
+                  FROM public.concurrency_limits c
+                 WHERE c.scope_type = 'global'
+                    OR (c.scope_type = 'organization' AND c.scope_id = ANY (
+                            c_orgs || ARRAY(SELECT q.organization_id FROM public.job_queue q WHERE q.job_id = ANY (e_ids))))
+                    OR (c.scope_type = 'user' AND c.scope_id = ANY (
+                            c_users || ARRAY(SELECT q.user_id FROM public.job_queue q WHERE q.job_id = ANY (e_ids))))
+                 ORDER BY c.scope_type, c.scope_id
+                 FOR UPDATE) l;
+    END IF;
     k_before := k_running;
 
     -- 4. Expired leases give their slot back and are requeued (or failed when out of
@@ -247,8 +259,10 @@ BEGIN
         END LOOP;
         CONTINUE WHEN NOT v_ok;
         -- an expired job that used its last attempt was failed above, not requeued
-        CONTINUE WHEN c_ids[i] = ANY (e_ids) AND NOT EXISTS (
-            SELECT 1 FROM public.job_queue q WHERE q.job_id = c_ids[i] AND q.status = 'queued');
+        IF e_ids IS NOT NULL THEN
+            CONTINUE WHEN c_ids[i] = ANY (e_ids) AND NOT EXISTS (
+                SELECT 1 FROM public.job_queue q WHERE q.job_id = c_ids[i] AND q.status = 'queued');
+        END IF;
         FOR s IN 1..3 LOOP
             IF v_pos[s] IS NOT NULL THEN
                 k_running[v_pos[s]] := k_running[v_pos[s]] + 1;
@@ -258,12 +272,14 @@ BEGIN
     END LOOP;
 
     -- 6. Write the counters back, then the claims, one event each.
-    UPDATE public.concurrency_limits c
-       SET running = k.running, updated_at = now()
-      FROM unnest(k_keys, k_running, k_before) AS k(key, running, before)
-     WHERE k.running <> k.before
-       AND c.scope_type = split_part(k.key, ':', 1)
-       AND c.scope_id = substr(k.key, length(split_part(k.key, ':', 1)) + 2);
+    IF v_limited THEN
+        UPDATE public.concurrency_limits c
+           SET running = k.running, updated_at = now()
+          FROM unnest(k_keys, k_running, k_before) AS k(key, running, before)
+         WHERE k.running <> k.before
+           AND c.scope_type = split_part(k.key, ':', 1)
+           AND c.scope_id = substr(k.key, length(split_part(k.key, ':', 1)) + 2);
+    END IF;
 
     WITH claimed AS (
         UPDATE public.job_queue q
@@ -308,6 +324,7 @@ CREATE OR REPLACE FUNCTION public.func_extend_job_leases(
 ) RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -363,6 +380,7 @@ CREATE OR REPLACE FUNCTION public.func_job_settle(
 ) RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     q public.job_queue%ROWTYPE;
@@ -442,30 +460,36 @@ COMMENT ON FUNCTION public.func_job_settle(uuid, uuid, text, jsonb, text, boolea
 
 CREATE OR REPLACE FUNCTION public.func_complete_job(job_id uuid, lease_token uuid, result jsonb DEFAULT '{}'::jsonb)
 RETURNS jsonb
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-    SELECT public.func_job_settle(job_id, lease_token, 'complete', coalesce(result, '{}'::jsonb), NULL, NULL, NULL)
+BEGIN
+    RETURN public.func_job_settle(job_id, lease_token, 'complete', coalesce(result, '{}'::jsonb), NULL, NULL, NULL);
+END;
 $$;
 COMMENT ON FUNCTION public.func_complete_job(uuid, uuid, jsonb) IS
     'Marks a running job completed with its result, if lease_token is its current lease (else {accepted: false, status, reason} and nothing changes: a worker wrongly declared dead cannot overwrite the job). Frees its slot; one completed event. Returns {accepted, status, reason, attempt}. Unknown job: raises P0001.';
 
 CREATE OR REPLACE FUNCTION public.func_fail_job(job_id uuid, lease_token uuid, error text, retryable boolean DEFAULT true)
 RETURNS jsonb
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-    SELECT public.func_job_settle(job_id, lease_token, 'fail', NULL, coalesce(error, 'failed'), coalesce(retryable, true), NULL)
+BEGIN
+    RETURN public.func_job_settle(job_id, lease_token, 'fail', NULL, coalesce(error, 'failed'), coalesce(retryable, true), NULL);
+END;
 $$;
 COMMENT ON FUNCTION public.func_fail_job(uuid, uuid, text, boolean) IS
     'Records a failed attempt under the current lease: retryable and attempts left -> queued again after a backoff of 10 s x 2^(attempt-1) (max 1 h, +0..10 % jitter; event retry_scheduled, NOTIFY hub_jobs); otherwise failed (event failed). Frees the slot. Returns {accepted, status, reason, attempt, run_after}; a stale token gets accepted=false and changes nothing.';
 
 CREATE OR REPLACE FUNCTION public.func_release_job(job_id uuid, lease_token uuid, reason text DEFAULT NULL)
 RETURNS jsonb
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-    SELECT public.func_job_settle(job_id, lease_token, 'release', NULL, NULL, NULL, coalesce(reason, 'released'))
+BEGIN
+    RETURN public.func_job_settle(job_id, lease_token, 'release', NULL, NULL, NULL, coalesce(reason, 'released'));
+END;
 $$;
 COMMENT ON FUNCTION public.func_release_job(uuid, uuid, text) IS
     'Gives a running job back to the queue without using an attempt (e.g. the worker got SIGTERM): queued at once, NOTIFY hub_jobs, slot freed, event released. Returns {accepted, status, reason, attempt}; a stale token gets accepted=false.';

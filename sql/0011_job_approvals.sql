@@ -274,20 +274,24 @@ COMMENT ON FUNCTION public.func_job_decide(uuid, text, text, boolean) IS
 
 CREATE OR REPLACE FUNCTION public.func_approve_request(request_id uuid, decided_by text, note text DEFAULT NULL)
 RETURNS jsonb
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-    SELECT public.func_job_decide(request_id, decided_by, note, true)
+BEGIN
+    RETURN public.func_job_decide(request_id, decided_by, note, true);
+END;
 $$;
 COMMENT ON FUNCTION public.func_approve_request(uuid, text, text) IS
     'Approves a pending request: in the same transaction the job becomes queued (claimable, aging from now) and NOTIFY hub_jobs is sent. Refused (P0001, nothing changed) when the request is unknown, no longer pending, past its deadline at this moment, or decided_by is the submitter and a matching rule forbids self-approval. Returns {request_id, job_id, status, job_status, decided_by, decided_at}.';
 
 CREATE OR REPLACE FUNCTION public.func_reject_request(request_id uuid, decided_by text, note text DEFAULT NULL)
 RETURNS jsonb
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-    SELECT public.func_job_decide(request_id, decided_by, note, false)
+BEGIN
+    RETURN public.func_job_decide(request_id, decided_by, note, false);
+END;
 $$;
 COMMENT ON FUNCTION public.func_reject_request(uuid, text, text) IS
     'Rejects a pending request: request rejected, queue entry failed, job cancelled, one event. Refused (P0001) when unknown, already decided or past its deadline. Returns {request_id, job_id, status, job_status, decided_by, decided_at}.';

@@ -72,7 +72,8 @@ def upsert_approval_rule(
             "name": name,
             "job_type": job_type,
             "provider": provider,
-            "min_estimated_cost": None if min_estimated_cost is None else float(min_estimated_cost),
+            # as text: drivers send floats as double precision, which does not cast to numeric
+            "min_estimated_cost": None if min_estimated_cost is None else str(min_estimated_cost),
             "approval_ttl_seconds": approval_ttl_seconds,
             "allow_self_approval": allow_self_approval,
             "enabled": enabled,

@@ -40,6 +40,9 @@ class Hub:
     def user(self, user_id: str, org: str = "org-1") -> None:
         self.run(calls.upsert_hub_user(user_id, org))
 
+    def set_limit(self, scope_type: str, scope_id: str | None, max_running: int | None) -> None:
+        self.run(calls.set_concurrency_limit(scope_type, scope_id, max_running))
+
     def submit(self, user_id: str = "alice", **options: Any) -> SubmitResult:
         payload = options.pop("payload", {"command": "echo hi"})
         job_type = options.pop("job_type", "render")
