@@ -60,6 +60,12 @@ class WorkerCounts:
     refused: int = 0
     released: int = 0
     lost: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, name: str, count: int | bool = 1) -> None:
+        """Adds to a counter; job threads report concurrently."""
+        with self._lock:
+            setattr(self, name, getattr(self, name) + int(count))
 
 
 class Worker:
@@ -134,7 +140,7 @@ class Worker:
             return 0
         for job in jobs:
             self._start(job)
-        self.counts.claimed += len(jobs)
+        self.counts.add("claimed", len(jobs))
         return len(jobs)
 
     def _start(self, job: ClaimedJob) -> None:
@@ -175,18 +181,18 @@ class Worker:
         try:
             if outcome.ok:
                 verdict = self.store.complete(job, outcome.result)
-                self.counts.completed += verdict.accepted
+                self.counts.add("completed", verdict.accepted)
                 _log.info("Job %s completed: %s", active.job_id, outcome.result)
             else:
                 error = outcome.error or "failed"
                 verdict = self.store.fail(job, error, outcome.retryable)
-                self.counts.failed += verdict.accepted
+                self.counts.add("failed", verdict.accepted)
                 _log.error("Job %s failed (%s): %s", active.job_id, verdict.status, error)
         except Exception as error:  # the lease will expire and the reaper requeues it
             _log.error("Could not report job %s: %s", active.job_id, error)
             return
         if not verdict.accepted:
-            self.counts.refused += 1
+            self.counts.add("refused")
             _log.warning(
                 "The database refused the report of job %s: %s", active.job_id, verdict.reason
             )
@@ -224,6 +230,6 @@ class Worker:
         except Exception as error:
             _log.error("Could not release job %s: %s", active.job_id, error)
             return
-        self.counts.released += verdict.accepted
+        self.counts.add("released", verdict.accepted)
         if not verdict.accepted:
             _log.warning("Release of job %s refused: %s", active.job_id, verdict.reason)
