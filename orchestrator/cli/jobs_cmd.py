@@ -160,6 +160,8 @@ def _one(call: Call[T]) -> T:
 def _submit(args: argparse.Namespace) -> int:
     payload: dict[str, Any]
     if args.command is not None:
+        if args.kwargs is not None:
+            raise HubError("--kwargs goes with --callable; a --command takes its arguments inline")
         split_command(args.command)  # refused here, before anything is written
         payload = {"command": args.command}
     else:

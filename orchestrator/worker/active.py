@@ -23,7 +23,6 @@ class ActiveJob:
 
     job: ClaimedJob
     run: Run
-    thread: threading.Thread | None = None
     state: str = "running"
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -78,6 +78,7 @@ class Worker:
         self._active: dict[str, ActiveJob] = {}
         self._active_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._hurry = threading.Event()
         self.wakeup: Wakeup = (
             PollWakeup() if options.poll_only else ListenWakeup(url, options.provider)
         )
@@ -102,7 +103,10 @@ class Worker:
         return "busy" if self._active else "idle"
 
     def request_stop(self) -> None:
-        """Stops claiming and begins the shutdown (safe from a signal handler)."""
+        """Stops claiming and begins the shutdown (safe from a signal handler); a second
+        request ends the grace period at once."""
+        if self._stopping.is_set():
+            self._hurry.set()
         self._stopping.set()
         self.wakeup.interrupt()
 
@@ -148,7 +152,6 @@ class Worker:
         thread = threading.Thread(
             target=self._work, args=(active,), name=f"job-{active.job_id}", daemon=True
         )
-        active.thread = thread
         with self._active_lock:
             self._active[active.job_id] = active
         thread.start()
@@ -201,9 +204,8 @@ class Worker:
         if self._stopping.is_set():
             _log.info("Stopping: no new claims; %d job(s) running", len(self.active_jobs()))
         deadline = time.monotonic() + self.options.grace_seconds
-        for active in self.active_jobs():
-            if active.thread is not None:
-                active.thread.join(max(0.0, deadline - time.monotonic()))
+        while self.active_jobs() and time.monotonic() < deadline and not self._hurry.is_set():
+            self._hurry.wait(min(0.1, max(0.0, deadline - time.monotonic())))
         for active in self.active_jobs():
             if active.take_over("releasing"):
                 _log.warning("Grace over: stopping job %s and releasing it", active.job_id)

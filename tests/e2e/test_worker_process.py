@@ -158,6 +158,26 @@ def test_sigterm_past_the_grace_period_releases_the_job(hub, db_url, tmp_path):
         assert attempts == (0,)
 
 
+def test_a_second_sigterm_ends_the_grace_at_once(hub, db_url, tmp_path):
+    """An operator who insists: the job is released now, not after the 600 s grace."""
+    job_id = submit(hub, "sleep 60")
+    worker = start_worker(
+        db_url, tmp_path, "--poll-only", "--poll-interval", "0.1", "--grace", "600"
+    )
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        wait_until(lambda: queue_row(conn, job_id)[0] == "running", 30, "the claim")
+        worker.send_signal(signal.SIGTERM)
+        wait_until(
+            lambda: conn.execute("SELECT status FROM workers").fetchone() == ("draining",),
+            30,
+            "the worker to report draining",
+        )
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+        assert queue_row(conn, job_id)[0] == "queued"
+        assert events(conn, job_id)[-1] == "released"
+
+
 def test_poll_only_worker_runs_jobs_through_a_transaction_pooler(hub, db_url, tmp_path):
     """Behind PgBouncer in transaction mode (no LISTEN, no session state) polling alone
     finds a job submitted after the worker started, and the job's logs arrive."""
