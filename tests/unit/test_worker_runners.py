@@ -153,3 +153,24 @@ def test_callable_failures_are_clear_reasons(target, says, retryable):
     assert not outcome.ok
     assert says in (outcome.error or "")
     assert outcome.retryable is retryable
+
+
+def test_only_one_path_may_report_a_job():
+    """Job thread, lease loss and shutdown race for a job: exactly one takes it over."""
+    from orchestrator.worker.active import ActiveJob
+
+    active = ActiveJob(job=None, run=Refused("x"))  # type: ignore[arg-type]
+    results = []
+    barrier = threading.Barrier(3)
+
+    def race(state: str) -> None:
+        barrier.wait()
+        results.append((state, active.take_over(state)))
+
+    threads = [threading.Thread(target=race, args=(s,)) for s in ("reporting", "lost", "releasing")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [state for state, won in results if won]
+    assert len(winners) == 1 and active.state == winners[0]
