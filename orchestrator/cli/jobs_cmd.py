@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from orchestrator.cli.jobs_show import cell, plain, print_job, print_rows, print_timeline
+from orchestrator.cli.schema import prepare_schema
 from orchestrator.config import get_settings
 from orchestrator.db.calls import Call
 from orchestrator.db.psycopg import PsycopgExecutor, connect
@@ -147,8 +148,10 @@ def _register_admin(sub: Any) -> None:
 
 @contextmanager
 def _executor() -> Iterator[PsycopgExecutor]:
-    with sql_target(get_settings()) as target, connect(target.url) as conn:
-        yield PsycopgExecutor(conn)
+    with sql_target(get_settings()) as target:
+        prepare_schema(target)
+        with connect(target.url) as conn:
+            yield PsycopgExecutor(conn)
 
 
 def _one(call: Call[T]) -> T:

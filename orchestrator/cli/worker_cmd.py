@@ -18,6 +18,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from orchestrator.cli.schema import prepare_schema
 from orchestrator.config import get_settings
 from orchestrator.db.target import sql_target
 from orchestrator.logs.format import init_from_env
@@ -123,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         job_types=args.job_types,
     )
     with sql_target(settings) as target:
+        prepare_schema(target)
         worker = Worker(target.url, options, buffer)
 
         def stop(signum: int, frame: FrameType | None) -> None:
