@@ -209,7 +209,7 @@ def test_show_includes_the_log_timeline_of_the_task(jobs, db_url, tmp_path):
 
 
 def test_an_unmigrated_database_is_one_line_pointing_at_migrate(tmp_path, empty_db_url):
-    """Jobs and worker refuse a database without the schema, and change nothing in it."""
+    """Jobs and worker refuse a database without the schema with one line, no traceback."""
     for args in (("jobs", "list"), ("worker", "--once")):
         done = orchestrator(*args, cwd=tmp_path, DATABASE_URL=empty_db_url)
         one_line_error(done, "run `orchestrator migrate` first")
