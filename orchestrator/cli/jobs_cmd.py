@@ -28,7 +28,7 @@ from orchestrator.db.target import sql_target
 from orchestrator.errors import HubError
 from orchestrator.jobs import calls as job_calls
 from orchestrator.jobs.errors import job_errors
-from orchestrator.worker.payload import check_callable, split_command
+from orchestrator.worker.payload import check_callable, parse_payload, split_command
 
 T = TypeVar("T")
 
@@ -77,6 +77,9 @@ def register(commands: Any) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--command", help="command line a worker runs (no shell; see README)")
     what.add_argument("--callable", help="Python function 'package.module:function'")
+    what.add_argument(
+        "--payload", type=_json_object, help="raw JSON payload (for providers other than local)"
+    )
     p.add_argument("--kwargs", type=_json_object, help="JSON object of keyword arguments")
     p.add_argument("--cost", type=_decimal, help="estimated cost (approval rules may need it)")
     p.add_argument("--max-attempts", type=int, help="attempts before it fails for good (3)")
@@ -162,13 +165,17 @@ def _one(call: Call[T]) -> T:
 
 def _submit(args: argparse.Namespace) -> int:
     payload: dict[str, Any]
+    if args.kwargs is not None and args.callable is None:
+        raise HubError("--kwargs goes with --callable; a --command takes its arguments inline")
     if args.command is not None:
-        if args.kwargs is not None:
-            raise HubError("--kwargs goes with --callable; a --command takes its arguments inline")
         split_command(args.command)  # refused here, before anything is written
         payload = {"command": args.command}
-    else:
+    elif args.callable is not None:
         payload = {"callable": check_callable(args.callable), "kwargs": args.kwargs or {}}
+    else:
+        if args.provider == "local":
+            parse_payload(args.payload)  # a local payload is checked as the worker will
+        payload = args.payload
     call = job_calls.submit_job(
         args.user,
         args.job_type,
