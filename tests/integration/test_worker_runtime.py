@@ -143,6 +143,28 @@ def test_one_claim_takes_a_batch_and_the_jobs_run_at_once(hub, db_url, conn):
     assert last_claim < first_end
 
 
+def test_renewals_keep_a_job_that_outlives_its_lease(hub, db_url, conn):
+    """A 2 s lease, a 3 s job: the heartbeat's renewals keep it; nobody else may claim it."""
+    job_id = submit(hub, {"command": "sleep 3"})
+    stolen: list = []
+
+    def thief() -> None:  # after the first lease would have run out
+        with PsycopgExecutor.connect(db_url) as other:
+            stolen.extend(other.run(job_calls.claim_jobs("thief", lease_seconds=30)).jobs)
+
+    timer = threading.Timer(2.5, thief)
+    timer.start()
+    counts = run_worker(db_url, lease_seconds=2)
+    timer.join()
+    assert stolen == []
+    assert (counts.completed, counts.lost) == (1, [])
+    assert job_row(conn, job_id)[:2] == ("completed", 1)
+    claims = conn.execute(
+        "SELECT count(*) FROM job_events WHERE job_id = %s AND event_type = 'claimed'", [job_id]
+    ).fetchone()
+    assert claims == (1,)
+
+
 def test_a_cancelled_running_job_is_stopped_and_not_reported(hub, db_url, conn):
     """Cancel while running: the next lease renewal misses it, the worker kills it."""
     job_id = submit(hub, {"command": "sleep 30"})
