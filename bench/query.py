@@ -49,6 +49,7 @@ from orchestrator.db.calls import Call, LogStatistics
 from orchestrator.db.embedded import start_embedded
 from orchestrator.db.migrate import migrate
 from orchestrator.db.psycopg import PsycopgExecutor
+from orchestrator.errors import MigrationError
 from orchestrator.query import Cursor, ErrorsSummary, LogFilter, LogPage, calls
 from orchestrator.query.explain import explain
 
@@ -147,7 +148,10 @@ def generate(conn: psycopg.Connection[Any], rows: int) -> float:
 
 def prepare(conn: psycopg.Connection[Any], rows: int, reuse: bool) -> None:
     """Migrates, then generates unless --reuse finds exactly ``rows`` rows already."""
-    migrate(conn)
+    try:
+        migrate(conn)
+    except MigrationError as error:  # a reused database applied an earlier 0006 text
+        print(f"note: {str(error).split(';')[0]}; re-applying it below")
     # The query functions are re-applied from this checkout (the file is idempotent), so
     # a reused database runs the SQL being measured, not the one it was generated with.
     conn.execute(QUERIES_SQL.read_text())

@@ -221,6 +221,8 @@ def _refuse_unused(args: argparse.Namespace, action: str) -> None:
         raise QueryInputError(
             f"--{action.replace('_', '-')} is one summary: --after/--order do not apply"
         )
+    if action.endswith("timeline") and args.order == "newest":
+        raise QueryInputError("timelines are oldest first; --order newest applies to the listing")
     if action == "task_timeline" and (args.since or args.until):
         raise QueryInputError(
             "--task-timeline covers the task's whole life: --since/--until do not apply"
@@ -300,8 +302,6 @@ def _rows(
 ) -> tuple[int, Cursor | None]:
     """Writes the rows page by page; returns how many and, when the limit cut, where."""
     timeline = request.action != "list"
-    if request.newest_first and timeline:
-        raise QueryInputError("timelines are oldest first; --order newest applies to the listing")
     limit = request.limit or (None if request.export else (1000 if timeline else 100))
     page_size = min(limit or 1000, 1000)
     shown = 0

@@ -122,7 +122,7 @@ class RowWriter:
                 self.level(r.log_level),
                 f"{r.source_type}/{r.source_id}",
                 r.worker_id or "",
-                (r.task_id or "")[:8],
+                r.task_id or "",
                 "" if r.cycle_number is None else r.cycle_number,
                 _one_line(r.message) + (" [exception]" if r.exception else ""),
             )

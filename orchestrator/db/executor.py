@@ -51,7 +51,7 @@ class PsycopgSession:
             raise DatabaseUnavailable(
                 f"lost the connection to {self.label}: {_first_line(error)}"
             ) from None
-        except psycopg.errors.DataException as error:
+        except psycopg.DataError as error:  # SQLSTATE class 22: the input
             raise QueryInputError(error.diag.message_primary or _first_line(error)) from None
         except psycopg.errors.UndefinedFunction as error:
             raise DatabaseUnavailable(

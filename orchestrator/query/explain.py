@@ -77,12 +77,22 @@ def statement(conn: psycopg.Connection[Any], call: Call[Any]) -> tuple[str, list
     """The SQL text ``call`` executes inside its function, its parameter types and values."""
     args = dict(call.args)
     kind = conn.execute(
-        "SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang "
+        "SELECT l.lanname, p.prosrc FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang "
         "WHERE p.oid = to_regproc(%s)",
         [f"public.{call.function}"],
     ).fetchone()
     if kind is not None and kind[0] == "sql":
         return _sql_body(conn, call.function, args)
+    # A later migration may replace a reader: explain only what its body really builds.
+    builder = (
+        "func_log_errors_summary_statement"
+        if call.function == "func_log_errors_summary"
+        else (
+            "func_query_logs_statement" if call.function == "func_query_logs" else "func_query_logs"
+        )
+    )
+    if kind is None or builder not in kind[1]:
+        raise ValueError(f"{call.function} does not run a statement this module knows how to build")
     if call.function in _PAGED:
         newest = bool(args.pop("newest_first", False))
         limit = int(args.pop("row_limit", _PAGED[call.function]))

@@ -92,3 +92,22 @@ def test_follow_prints_rows_written_after_it_started(db_url, tmp_path):
             proc.terminate()
             proc.wait(timeout=10)
     assert "Traceback" not in proc.stderr.read()  # type: ignore[union-attr]
+
+
+def test_supabase_rest_settings_alone_are_enough(db_url, tmp_path):
+    """With only SUPABASE_URL and the key, `orchestrator logs` reads over REST (the
+    PostgREST stand-in, capped at 1,000 rows) and pages past the cap."""
+    from tests.support.fake_postgrest import FakePostgrest
+
+    key = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbmF0dXJl"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        insert(conn, [entry(message=f"r{i}") for i in range(1500)])
+    with FakePostgrest(db_url, key, max_rows=1000) as fake:
+        result = orchestrator(
+            "logs", "--limit", "1500", "--format", "jsonl", cwd=tmp_path, timeout=60,
+            SUPABASE_URL=fake.url, SUPABASE_SERVICE_ROLE_KEY=key,
+        )  # fmt: skip
+        assert {r.path for r in fake.requests} == {"/rest/v1/rpc/func_query_logs"}
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1500
+    assert result.stderr == ""
