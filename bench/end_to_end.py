@@ -13,6 +13,7 @@ Questions (issue 3), each answered in the printed tables:
    program logs 10,000 records/s: peak resident memory must stay bounded, drops counted.
 
 Run: python bench/end_to_end.py [--database-url URL] [--rows N] [--outage-seconds S]
+     [--rollups on|off]   (off: without the count-rollup trigger of sql/0007, to A/B it)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 
 import psutil
 import psycopg
+from rollups import set_rollups  # bench/ is the script's directory
 from tabulate import tabulate
 
 from orchestrator.db import migrate
@@ -96,7 +98,7 @@ def entries(n: int) -> list[dict[str, Any]]:
 
 def truncate(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE system_logs")
+        conn.execute("TRUNCATE system_logs, system_log_counts, system_log_error_counts")
         conn.execute("CHECKPOINT")
 
 
@@ -257,10 +259,12 @@ def main() -> None:
     parser.add_argument("--rates", default="5000,10000,20000,30000,50000")
     parser.add_argument("--outage-seconds", type=float, default=60.0)
     parser.add_argument("--outage-rate", type=int, default=10_000)
+    parser.add_argument("--rollups", choices=("on", "off"), default="on")
     args = parser.parse_args()
     assert STAGE_COLUMNS  # the sink's staging layout is what we measure
     with scratch_database(args.database_url) as (url, psql):
-        with psycopg.connect(url) as conn:
+        with psycopg.connect(url, autocommit=True) as conn:
+            set_rollups(conn, args.rollups)
             version = conn.execute("SHOW server_version").fetchone()[0]
             trigram = conn.execute(
                 "SELECT to_regclass('system_logs_message_trgm_idx') IS NOT NULL"
@@ -270,7 +274,7 @@ def main() -> None:
         c = sink_seconds(url, rows)
         print(
             f"PostgreSQL {version}; trigram index: {trigram}; "
-            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; rollup trigger: {args.rollups}"
         )
         print(
             tabulate(

@@ -20,7 +20,10 @@ table and a CHECKPOINT; only the insert itself is timed, including the Python-si
 conversion of the in-memory rows to the wire format (JSON text for (b), COPY/array
 encoding for (c)). A fresh database is created per run and dropped at the end.
 
-    python bench/ingest.py [--database-url URL] [--rows N]
+    python bench/ingest.py [--database-url URL] [--rows N] [--rollups on|off]
+
+``--rollups off`` disables the count-rollup trigger of sql/0007, so that its cost on
+every path is the difference between two runs.
 
 Without --database-url the embedded server (pgserver) is started in a temp directory.
 """
@@ -46,6 +49,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
+from rollups import set_rollups  # bench/ is the script's directory
 from tabulate import tabulate
 
 from orchestrator.db.embedded import start_embedded
@@ -232,8 +236,10 @@ class Db:
         self.prepared: dict[int, list[dict[str, Any]]] = {}
 
     def reset(self) -> None:
-        """Empty table, the days from 3 back to 3 ahead present, nothing dirty."""
-        self.conn.execute("TRUNCATE public.system_logs")
+        """Empty table and rollups, the days from 3 back to 3 ahead present, nothing dirty."""
+        self.conn.execute(
+            "TRUNCATE public.system_logs, public.system_log_counts, public.system_log_error_counts"
+        )
         self.conn.execute("SELECT public.func_maintain_log_partitions(3, 3)")
         self.conn.execute("CHECKPOINT")
 
@@ -333,6 +339,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="server to use (default: embedded pgserver)")
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rollups", choices=("on", "off"), default="on")
     args = parser.parse_args()
     run_started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="bench_ingest_"))
@@ -350,6 +357,7 @@ def main() -> None:
     try:
         db = Db(make_conninfo(admin_url, dbname=name), psql, tmp / "rows.csv")
         migrate(db.conn)
+        set_rollups(db.conn, args.rollups)
         db.reset()
         info = db.conn.execute(
             "SELECT version(), now(), to_regclass('public.system_logs_message_trgm_idx')"
@@ -367,7 +375,7 @@ def main() -> None:
             f"\nserver: {info[0]}\npsql: {psql}\ntrigram index: {info[2]}; "
             f"shared_buffers={info[3]} max_wal_size={info[4]} synchronous_commit={info[5]}"
             f"\ndate: {info[1].astimezone(UTC):%Y-%m-%d %H:%M} UTC; rows: {len(rows):,}; "
-            f"machine: {os.cpu_count()} cores\n"
+            f"machine: {os.cpu_count()} cores; rollup trigger: {args.rollups}\n"
         )
         report(results)
         print(f"whole run: {time.perf_counter() - run_started:.0f} s")

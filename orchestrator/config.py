@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     log_retention_hours: int = Field(
         default=48, ge=1, le=24 * 366, validation_alias="LOG_RETENTION_HOURS"
     )
+    # The orchestrator daemon (`orchestrator run`); the rest of its settings are in its
+    # YAML file (orchestrator/daemon/config.py), these override it from the environment.
+    daemon_config_file: Path | None = Field(default=None, validation_alias="ORCHESTRATOR_CONFIG")
+    job_poll_interval: float | None = Field(
+        default=None, gt=0, le=86_400, validation_alias="ORCHESTRATOR_JOB_POLL_INTERVAL"
+    )
+    poll_only: bool | None = Field(default=None, validation_alias="ORCHESTRATOR_POLL_ONLY")
 
     @field_validator("db_log_level", "log_level", mode="before")
     @classmethod
@@ -80,7 +87,12 @@ class Settings(BaseSettings):
     def _lower_format(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("log_file", "embedded_pg_data_dir", mode="before")
+    @field_validator("job_poll_interval", "poll_only", mode="before")
+    @classmethod
+    def _blank_daemon_setting_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_file", "embedded_pg_data_dir", "daemon_config_file", mode="before")
     @classmethod
     def _blank_path_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -132,6 +144,9 @@ ACCEPTED: dict[str, str] = {
     "ORCHESTRATOR_LOG_FORMAT": "json or text",
     "ORCHESTRATOR_LOG_FILE": "a file path",
     "LOG_RETENTION_HOURS": "an integer from 1 to 8784 (hours)",
+    "ORCHESTRATOR_CONFIG": "the path of the daemon's YAML config file",
+    "ORCHESTRATOR_JOB_POLL_INTERVAL": "a number of seconds above 0 and at most 86400",
+    "ORCHESTRATOR_POLL_ONLY": "true or false (also 1/0, yes/no, on/off)",
 }
 
 

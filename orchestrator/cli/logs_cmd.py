@@ -161,6 +161,10 @@ def build_request(args: argparse.Namespace, *, now: datetime | None = None) -> R
         raise QueryInputError(
             "--follow works with the row listing only, not with timelines or summaries"
         )
+    if args.follow and args.until:
+        raise QueryInputError("--follow reads on from now: --until does not apply")
+    if args.follow and args.fmt == "json":
+        raise QueryInputError("--follow never ends a JSON array: use --format jsonl")
     if args.follow and args.export:
         raise QueryInputError("--follow cannot write an --export file; redirect stdout instead")
     if args.interval <= 0:

@@ -45,6 +45,12 @@ class CallExecutor(Protocol):
     def run(self, call: Call[T]) -> T: ...
 
 
+class AsyncCallExecutor(Protocol):
+    """The same for async code (the daemon): asyncpg's executor, or a test's stand-in."""
+
+    async def run(self, call: Call[T]) -> T: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Rejected:
     """One log entry the database refused, with its position in the batch and why."""

@@ -14,6 +14,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from orchestrator.db.calls import Call
+from orchestrator.db.statement import call_sql
 from orchestrator.errors import DatabaseUnavailable
 
 T = TypeVar("T")
@@ -30,13 +31,9 @@ def connect(conninfo: str, *, connect_timeout: int = 10) -> psycopg.Connection[A
         raise DatabaseUnavailable(f"cannot connect to the database: {first_line}") from None
 
 
-def call_statement(call: Call[Any]) -> sql.Composed:
-    """``SELECT public.func(name => %(name)s, ...)`` for a call (names are identifiers)."""
-    params = sql.SQL(", ").join(
-        sql.SQL("{} => {}").format(sql.Identifier(name), sql.Placeholder(name))
-        for name in call.args
-    )
-    return sql.SQL("SELECT public.{}({})").format(sql.Identifier(call.function), params)
+def call_statement(call: Call[Any]) -> sql.SQL:
+    """``SELECT public.func(name => %(name)s, ...)``: the shared text of :mod:`statement`."""
+    return sql.SQL(call_sql(call, "pyformat"))
 
 
 def _adapt(value: Any) -> Any:

@@ -83,12 +83,21 @@ class LogFilter:
         if self.min_level is not None:
             set_(self, "min_level", level_name(self.min_level))
         if self.levels is not None:
-            names = tuple(dict.fromkeys(level_name(level) for level in self.levels))
+            given = (self.levels,) if isinstance(self.levels, str) else self.levels
+            names = tuple(dict.fromkeys(level_name(level) for level in given))
             set_(self, "levels", names or None)
         if self.task_id is not None:
             set_(self, "task_id", task_uuid(str(self.task_id)))
-        if self.cycle_number is not None and not -(2**31) <= int(self.cycle_number) < 2**31:
-            raise QueryInputError(f"cycle number {self.cycle_number} is out of range")
+        if self.cycle_number is not None:
+            try:
+                cycle = int(self.cycle_number)
+            except (TypeError, ValueError):
+                raise QueryInputError(
+                    f"cycle number must be an integer, got {self.cycle_number!r}"
+                ) from None
+            if not -(2**31) <= cycle < 2**31:
+                raise QueryInputError(f"cycle number {cycle} is out of range")
+            set_(self, "cycle_number", cycle)
         if self.search == "":
             set_(self, "search", None)
 

@@ -111,3 +111,36 @@ def test_supabase_rest_settings_alone_are_enough(db_url, tmp_path):
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 1500
     assert result.stderr == ""
+
+
+def test_follow_rides_out_a_lost_connection(db_url, tmp_path):
+    """Killing the tail's database connection costs one line on stderr, not the process:
+    it reconnects and keeps printing new rows."""
+    clean = {k: v for k, v in os.environ.items() if k not in ACCEPTED and k != "TEST_DATABASE_URL"}
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        insert(conn, [entry(message="before")])
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", "logs", "-f", "--interval", "0.2",
+             "--format", "jsonl"],
+            cwd=tmp_path, env={**clean, "DATABASE_URL": db_url},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        lines: queue.Queue[str] = queue.Queue()
+        errors: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+        threading.Thread(target=lambda: [errors.put(x) for x in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
+        try:
+            assert json.loads(lines.get(timeout=30))["message"] == "before"
+            killed = conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()[0]
+            assert killed == 1
+            assert "lost the connection" in errors.get(timeout=30)
+            insert(conn, [entry(message="after the outage")])
+            assert json.loads(lines.get(timeout=30))["message"] == "after the outage"
+            assert "reachable again" in errors.get(timeout=30)
+            assert proc.poll() is None
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)

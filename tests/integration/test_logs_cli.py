@@ -158,6 +158,10 @@ def test_refusals_name_the_problem(db_url, conn):
         logs(db_url, "--task-timeline", str(uuid.uuid4()), "--level", "error")
     with pytest.raises(QueryInputError, match="--follow works with the row listing only"):
         logs(db_url, "--stats", "-f")
+    with pytest.raises(QueryInputError, match="use --format jsonl"):
+        logs(db_url, "-f", "--format", "json")
+    with pytest.raises(QueryInputError, match="--until does not apply"):
+        logs(db_url, "-f", "--until", "1h")
     with pytest.raises(QueryInputError, match="no log row has this id"):
         logs(db_url, "--after", str(uuid.uuid4()))
     with pytest.raises(QueryInputError, match="malformed log id"):

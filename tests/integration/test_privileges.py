@@ -294,3 +294,23 @@ def test_service_role_runs_a_job_through_rls_and_anon_is_refused(admin):
         ).fetchone() == (3,)
     finally:
         admin.execute("RESET ROLE")
+
+
+def test_service_role_logs_are_counted_and_it_reads_the_rollup_backed_statistics(admin):
+    """The rollup trigger runs as its owner (service_role needs no right to forge counts
+    through it), and service_role reads statistics through RLS on the rollups."""
+    admin.execute("SET ROLE service_role")
+    try:
+        assert insert(admin, [entry(source_id="counted-as-service-role")]).inserted == 1
+        [stats] = admin.execute(
+            "SELECT func_log_statistics(now() - interval '2 hours', now() + interval '1 hour')"
+        ).fetchone()
+    finally:
+        admin.execute("RESET ROLE")
+    assert {"source_type": "worker", "source_id": "counted-as-service-role"}.items() <= next(
+        s for s in stats["by_source"] if s["source_id"] == "counted-as-service-role"
+    ).items()
+    assert admin.execute(
+        "SELECT sum(count) FROM system_log_counts "
+        "WHERE resolution = 'hour' AND source_id = 'counted-as-service-role'"
+    ).fetchone() == (1,)

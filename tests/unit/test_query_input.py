@@ -67,6 +67,16 @@ def test_levels_are_canonical_and_checked():
         split_levels(["info,loud"])
 
 
+def test_filter_takes_one_level_as_a_string_and_checks_cycles():
+    """levels="error" is one level, not five letters; a cycle must be an integer."""
+    assert LogFilter(levels="error").levels == ("ERROR",)  # type: ignore[arg-type]
+    assert LogFilter(cycle_number="7").cycle_number == 7  # type: ignore[arg-type]
+    with pytest.raises(QueryInputError, match="cycle number must be an integer"):
+        LogFilter(cycle_number="seven")  # type: ignore[arg-type]
+    with pytest.raises(QueryInputError, match="out of range"):
+        LogFilter(cycle_number=2**31)
+
+
 def test_filter_normalises_ids_and_times():
     """Task ids become canonical UUIDs; naive times are read as UTC."""
     flt = LogFilter(

@@ -1,0 +1,200 @@
+"""bench/dashboard: what one refresh of `orchestrator dashboard` costs at 10 million rows.
+
+Uses bench/query's data (its generator and its database handling, imported, not copied):
+N rows (default 10,000,000) over 3 days, 200 workers. Because the dashboard's header
+counts windows that end at the database's clock (the last 5 minutes, the last hour of
+errors), the newest 65 minutes are then generated again at the same density, ending now,
+so those windows hold what a live 10M-rows-in-3-days system would have in them.
+
+Timed through the code the dashboard runs (QueryTailSource over a PsycopgExecutor):
+
+    the header alone (func_log_dashboard_summary), unfiltered and for one worker; one
+    refresh as the poller does it (header + the tail after a cursor 5 s back); the
+    first fill (header + the newest 200 rows, read newest first).
+
+Each path runs --runs times after one warm-up; p50, p95 and the ratio to a baseline
+measured in the same run (bench/query's: a primary-key point lookup through the same
+executor). With auto_explain loadable (not in the embedded server) the plans of the
+statements inside func_log_dashboard_summary are printed: indexes used and partitions
+scanned.
+
+    python bench/dashboard.py [--rows N] [--reuse] [--data-dir DIR] [--database-url URL]
+                              [--runs K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from tabulate import tabulate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import query as query_bench
+
+from orchestrator.dashboard.poller import PollRequest, poll
+from orchestrator.dashboard.source import QueryTailSource
+from orchestrator.dashboard.state import TailFilter
+from orchestrator.dashboard.summary import dashboard_summary
+from orchestrator.db.psycopg import PsycopgExecutor
+from orchestrator.query import Cursor, calls
+
+FRESH_MINUTES = 65
+
+
+def freshen(conn: psycopg.Connection[Any], rows: int) -> int:
+    """Generates the last FRESH_MINUTES again at the data's density, ending now."""
+    conn.execute("SELECT func_maintain_log_partitions(days_ahead => 2, days_behind => 4)")
+    conn.execute("PREPARE fresh(bigint, bigint, bigint, timestamptz) AS " + query_bench.GENERATE)
+    start = conn.execute("SELECT now() - interval '3 days'").fetchone()[0]  # type: ignore[index]
+    lo = rows - rows * FRESH_MINUTES // (3 * 24 * 60)
+    values = sql.SQL(", ").join(map(sql.Literal, [lo, rows, rows, start]))
+    conn.execute(sql.SQL("EXECUTE fresh({})").format(values))
+    conn.execute("DEALLOCATE fresh")
+    conn.execute("ANALYZE system_logs")
+    return rows - lo
+
+
+def timed(run: Callable[[], Any], runs: int) -> tuple[float, float]:
+    run()  # warm-up
+    timings = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        run()
+        timings.append((time.perf_counter() - t0) * 1000)
+    timings.sort()
+    return statistics.median(timings), timings[
+        min(len(timings) - 1, round(0.95 * (len(timings) - 1)))
+    ]
+
+
+def plans(conn: psycopg.Connection[Any]) -> list[str]:
+    """auto_explain's plans of the statements inside one summary call (if loadable)."""
+    notices: list[str] = []
+    try:
+        conn.execute("LOAD 'auto_explain'")
+    except psycopg.Error:
+        return ["auto_explain is not available on this server: no plans"]
+    conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
+    for setting in ("log_min_duration = 0", "log_nested_statements = on", "log_analyze = on"):
+        conn.execute(f"SET auto_explain.{setting}")
+    conn.execute("SET client_min_messages = log")
+    conn.execute("SELECT func_log_dashboard_summary()")
+    conn.execute("SET client_min_messages = notice")
+    parent_index = dict(
+        conn.execute(
+            "SELECT c.relname, p.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " JOIN pg_class p ON p.oid = i.inhparent WHERE c.relkind = 'i'"
+        ).fetchall()
+    )
+    lines = []
+    for plan in notices:
+        if "system_logs" not in plan or "Query Text: SELECT func_log" in plan:
+            continue
+        first = re.search(r"Query Text: (SELECT [^\n]{0,60})", plan)
+        scans = sorted(
+            set(
+                re.findall(
+                    r"(?:Index Only Scan|Index Scan|Bitmap Index Scan|Seq Scan)"
+                    r"(?: using| on) (\S+)",
+                    plan,
+                )
+            )
+        )
+        removed = re.findall(r"Subplans Removed: (\d+)", plan)
+        named = [
+            f"{scan} (of {parent_index[scan]})" if scan in parent_index else scan for scan in scans
+        ]
+        lines.append(
+            f"{first.group(1) if first else '?'}... -> scans {', '.join(named)}"
+            + (f"; subplans removed at run time: {', '.join(removed)}" if removed else "")
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--reuse", action="store_true", help="keep data that has --rows rows")
+    parser.add_argument("--data-dir", default="/tmp/hub-bench-dashboard")
+    parser.add_argument("--database-url")
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    with query_bench.database(args) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            query_bench.prepare(conn, args.rows, args.reuse)
+            print(f"fresh last {FRESH_MINUTES} min: {freshen(conn, args.rows):,} rows")
+        with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
+            measure(conn, args.runs, args.rows)
+
+
+def measure(conn: psycopg.Connection[Any], runs: int, rows: int) -> None:
+    executor = PsycopgExecutor(conn)
+    source = QueryTailSource(executor)
+    end = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+    point = conn.execute(
+        'SELECT id::text FROM system_logs WHERE "timestamp" <= %s'
+        ' ORDER BY "timestamp" DESC LIMIT 1',
+        [end - timedelta(hours=5)],
+    ).fetchone()[0]  # type: ignore[index]
+
+    def tail_request(filled: bool) -> PollRequest:
+        back = conn.execute(
+            'SELECT "timestamp", id::text FROM system_logs'
+            " WHERE \"timestamp\" <= now() - interval '5 seconds'"
+            ' ORDER BY "timestamp" DESC, id DESC LIMIT 1'
+        ).fetchone()
+        assert back is not None
+        return PollRequest(0, TailFilter(), Cursor(back[0].isoformat(), back[1]), filled, delay=0)
+
+    def refresh(filled: bool) -> Callable[[], Any]:
+        request = tail_request(filled)
+
+        def run() -> None:
+            result = poll(source, request)
+            assert result.error is None, result.error
+
+        return run
+
+    cases: list[tuple[str, Callable[[], Any], float]] = [
+        (
+            "baseline: PK point lookup (func_log_cursor)",
+            lambda: executor.run(calls.log_cursor(point)),
+            0,
+        ),
+        ("header: func_log_dashboard_summary()", lambda: executor.run(dashboard_summary()), 0),
+        ("header, one worker", lambda: executor.run(dashboard_summary(worker_id="gpu-007")), 0),
+        ("one refresh: header + tail after a cursor 5 s back", refresh(True), 30),
+        ("first fill: header + newest 200 rows", refresh(False), 0),
+    ]
+    summary = executor.run(dashboard_summary())
+    table, baseline = [], 0.0
+    for name, run, target in cases:
+        p50, p95 = timed(run, runs)
+        baseline = baseline or p50
+        verdict = "" if not target else ("met" if p50 <= target else "MISSED")
+        table.append([name, f"{p50:.1f}", f"{p95:.1f}", f"{p50 / baseline:.1f}x",
+                      f"<= {target:g}" if target else "", verdict])  # fmt: skip
+    print(f"\n{rows:,} rows + fresh hour, {runs} runs per path (after 1 warm-up)")
+    print(
+        f"header now: {summary.logs_per_minute:g} logs/min, error rate {summary.error_rate:.4f}, "
+        f"{summary.active_workers} workers, {sum(summary.errors_per_minute):,} errors in the hour\n"
+    )
+    headers = ["path", "p50 ms", "p95 ms", "p50 / baseline", "target p50", "verdict"]
+    print(tabulate(table, headers=headers, disable_numparse=True))
+    print("\nPlans of the statements inside func_log_dashboard_summary (auto_explain):")
+    for line in plans(conn):
+        print(f"- {line}")
+
+
+if __name__ == "__main__":
+    main()

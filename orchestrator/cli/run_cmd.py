@@ -1,0 +1,131 @@
+"""``orchestrator run``: the orchestrator daemon (continuous, or one cycle with ``--once``).
+
+Same database resolution as every command (``DATABASE_URL``, else the embedded server,
+which is migrated on start; a configured database must be migrated with ``orchestrator
+migrate``). Logs go to stdout (``ORCHESTRATOR_LOG_*``) and, with
+``ENABLE_DB_LOGGING=true``, to ``system_logs`` with each record's cycle number.
+SIGTERM or SIGINT: the cycle in progress finishes, the leases are released, the logs
+are flushed, exit status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from orchestrator.config import Settings, get_settings
+from orchestrator.daemon.config import (
+    EnterpriseConfig,
+    load_enterprise_config,
+    set_enterprise_config,
+)
+from orchestrator.daemon.tasks import BackgroundTaskManager
+from orchestrator.db import migrate
+from orchestrator.db.psycopg import connect
+from orchestrator.db.target import Target, sql_target
+from orchestrator.errors import MigrationError
+from orchestrator.logs.format import init_from_env
+from orchestrator.logs.setup import setup_db_logging
+from orchestrator.logs.sinks.postgres import PostgresSink
+
+logger = logging.getLogger("orchestrator.daemon")
+
+
+def register(commands: Any) -> None:
+    """Adds the ``run`` subcommand."""
+    parser = commands.add_parser(
+        "run",
+        help="run the orchestrator daemon (queue dispatch, job polling, approvals, reaping)",
+        description="Runs the daemon's duties in numbered cycles until SIGTERM/SIGINT: "
+        "queue processing (every 5 s and on NOTIFY), job status polling of external "
+        "providers, approval expiration, dead-worker reaping and log maintenance.",
+    )
+    parser.add_argument(
+        "--once", action="store_true", help="run one cycle of every duty, then exit"
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="YAML config file (default: $ORCHESTRATOR_CONFIG, else ./orchestrator.yaml)",
+    )
+    parser.set_defaults(run=run)
+
+
+def _prepare_schema(target: Target) -> None:
+    """Migrates the embedded server; refuses a configured database that lacks migrations."""
+    with connect(target.url) as conn:
+        if target.embedded is not None:
+            applied = migrate.migrate(conn)
+            if applied:
+                logger.info("Applied %d migration(s) to %s", len(applied), target.label)
+            return
+        pending = migrate.status(conn).pending
+    if pending:
+        raise MigrationError(
+            f"{target.label} lacks {len(pending)} migration(s) (first: {pending[0].name}); "
+            "run `orchestrator migrate` first"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs the subcommand."""
+    settings = get_settings()
+    config = load_enterprise_config(args.config, settings)
+    set_enterprise_config(config)
+    init_from_env(settings)
+    # The embedded server's package narrates every start and stop at INFO.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    with sql_target(settings) as target:
+        _prepare_schema(target)
+        url, label = target.url, target.label
+        handler = setup_db_logging(
+            settings, sink=lambda: PostgresSink(url, label), handle_sigterm=False
+        )
+        try:
+            return asyncio.run(serve(url, config, settings, once=args.once))
+        finally:
+            if handler is not None:
+                handler.flush(10)
+                logging.getLogger().removeHandler(handler)
+                handler.close()
+
+
+async def serve(dsn: str, config: EnterpriseConfig, settings: Settings, *, once: bool) -> int:
+    """The daemon on ``dsn``: one cycle, or cycles until SIGTERM/SIGINT."""
+    manager = BackgroundTaskManager(config, settings, dsn=dsn)
+    if once:
+        try:
+            outcomes = await manager.run_once()
+        finally:
+            await manager.stop()
+        failed = sorted(name for name, outcome in outcomes.items() if outcome == "failed")
+        summary = ", ".join(f"{name}: {outcome}" for name, outcome in sorted(outcomes.items()))
+        logger.info("One cycle done (%s)", summary or "no duty enabled")
+        return 1 if failed else 0
+
+    stop = asyncio.Event()
+    received: list[str] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        await manager.start()
+        logger.info("Orchestrator daemon running as %s", manager.holder)
+        await stop.wait()
+        logger.info("Received %s; stopping", received[0] if received else "stop")
+    finally:
+        await manager.stop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    logger.info("Orchestrator daemon stopped")
+    return 0

@@ -1,0 +1,287 @@
+"""What the daemon does each time a duty is due; each is one callable over SQL functions.
+
+* :class:`QueueDispatcher` hands claimable jobs of external providers to them, in the
+  queue's priority order and within the concurrency limits (``func_claim_jobs`` decides
+  both), and records the provider's job id;
+* :class:`JobStatusPoller` asks providers for the status of EVERY active job, page by
+  page (``func_list_active_provider_jobs`` is keyset-paged; the seed's poller saw only
+  the newest 100), and records each change as an event;
+* :func:`expire_approvals`, :func:`reap_dead_workers` and :class:`LogMaintenance` call
+  one function each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from orchestrator.db import calls as log_calls
+from orchestrator.db.calls import AsyncCallExecutor
+from orchestrator.jobs import calls as jobs
+from orchestrator.jobs.errors import JobError, job_errors
+from orchestrator.jobs.model import ClaimedJob, ProviderStatusResult, ReapResult
+from orchestrator.jobs.views import ProviderJob as ProviderJobRow
+from orchestrator.logs.context import LogContext, set_correlation_id
+from orchestrator.providers.base import Provider, ProviderError, ProviderJob, RemoteStatus
+
+logger = logging.getLogger("orchestrator.daemon.tasks")
+
+# The lease of a job claimed for dispatch, until the provider has it: recording the
+# provider's job id drops the lease (status polling tracks the job from then on). A
+# daemon that dies between claim and submit leaves a lease that expires and the reaper
+# requeues the job.
+DISPATCH_LEASE_SECONDS = 60
+PAGE_SIZE = 500
+
+
+def provider_worker_id(provider: str) -> str:
+    """The worker id under which the daemon claims a provider's jobs."""
+    return f"provider:{provider}"
+
+
+class QueueDispatcher:
+    """Claims the claimable jobs of each external provider and submits them."""
+
+    def __init__(
+        self,
+        executor: AsyncCallExecutor,
+        providers: Sequence[Provider],
+        *,
+        batch: int = 10,
+        max_per_pass: int = 1000,
+    ) -> None:
+        self.executor = executor
+        self.providers = [p for p in providers if p.dispatched_by_daemon]
+        self.batch = batch
+        self.max_per_pass = max_per_pass
+
+    async def __call__(self) -> int:
+        """One pass over every provider; returns how many jobs were submitted."""
+        submitted = 0
+        for provider in self.providers:
+            submitted += await self._dispatch(provider)
+        if submitted:
+            logger.info("Dispatched %d job(s) to providers", submitted)
+        return submitted
+
+    async def _dispatch(self, provider: Provider) -> int:
+        worker_id = provider_worker_id(provider.name)
+        submitted = 0
+        while submitted < self.max_per_pass:
+            claim = await self.executor.run(
+                jobs.claim_jobs(
+                    worker_id,
+                    max_jobs=self.batch,
+                    lease_seconds=DISPATCH_LEASE_SECONDS,
+                    provider=provider.name,
+                )
+            )
+            for job in claim.jobs:  # the claim's order is the queue's priority order
+                if await self._submit(provider, job):
+                    submitted += 1
+            if len(claim.jobs) < self.batch:
+                break
+        return submitted
+
+    async def _submit(self, provider: Provider, job: ClaimedJob) -> bool:
+        job_id = str(job.job_id)
+        set_correlation_id(job_id)  # the provider sees the job id in X-Correlation-ID
+        with LogContext(job_id=job_id, provider=provider.name):
+            try:
+                remote = await provider.submit(
+                    ProviderJob(
+                        job_id=job_id,
+                        job_type=job.job_type,
+                        payload=job.payload,
+                        user_id=job.user_id,
+                        priority=job.priority,
+                        attempt=job.attempt,
+                    )
+                )
+            except ProviderError as error:
+                logger.warning("Failed to submit job %s to %s: %s", job_id, provider.name, error)
+                with job_errors():
+                    await self.executor.run(
+                        jobs.fail_job(
+                            job_id, job.lease_token, str(error), retryable=error.transient
+                        )
+                    )
+                return False
+            try:
+                recorded = await record(self.executor, job_id, remote)
+            except JobError as error:  # e.g. the job was taken back meanwhile
+                logger.error(
+                    "Job %s was submitted to %s as %s but the hub refused to record it: %s",
+                    job_id,
+                    provider.name,
+                    remote.provider_job_id,
+                    error,
+                )
+                return False
+            if recorded.status == "cancelled" and remote.status != "cancelled":
+                await self._cancel_remote(provider, job_id, remote.provider_job_id)
+                return False
+            logger.info(
+                "Submitted job %s to %s as %s (%s)",
+                job_id,
+                provider.name,
+                remote.provider_job_id,
+                remote.status,
+            )
+            return True
+
+    @staticmethod
+    async def _cancel_remote(provider: Provider, job_id: str, provider_job_id: str) -> None:
+        """The job was cancelled in the hub while it was being submitted: stop it there."""
+        try:
+            await provider.cancel(provider_job_id)
+            logger.info(
+                "Job %s was cancelled during its submission; cancelled it at %s",
+                job_id,
+                provider.name,
+            )
+        except ProviderError as error:
+            logger.warning(
+                "Job %s was cancelled in the hub but not at %s: %s", job_id, provider.name, error
+            )
+
+
+class JobStatusPoller:
+    """Syncs every active job of the polled providers with what the provider says."""
+
+    def __init__(
+        self,
+        executor: AsyncCallExecutor,
+        providers: Sequence[Provider],
+        *,
+        concurrency: Mapping[str, int] | None = None,
+    ) -> None:
+        self.executor = executor
+        self.providers = [p for p in providers if p.dispatched_by_daemon]
+        self.concurrency = dict(concurrency or {})  # status requests at once, per provider
+
+    async def __call__(self) -> int:
+        """One pass; returns how many jobs were synced (asked and recorded)."""
+        synced = 0
+        for provider in self.providers:
+            synced += await self._sync_provider(provider)
+        logger.debug("Synced %d active jobs", synced)
+        return synced
+
+    async def _sync_provider(self, provider: Provider) -> int:
+        limit = asyncio.Semaphore(self.concurrency.get(provider.name, 8))
+        synced, after = 0, None
+        while True:
+            page = await self.executor.run(
+                jobs.list_active_provider_jobs(
+                    provider.name, after_job_id=after, row_limit=PAGE_SIZE
+                )
+            )
+            rows = [r for r in page.rows if r.provider_job_id]  # not yet submitted: skip
+            results = await asyncio.gather(*(self._sync_one(provider, r, limit) for r in rows))
+            synced += sum(results)
+            if not page.more or page.next is None:
+                return synced
+            after = page.next
+
+    async def _sync_one(
+        self, provider: Provider, row: ProviderJobRow, limit: asyncio.Semaphore
+    ) -> bool:
+        job_id = str(row.job_id)
+        set_correlation_id(job_id)
+        with LogContext(job_id=job_id, provider=provider.name):
+            try:
+                async with limit:
+                    remote = await provider.status(str(row.provider_job_id))
+            except ProviderError as error:
+                logger.debug("Failed to sync job %s: %s", job_id, error)
+                return False
+            if (
+                remote.status == row.provider_status
+                and remote.provider_job_id == row.provider_job_id
+            ):
+                return True  # unchanged: nothing to record
+            try:
+                result = await record(self.executor, job_id, remote)
+            except JobError as error:
+                logger.debug("Failed to sync job %s: %s", job_id, error)
+                return False
+            if result.changed:
+                logger.info(
+                    "Job %s is %s at %s (was %s)",
+                    job_id,
+                    remote.status,
+                    provider.name,
+                    row.provider_status,
+                )
+            return True
+
+
+async def record(
+    executor: AsyncCallExecutor, job_id: str, remote: RemoteStatus
+) -> ProviderStatusResult:
+    """Records what a provider said (an event only when it changed); a refusal of the
+    job store (unknown job, job no longer dispatched) raises :class:`JobError`."""
+    with job_errors():
+        return await executor.run(
+            jobs.record_provider_status(
+                job_id, remote.status, remote.provider_job_id, dict(remote.details)
+            )
+        )
+
+
+async def expire_approvals(executor: AsyncCallExecutor) -> int:
+    """Expires overdue approval requests (one SQL statement); returns how many."""
+    result = await executor.run(jobs.expire_approvals())
+    if result.expired:
+        logger.info("Expired %d approval requests", result.expired)
+    return int(result.expired)
+
+
+async def reap_dead_workers(executor: AsyncCallExecutor, stale_after_seconds: int) -> ReapResult:
+    """Requeues (or fails) the jobs of workers silent for ``stale_after_seconds`` and of
+    expired leases."""
+    result = await executor.run(jobs.reap_dead_workers(stale_after_seconds))
+    if result.dead_workers or result.requeued or result.failed:
+        logger.info(
+            "Reaped %d dead worker(s): %d job(s) requeued, %d failed",
+            result.dead_workers,
+            result.requeued,
+            result.failed,
+        )
+    return result
+
+
+class LogMaintenance:
+    """Partitions ahead and retention, unless pg_cron already runs them (``enabled`` None)."""
+
+    def __init__(
+        self, executor: AsyncCallExecutor, retention_hours: int, enabled: bool | None
+    ) -> None:
+        self.executor = executor
+        self.retention_hours = retention_hours
+        self.enabled = enabled
+
+    async def __call__(self) -> Mapping[str, Any] | None:
+        """One pass; None when pg_cron does it."""
+        if self.enabled is None:
+            by_cron = await self.executor.run(log_maintenance_by_cron())
+            if by_cron:
+                logger.debug("Log maintenance is scheduled in pg_cron; skipped")
+                return None
+        partitions = await self.executor.run(log_calls.maintain_log_partitions())
+        cleanup = await self.executor.run(log_calls.cleanup_old_logs(self.retention_hours))
+        if partitions.created or cleanup.dropped_partitions:
+            logger.info(
+                "Log maintenance: %d partition(s) created, %d dropped",
+                len(partitions.created),
+                len(cleanup.dropped_partitions),
+            )
+        return {"partitions": partitions, "cleanup": cleanup}
+
+
+def log_maintenance_by_cron() -> log_calls.Call[bool]:
+    """Whether pg_cron runs the log maintenance jobs (sql/0013)."""
+    return log_calls.Call("func_log_maintenance_by_cron", {}, lambda raw: bool(raw["scheduled"]))

@@ -1,0 +1,138 @@
+"""The daemon's control loop: numbered cycles, each running the duties that are due.
+
+A cycle starts when some duty is due (its interval passed, or a NOTIFY asked for it),
+runs every due duty at once under its lease (:mod:`~orchestrator.daemon.leader`), and
+ends when they all have finished. The cycle number is set with
+:func:`~orchestrator.logs.context.set_cycle_number`, so every log record of cycle N,
+from any duty, carries ``cycle_number`` N into ``system_logs``.
+
+Duties are isolated: one that raises logs its own error message (the seed's, such as
+"Error in job polling") and the others run on, in this cycle and the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from orchestrator.daemon.leader import DutyLeases, LeaseLost
+from orchestrator.errors import HubError
+from orchestrator.logs.context import set_cycle_number
+
+logger = logging.getLogger("orchestrator.daemon.loop")
+
+Outcome = Literal["ran", "held elsewhere", "failed"]
+
+
+@dataclass(eq=False)
+class Duty:
+    """One periodic job of the daemon.
+
+    ``error_message`` is logged at ERROR when a run raises. ``lease_ttl`` (seconds)
+    defaults to the interval plus 30 s, so the leader keeps its lease between runs and
+    a dead leader's duty is taken over within about one interval.
+    """
+
+    name: str
+    interval: float
+    action: Callable[[], Awaitable[object]]
+    error_message: str
+    lease_ttl: int | None = None
+    next_due: float = field(default=0.0)
+
+    @property
+    def ttl(self) -> int:
+        """The lease TTL in whole seconds."""
+        return self.lease_ttl or math.ceil(self.interval) + 30
+
+
+class ControlLoop:
+    """Runs duties in numbered cycles until stopped; see the module docstring."""
+
+    def __init__(
+        self,
+        duties: Sequence[Duty],
+        leases: DutyLeases | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.duties = list(duties)
+        self.leases = leases
+        self.clock = clock
+        self.cycle = 0
+        self.wake = asyncio.Event()
+        self.outcomes: dict[str, Outcome] = {}
+
+    def request(self, name: str) -> None:
+        """Makes duty ``name`` due now and wakes the loop (a NOTIFY arrived)."""
+        for duty in self.duties:
+            if duty.name == name:
+                duty.next_due = 0.0
+        self.wake.set()
+
+    def due(self) -> list[Duty]:
+        """The duties whose time has come."""
+        now = self.clock()
+        return [d for d in self.duties if d.next_due <= now]
+
+    async def run_cycle(self, duties: Sequence[Duty] | None = None) -> dict[str, Outcome]:
+        """One numbered cycle of ``duties`` (default: the due ones), all at once."""
+        chosen = list(self.due() if duties is None else duties)
+        self.cycle += 1
+        set_cycle_number(self.cycle)
+        try:
+            logger.debug(
+                "Cycle %d: %s", self.cycle, ", ".join(d.name for d in chosen) or "nothing due"
+            )
+            outcomes = await asyncio.gather(*(self._run_duty(d) for d in chosen))
+        finally:
+            set_cycle_number(None)
+        result = {d.name: o for d, o in zip(chosen, outcomes, strict=True)}
+        self.outcomes.update(result)
+        return result
+
+    async def _run_duty(self, duty: Duty) -> Outcome:
+        duty.next_due = self.clock() + duty.interval
+        try:
+            if self.leases is None:
+                await duty.action()
+                return "ran"
+            ran, _ = await self.leases.run_exclusive(duty.name, duty.ttl, duty.action)
+            return "ran" if ran else "held elsewhere"
+        except asyncio.CancelledError:
+            raise
+        except (HubError, LeaseLost) as error:  # expected trouble (database down...): one line
+            logger.error("%s: %s", duty.error_message, error)
+        except Exception:
+            logger.exception(duty.error_message)
+        return "failed"
+
+    async def run_once(self) -> dict[str, Outcome]:
+        """One cycle of every duty, due or not (``orchestrator run --once``)."""
+        return await self.run_cycle(self.duties)
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        """Cycles until ``stop`` is set; a cycle in progress is finished first."""
+        while not stop.is_set():
+            if self.due():
+                await self.run_cycle()
+                continue
+            if not self.duties:
+                await stop.wait()
+                return
+            timeout = max(0.0, min(d.next_due for d in self.duties) - self.clock())
+            waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
+            try:
+                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await waiter
+            self.wake.clear()

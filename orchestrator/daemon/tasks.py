@@ -1,0 +1,273 @@
+"""``BackgroundTaskManager``: the daemon's duties, started and stopped as one (seed API).
+
+```python
+await start_background_tasks()   # e.g. in an application's lifespan
+...
+await stop_background_tasks()
+```
+
+The duties, each under its own lease and isolated from the others (see
+:mod:`~orchestrator.daemon.loop`):
+
+========================  ===========================  ==============================
+duty                      when                         what
+========================  ===========================  ==============================
+``queue_processing``      every 5 s and on NOTIFY      submit claimable jobs of
+                                                       external providers
+``job_status_polling``    every 30 s (auto: when a     sync every active job with its
+                          provider has no webhook)     provider, record changes
+``approval_expiration``   every 5 min                  ``func_expire_approvals``
+``worker_reaping``        every 10 s                   ``func_reap_dead_workers``
+``log_maintenance``       hourly, unless pg_cron       partitions and retention
+========================  ===========================  ==============================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from typing import Any
+
+from orchestrator.config import Settings, get_settings
+from orchestrator.daemon import duties
+from orchestrator.daemon.config import EnterpriseConfig, get_enterprise_config
+from orchestrator.daemon.leader import DutyLeases, make_holder_id
+from orchestrator.daemon.loop import ControlLoop, Duty, Outcome
+from orchestrator.daemon.wakeup import NotifyListener, looks_like_transaction_pooler
+from orchestrator.db.asyncpg import AsyncpgExecutor
+from orchestrator.db.target import Target, sql_target
+from orchestrator.providers.base import Provider
+from orchestrator.providers.registry import build_providers, polled_providers
+
+logger = logging.getLogger("orchestrator.daemon.tasks")
+
+QUEUE = "queue_processing"
+POLLING = "job_status_polling"
+
+
+class BackgroundTaskManager:
+    """Owns the database connections, providers, leases and the control loop."""
+
+    def __init__(
+        self,
+        config: EnterpriseConfig | None = None,
+        settings: Settings | None = None,
+        *,
+        dsn: str | None = None,
+        providers: dict[str, Provider] | None = None,
+        holder: str | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.config = config or get_enterprise_config()
+        self.dsn = dsn
+        self.holder = holder or make_holder_id(self.settings.orchestrator_instance_id)
+        self.providers: dict[str, Provider] = dict(providers or {})
+        self.executor: AsyncpgExecutor | None = None
+        self.loop: ControlLoop | None = None
+        self.listener: NotifyListener | None = None
+        self._target: contextlib.ExitStack | None = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        if self.executor is not None:
+            return
+        if self.dsn is None:  # the same resolution as every command: URL, else embedded
+            stack = contextlib.ExitStack()
+            target: Target = await asyncio.to_thread(stack.enter_context, sql_target(self.settings))
+            self._target, self.dsn = stack, target.url
+        self.executor = await AsyncpgExecutor.connect(self.dsn, max_size=4)
+        if not self.providers:
+            self.providers = build_providers(self.executor, self.config.providers)
+        self.loop = ControlLoop(self.build_duties(), DutyLeases(self.executor, self.holder))
+
+    def build_duties(self) -> list[Duty]:
+        """The enabled duties, from the config."""
+        assert self.executor is not None
+        ex, cfg = self.executor, self.config
+        providers = list(self.providers.values())
+        explicit = cfg.file.background.job_status_polling.enabled
+        built: list[Duty] = []
+        if cfg.queue_processing_enabled:
+            dispatcher = duties.QueueDispatcher(ex, providers, batch=cfg.dispatch_batch)
+            built.append(
+                Duty(QUEUE, cfg.queue_processing_interval, dispatcher, "Error in queue processing")
+            )
+        polled = polled_providers(self.providers, explicit)
+        if cfg.job_polling_enabled and polled:
+            concurrency = {n: s.status_concurrency for n, s in cfg.providers.items()}
+            poller = duties.JobStatusPoller(ex, polled, concurrency=concurrency)
+            built.append(Duty(POLLING, cfg.job_polling_interval, poller, "Error in job polling"))
+        if cfg.approval_expiration_enabled:
+            built.append(
+                Duty(
+                    "approval_expiration",
+                    cfg.approval_expiration_interval,
+                    functools.partial(duties.expire_approvals, ex),
+                    "Error in approval expiration",
+                )
+            )
+        if cfg.worker_reaping_enabled:
+            built.append(
+                Duty(
+                    "worker_reaping",
+                    cfg.worker_reaping_interval,
+                    functools.partial(duties.reap_dead_workers, ex, cfg.worker_stale_after),
+                    "Error in worker reaping",
+                )
+            )
+        if cfg.log_maintenance_enabled is not False:
+            maintenance = duties.LogMaintenance(
+                ex, self.settings.log_retention_hours, cfg.log_maintenance_enabled
+            )
+            built.append(
+                Duty(
+                    "log_maintenance",
+                    cfg.log_maintenance_interval,
+                    maintenance,
+                    "Error in log maintenance",
+                )
+            )
+        return built
+
+    def _on_notify(self, payload: str) -> None:
+        """A job became claimable; wake queue processing if the daemon dispatches it."""
+        provider = self.providers.get(payload)
+        if self.loop is not None and (provider is None or provider.dispatched_by_daemon):
+            self.loop.request(QUEUE)
+
+    async def _start_listener(self) -> None:
+        assert self.dsn is not None
+        if self.config.poll_only:
+            logger.info("Poll-only mode: the queue is checked every %gs", self._queue_interval)
+            return
+        if looks_like_transaction_pooler(self.dsn):
+            logger.info(
+                "Poll-only mode: the database URL looks like a transaction pooler (port 6432 "
+                "or 6543), where LISTEN does not work; the queue is checked every %gs",
+                self._queue_interval,
+            )
+            return
+        listener = NotifyListener(self.dsn, self._on_notify)
+        if await listener.start():
+            self.listener = listener
+
+    @property
+    def _queue_interval(self) -> float:
+        return self.config.queue_processing_interval
+
+    # -- the seed's API -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connects and starts every enabled duty in the background."""
+        if self._task is not None:
+            return
+        await self._open()
+        assert self.loop is not None
+        names = {d.name for d in self.loop.duties}
+        if QUEUE in names:
+            dispatched = any(p.dispatched_by_daemon for p in self.providers.values())
+            try:
+                if dispatched:  # nothing to wake for when workers claim every job
+                    await self._start_listener()
+            except Exception:
+                logger.exception("Failed to start queue processing")
+            logger.info("Queue scheduler started")
+        if POLLING in names:
+            logger.info("Starting job status polling")
+        self._stop.clear()
+        self._task = asyncio.create_task(self._run(), name="orchestrator-daemon-loop")
+
+    async def _run(self) -> None:
+        assert self.loop is not None
+        wake_listener = asyncio.create_task(self._keep_listening())
+        try:
+            await self.loop.run_until(self._stop)
+        finally:
+            wake_listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await wake_listener
+
+    async def _keep_listening(self) -> None:
+        """Reconnects a lost LISTEN connection every queue interval."""
+        while self.listener is not None:
+            await asyncio.sleep(self._queue_interval)
+            await self.listener.ensure()
+
+    async def run_once(self) -> dict[str, Outcome]:
+        """One cycle of every enabled duty (``orchestrator run --once``)."""
+        await self._open()
+        assert self.loop is not None
+        return await self.loop.run_once()
+
+    async def stop(self, timeout: float = 10) -> None:
+        """Finishes the cycle in progress (at most ``timeout`` s), releases the leases
+        and closes connections and providers."""
+        self._stop.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            self._task = None
+        if self.listener is not None:
+            listener, self.listener = self.listener, None
+            await listener.close()
+        if self.loop is not None and self.loop.leases is not None:
+            await self.loop.leases.release_all()
+        for provider in self.providers.values():
+            with contextlib.suppress(Exception):
+                await provider.close()
+        if self.executor is not None:
+            await self.executor.close()
+            self.executor = None
+        if self._target is not None:
+            await asyncio.to_thread(self._target.close)
+            self._target = None
+
+    @property
+    def running(self) -> bool:
+        """True while the control loop runs."""
+        return self._task is not None and not self._task.done()
+
+    def status(self) -> dict[str, Any]:
+        """What the loop did last: cycle number and each duty's last outcome."""
+        if self.loop is None:
+            return {"running": False, "cycle": 0, "duties": {}}
+        return {
+            "running": self.running,
+            "cycle": self.loop.cycle,
+            "duties": dict(self.loop.outcomes),
+        }
+
+
+_manager: BackgroundTaskManager | None = None
+
+
+def get_task_manager() -> BackgroundTaskManager:
+    """The process's manager (created on first use from the settings and config)."""
+    global _manager
+    if _manager is None:
+        _manager = BackgroundTaskManager()
+    return _manager
+
+
+async def start_background_tasks() -> BackgroundTaskManager:
+    """Starts the process's manager (seed API); returns it."""
+    manager = get_task_manager()
+    await manager.start()
+    return manager
+
+
+async def stop_background_tasks() -> None:
+    """Stops the process's manager, if started (seed API)."""
+    global _manager
+    if _manager is not None:
+        manager, _manager = _manager, None
+        await manager.stop()

@@ -1,0 +1,158 @@
+"""Executes :class:`~orchestrator.db.calls.Call` values over asyncpg (the async daemon).
+
+The statement text is :func:`~orchestrator.db.statement.call_sql`'s, the same one psycopg
+runs, so both drivers execute an operation identically. Pooler-safe like the psycopg
+executor: ``statement_cache_size=0`` (asyncpg then uses only the unnamed prepared
+statement, which PgBouncer and Supavisor in transaction mode pass through), no session
+state. Call arguments are JSON-compatible values, so the connection gets codecs that
+take them as they are: ``jsonb``/``json`` from Python objects, and timestamps from ISO
+strings (asyncpg's own codec wants ``datetime`` objects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime, time, timedelta
+from typing import Any, TypeVar
+
+import asyncpg
+import orjson
+
+from orchestrator.db.calls import Call
+from orchestrator.db.jsonsafe import dumps_json
+from orchestrator.db.statement import call_sql
+from orchestrator.errors import DatabaseUnavailable
+
+T = TypeVar("T")
+
+# What a lost or refused connection raises: the server went away (08xxx, 57Pxx), the
+# socket broke, asyncpg noticed the connection is closed, or connecting timed out.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+)
+# Connecting may also be refused by the server itself: unknown database or role.
+CONNECT_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's text, or its type name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _temporal_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return f"{value.total_seconds()} seconds"
+    raise TypeError(f"expected an ISO string or a datetime, got {type(value).__name__}")
+
+
+async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
+    """Codecs for JSON-compatible call arguments (and ``jsonb`` results as Python)."""
+    for json_type in ("jsonb", "json"):
+        await conn.set_type_codec(
+            json_type,
+            schema="pg_catalog",
+            encoder=dumps_json,
+            decoder=orjson.loads,
+            format="text",
+        )
+    for temporal in ("timestamptz", "timestamp", "date", "interval"):
+        await conn.set_type_codec(
+            temporal, schema="pg_catalog", encoder=_temporal_text, decoder=str, format="text"
+        )
+
+
+async def connect(dsn: str, *, timeout: float = 10) -> asyncpg.Connection[Any]:
+    """Opens a pooler-safe connection with the hub's codecs, or raises
+    :class:`DatabaseUnavailable` with the reason on one line."""
+    try:
+        conn: asyncpg.Connection[Any] = await asyncpg.connect(
+            dsn, statement_cache_size=0, timeout=timeout
+        )
+    except CONNECT_ERRORS as error:
+        raise DatabaseUnavailable(f"cannot connect to the database: {first_line(error)}") from None
+    try:
+        await _init_connection(conn)
+    except BaseException:
+        conn.terminate()
+        raise
+    return conn
+
+
+async def call_on(
+    conn: asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any], call: Call[T]
+) -> T:
+    """Runs one call on ``conn``: the shared statement text, arguments in order."""
+    try:
+        raw = await conn.fetchval(call_sql(call, "numeric"), *call.args.values())
+    except CONNECTION_ERRORS as error:
+        raise DatabaseUnavailable(f"lost the database connection: {first_line(error)}") from None
+    return call.decode(raw)
+
+
+async def _no_reset(conn: asyncpg.Connection[Any]) -> None:
+    """The hub keeps no session state, so a released connection needs no reset query
+    (asyncpg's default costs a round trip per call, and means nothing behind a pooler)."""
+
+
+class AsyncpgExecutor:
+    """Runs calls over a small asyncpg pool, so the daemon's duties may call at once.
+
+    A connection that was lost is replaced by the pool on a later call: the call that
+    saw the loss raises :class:`DatabaseUnavailable` (it may or may not have run), the
+    next one connects afresh, so a long-running daemon survives a database restart.
+    """
+
+    def __init__(self, pool: asyncpg.Pool[Any], label: str = "the database") -> None:
+        self.pool = pool
+        self.label = label
+
+    @classmethod
+    async def connect(
+        cls, dsn: str, *, max_size: int = 4, timeout: float = 10, label: str = "the database"
+    ) -> AsyncpgExecutor:
+        """Opens a pool of up to ``max_size`` connections to ``dsn`` (one at first)."""
+        try:
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=1,
+                max_size=max_size,
+                statement_cache_size=0,
+                timeout=timeout,
+                init=_init_connection,
+                reset=_no_reset,
+            )
+        except CONNECT_ERRORS as error:
+            raise DatabaseUnavailable(f"cannot connect to {label}: {first_line(error)}") from None
+        return cls(pool, label)
+
+    async def run(self, call: Call[T]) -> T:
+        """Executes the call on a free connection and decodes its ``jsonb`` result."""
+        try:
+            async with self.pool.acquire() as conn:
+                return await call_on(conn, call)
+        except CONNECTION_ERRORS as error:  # acquiring may connect, and fail to
+            raise DatabaseUnavailable(f"cannot reach {self.label}: {first_line(error)}") from None
+
+    async def close(self, timeout: float = 5) -> None:
+        """Closes the pool, waiting at most ``timeout`` s for calls in progress."""
+        try:
+            await asyncio.wait_for(self.pool.close(), timeout)
+        except CONNECTION_ERRORS:  # TimeoutError is one of them
+            self.pool.terminate()
+
+    async def __aenter__(self) -> AsyncpgExecutor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,137 @@
+"""A cloud GPU provider stand-in: a real HTTP server on 127.0.0.1 speaking HttpProvider's API.
+
+``POST /jobs`` creates a job (status ``queued``; the same ``Idempotency-Key`` returns the
+same job), ``GET /jobs/<id>`` answers its current status, ``POST /jobs/<id>/cancel``
+cancels it. Tests move jobs along with ``set_status``, queue canned failures (429, 503)
+with ``fail_next``, and read what clients sent in ``requests``. Standard library only
+(``http.server`` on a free port, a thread), so the daemon's polling path is exercised
+over real sockets and real HTTP, as it would be against a cloud API.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, NamedTuple
+
+
+class Seen(NamedTuple):
+    """One request: method, path, headers (lower-case names), JSON body or None."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+class FakeProvider:
+    """Context manager running the stand-in; ``url`` is its base URL."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.by_key: dict[str, str] = {}
+        self.requests: list[Seen] = []
+        self._failures: deque[tuple[int, dict[str, str]]] = deque()
+        # Called with the request body before a new job is answered (tests race it).
+        self.on_submit: Callable[[Any], None] | None = None
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def set_status(self, provider_job_id: str, status: str, **details: Any) -> None:
+        """What the next GET of this job answers."""
+        with self._lock:
+            self.jobs[provider_job_id].update(status=status, **details)
+
+    def fail_next(self, status: int, times: int = 1, **headers: str) -> None:
+        """The next ``times`` requests get ``status`` (e.g. 503, or 429 with Retry-After)."""
+        with self._lock:
+            self._failures.extend([(status, headers)] * times)
+
+    def gets(self) -> list[Seen]:
+        """The GET /jobs/<id> requests seen so far."""
+        return [r for r in self.requests if r.method == "GET"]
+
+    def _handle(self, method: str, path: str, headers: dict[str, str], body: Any) -> tuple:
+        with self._lock:
+            self.requests.append(Seen(method, path, headers, body))
+            if self._failures:
+                status, extra = self._failures.popleft()
+                return status, {"error": "injected failure"}, extra
+            parts = [p for p in path.split("/") if p]
+            if method == "POST" and parts == ["jobs"]:
+                key = headers.get("idempotency-key") or f"anon-{len(self.jobs)}"
+                if key not in self.by_key:
+                    if self.on_submit is not None:
+                        self.on_submit(body)
+                    job_id = f"remote-{len(self.jobs) + 1:05d}"
+                    self.by_key[key] = job_id
+                    self.jobs[job_id] = {"id": job_id, "status": "queued", "submitted": body}
+                job = self.jobs[self.by_key[key]]
+                return 201, {"id": job["id"], "status": job["status"]}, {}
+            if len(parts) >= 2 and parts[0] == "jobs" and parts[1] in self.jobs:
+                job = self.jobs[parts[1]]
+                if method == "GET" and len(parts) == 2:
+                    return 200, {k: v for k, v in job.items() if k != "submitted"}, {}
+                if method == "POST" and parts[2:] == ["cancel"]:
+                    job["status"] = "canceled"
+                    return 200, {"id": job["id"], "status": job["status"]}, {}
+            return 404, {"error": f"no such job or route: {method} {path}"}, {}
+
+    def __enter__(self) -> FakeProvider:
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as a cloud API behind a CDN
+            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall per reply
+
+            def _serve(self, method: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                body = json.loads(raw) if raw else None
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status, answer, extra = provider._handle(method, self.path, headers, body)
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in extra.items():
+                    self.send_header(name.replace("_", "-"), value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._serve("GET")
+
+            def do_POST(self) -> None:
+                self._serve("POST")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # quiet: the tests read `requests`
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._server is not None and self._thread is not None
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
