@@ -190,7 +190,8 @@ class Worker:
                 error = outcome.error or "failed"
                 verdict = self.store.fail(job, error, outcome.retryable)
                 self.counts.add("failed", verdict.accepted)
-                _log.error("Job %s failed (%s): %s", active.job_id, verdict.status, error)
+                then = "retry scheduled" if verdict.status == "queued" else "no retry"
+                _log.error("Job %s failed (%s): %s", active.job_id, then, error)
         except Exception as error:  # the lease will expire and the reaper requeues it
             _log.error("Could not report job %s: %s", active.job_id, error)
             return
