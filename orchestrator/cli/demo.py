@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"Logged through DatabaseLogHandler; every record delivered: {verdict}.")
             _print_summary(stats, handlers)
             jobs_ok = args.no_jobs or run_jobs_demo(
-                executor, url, Path(tempfile.mkdtemp(prefix="orchestrator-demo-"))
+                executor, url, Path(tempfile.gettempdir()) / "orchestrator-demo"
             )
     if target.embedded is not None:
         print(f"Stopped the embedded PostgreSQL (data kept in {target.embedded.data_dir}).")
