@@ -266,7 +266,7 @@ def execute(db: CallExecutor, request: Request, out: TextIO, err: TextIO) -> int
             err.write(f"exported {shown} rows to {request.export} ({fmt})\n")
         if cut is not None:
             err.write(
-                f"showing {shown} rows; more match. "
+                f"showing {shown} row{'' if shown == 1 else 's'}; more match. "
                 f"Continue with the same flags and --after {cut.id}\n"
             )
         elif shown == 0 and request.export is None and request.fmt == "table":

@@ -101,7 +101,10 @@ class RowWriter:
             for name, value in (("task", row.task_id), ("cycle", row.cycle_number))
             if value is not None
         )
-        return f"{_when(row)} {self.level(row.log_level):<8} {where}{tags} {_one_line(row.message)}"
+        pad = " " * max(0, 8 - len(row.log_level))  # padded outside the colour codes
+        return (
+            f"{_when(row)} {self.level(row.log_level)}{pad} {where}{tags} {_one_line(row.message)}"
+        )
 
     def write_lines(self, rows: Iterable[LogRow]) -> None:
         """Writes rows one per line: a table in a tail, JSON lines or CSV otherwise."""
