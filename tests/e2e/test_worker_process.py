@@ -162,7 +162,15 @@ def test_a_second_sigterm_ends_the_grace_at_once(hub, db_url, tmp_path):
     """An operator who insists: the job is released now, not after the 600 s grace."""
     job_id = submit(hub, "sleep 60")
     worker = start_worker(
-        db_url, tmp_path, "--poll-only", "--poll-interval", "0.1", "--grace", "600"
+        db_url,
+        tmp_path,
+        "--poll-only",
+        "--poll-interval",
+        "0.1",
+        "--grace",
+        "600",
+        "--heartbeat",
+        "0.3",
     )
     with psycopg.connect(db_url, autocommit=True) as conn:
         wait_until(lambda: queue_row(conn, job_id)[0] == "running", 30, "the claim")
