@@ -10,21 +10,24 @@ and each handler's ``stats()``, and stops the embedded server.
 from __future__ import annotations
 
 import argparse
+import contextvars
 import logging
 import random
+import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
 
+from orchestrator.cli.demo_jobs import run_jobs_demo
 from orchestrator.config import get_settings
 from orchestrator.db import calls, migrate
 from orchestrator.db.psycopg import PsycopgExecutor, connect
 from orchestrator.db.target import sql_target
 from orchestrator.logs.context import (
     LogContext,
-    clear_task_context,
     set_cycle_number,
     set_task_context,
 )
@@ -45,6 +48,9 @@ def register(commands: Any) -> None:
         "handlers' statistics, and stops the embedded server.",
     )
     parser.add_argument("--seed", type=int, default=7, help="random seed of the burst")
+    parser.add_argument(
+        "--no-jobs", action="store_true", help="only the log part: no daemon, workers or jobs"
+    )
     parser.set_defaults(run=run)
 
 
@@ -69,29 +75,34 @@ def play(
         if queued > 4:
             orchestrator.warning("Queue depth %d above target 4; consider scaling up", queued)
         for worker_id, log in workers.items():
-            task = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-            set_task_context(task, worker_id)
-            with LogContext(model="wan2.1-14b", step="generate"):
-                log.info("Claimed task; loading model")
-                for pct in (25, 50, 75, 100):
-                    vram = round(rng.uniform(30, 79), 1)
-                    log.log(
-                        logging.DEBUG if pct < 100 else logging.INFO,
-                        "Generation progress %d%%",
-                        pct,
-                        extra={"vram_gb": vram},
-                    )
-                    if vram > 76:
-                        log.warning("VRAM at %.1f GB of 80 GB", vram, extra={"vram_gb": vram})
-                if rng.random() < 0.12:
-                    try:
-                        raise MemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-                    except MemoryError:
-                        log.exception("Task failed")
-                else:
-                    log.info("Task complete; uploaded output")
-            clear_task_context()
+            # Each worker's task runs in a context of its own (as a worker thread would),
+            # so its task and worker ids end with it and never tag the orchestrator's rows.
+            contextvars.copy_context().run(_work_on_task, worker_id, log, rng)
     set_cycle_number(None)
+
+
+def _work_on_task(worker_id: str, log: logging.Logger, rng: random.Random) -> None:
+    task = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    set_task_context(task, worker_id)
+    with LogContext(model="wan2.1-14b", step="generate"):
+        log.info("Claimed task; loading model")
+        for pct in (25, 50, 75, 100):
+            vram = round(rng.uniform(30, 79), 1)
+            log.log(
+                logging.DEBUG if pct < 100 else logging.INFO,
+                "Generation progress %d%%",
+                pct,
+                extra={"vram_gb": vram},
+            )
+            if vram > 76:
+                log.warning("VRAM at %.1f GB of 80 GB", vram, extra={"vram_gb": vram})
+        if rng.random() < 0.12:
+            try:
+                raise MemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            except MemoryError:
+                log.exception("Task failed")
+        else:
+            log.info("Task complete; uploaded output")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,17 +137,21 @@ def run(args: argparse.Namespace) -> int:
             (orchestrator if name == "orchestrator" else workers[name]).removeHandler(h)
             h.close()
         with connect(url) as conn:
-            stats = PsycopgExecutor(conn).run(
+            executor = PsycopgExecutor(conn)
+            stats = executor.run(
                 calls.log_statistics(
                     started - timedelta(minutes=1), datetime.now(UTC) + timedelta(minutes=1)
                 )
             )
-    verdict = "yes" if delivered else "NO"
-    print(f"Logged through DatabaseLogHandler; every record delivered: {verdict}.")
-    _print_summary(stats, handlers)
+            verdict = "yes" if delivered else "NO"
+            print(f"Logged through DatabaseLogHandler; every record delivered: {verdict}.")
+            _print_summary(stats, handlers)
+            jobs_ok = args.no_jobs or run_jobs_demo(
+                executor, url, Path(tempfile.gettempdir()) / "orchestrator-demo"
+            )
     if target.embedded is not None:
         print(f"Stopped the embedded PostgreSQL (data kept in {target.embedded.data_dir}).")
-    return 0 if delivered else 1
+    return 0 if delivered and jobs_ok else 1
 
 
 def _print_summary(stats: calls.LogStatistics, handlers: dict[str, DatabaseLogHandler]) -> None:

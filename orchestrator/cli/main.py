@@ -11,7 +11,15 @@ import sys
 from collections.abc import Sequence
 
 from orchestrator import __version__
-from orchestrator.cli import dashboard_cmd, demo, logs_cmd, migrate_cmd, run_cmd
+from orchestrator.cli import (
+    dashboard_cmd,
+    demo,
+    jobs_cmd,
+    logs_cmd,
+    migrate_cmd,
+    run_cmd,
+    worker_cmd,
+)
 from orchestrator.errors import HubError
 
 
@@ -28,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     logs_cmd.register(commands)
     run_cmd.register(commands)
     dashboard_cmd.register(commands)
+    worker_cmd.register(commands)
+    jobs_cmd.register(commands)
     return parser
 
 

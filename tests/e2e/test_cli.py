@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from orchestrator.config import ACCEPTED
@@ -94,10 +95,52 @@ def test_a_killed_process_does_not_keep_the_embedded_server_running(tmp_path):
 
 
 def test_demo_against_a_database_url(tmp_path, db_url):
-    """The same demo runs against any PostgreSQL given by DATABASE_URL."""
+    """The same demo runs against any PostgreSQL given by DATABASE_URL; its end state."""
     done = orchestrator("demo", cwd=tmp_path, DATABASE_URL=db_url)
     assert done.returncode == 0, done.stderr
     assert "every record delivered: yes" in done.stdout and " errors." in done.stdout
+    with psycopg.connect(db_url) as conn:
+        leaked = conn.execute(
+            "SELECT count(*) FILTER (WHERE worker_id IS NOT NULL OR task_id IS NOT NULL), "
+            "count(*) FROM system_logs WHERE source_type = 'orchestrator_gpu' "
+            "AND logger_name LIKE 'demo.%'"
+        ).fetchone()
+    assert leaked is not None and leaked[1] > 0
+    assert leaked[0] == 0, "orchestrator rows carry a worker's task or worker id"
+    _assert_demo_jobs_end_state(done.stdout, db_url)
+
+
+def _assert_demo_jobs_end_state(stdout: str, db_url: str) -> None:
+    """The demo's jobs end as it says: one failed, the approved one and the rest done."""
+    done_stdout = stdout
+    assert "orchestrator logs --task-timeline " in done_stdout
+    assert "orchestrator dashboard" in done_stdout
+    assert "demo-worker-1 exit 0, demo-worker-2 exit 0" in done_stdout
+    with psycopg.connect(db_url) as conn:
+        jobs = dict(conn.execute("SELECT job_type || ':' || user_id, status FROM jobs").fetchall())
+        approvals = conn.execute("SELECT status, decided_by FROM approval_requests").fetchall()
+        task_rows = conn.execute(
+            "SELECT count(DISTINCT task_id) FROM system_logs WHERE task_id IN "
+            "(SELECT job_id FROM jobs) AND source_type = 'worker'"
+        ).fetchone()
+        workers = conn.execute(
+            "SELECT worker_id, status FROM workers WHERE worker_id LIKE 'demo-worker-%' ORDER BY 1"
+        ).fetchall()
+        oom = conn.execute(
+            "SELECT log_level FROM system_logs WHERE message = 'CUDA out of memory'"
+        ).fetchall()
+    assert jobs == {
+        "render:alice": "completed",
+        "stats:bob": "completed",
+        "train:carol": "failed",
+        "upscale:alice": "completed",
+        "probe:bob": "completed",
+        "probe:carol": "completed",
+    }
+    assert approvals == [("approved", "dana")]
+    assert task_rows == (6,)  # every job's lines are rows of its task
+    assert workers == [("demo-worker-1", "stopped"), ("demo-worker-2", "stopped")]
+    assert oom == [("WARNING",)]  # stderr of the failing job
 
 
 def test_migrate_status_lists_applied_and_pending(tmp_path, empty_db_url):

@@ -1,0 +1,28 @@
+"""Commands that need the job store check the schema first, so a fresh database gets
+one clear line ("run `orchestrator migrate` first") instead of "function does not exist".
+
+The embedded default is migrated on the spot (it is the hub's own database, and the
+demo's first run must just work); a configured database is never changed behind the
+operator's back.
+"""
+
+from __future__ import annotations
+
+from orchestrator.db import migrate
+from orchestrator.db.psycopg import connect
+from orchestrator.db.target import Target
+from orchestrator.errors import MigrationError
+
+
+def prepare_schema(target: Target) -> None:
+    """Migrates the embedded server; refuses a configured database that lacks migrations."""
+    with connect(target.url) as conn:
+        if target.embedded is not None:
+            migrate.migrate(conn)
+            return
+        pending = migrate.status(conn).pending
+    if pending:
+        raise MigrationError(
+            f"{target.label} lacks {len(pending)} migration(s) (first: {pending[0].name}); "
+            "run `orchestrator migrate` first"
+        )

@@ -1,0 +1,235 @@
+"""Running one job: a command line as a child process, or a Python callable in-thread.
+
+Every line a command prints becomes a log record of the calling thread's context, so
+with the task context set (``set_task_context(job_id, worker_id)``) each row carries the
+job's ``task_id`` and the worker's ``worker_id``: stdout at INFO, stderr at WARNING.
+The two pipes are read by two threads started *in a copy of the caller's context*
+(threads otherwise start with empty context variables and the rows would lose the task).
+
+A run can be stopped from another thread (lease lost, shutdown grace over): a command's
+whole process group gets SIGTERM, then SIGKILL after ``kill_grace`` seconds. A Python
+callable cannot be interrupted safely; :meth:`CallableRun.stop` only marks it, and the
+runtime simply never reports its result (see ``orchestrator.worker.runtime``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import importlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import IO, Any, Protocol
+
+from orchestrator.db.jsonsafe import json_safe
+from orchestrator.worker.payload import InvalidPayload, PythonCallable, ShellCommand, parse_payload
+
+STDOUT_LOGGER = "orchestrator.job.stdout"
+STDERR_LOGGER = "orchestrator.job.stderr"
+STDERR_TAIL_LINES = 20
+ERROR_MAX_CHARS = 2000
+
+
+class Run(Protocol):
+    """A job being run: ``run`` blocks until it ends; ``stop`` may come from another thread."""
+
+    def run(self) -> Outcome: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a run ended: ``ok`` (complete with ``result``) or not (fail with ``error``).
+
+    ``stopped`` is set when the run was stopped from outside; the runtime then neither
+    completes nor fails the job (it releases it, or its lease is gone anyway).
+    """
+
+    ok: bool
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    retryable: bool = True
+    stopped: bool = False
+
+
+class ShellRun:
+    """One command line run as a child process in a session of its own."""
+
+    def __init__(self, spec: ShellCommand, *, kill_grace: float = 5.0) -> None:
+        self.spec, self.kill_grace = spec, kill_grace
+        self._process: subprocess.Popen[str] | None = None
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+
+    def run(self) -> Outcome:
+        """Runs the command to its end (or until stopped), logging each output line."""
+        with self._lock:
+            if self._stopped.is_set():
+                return Outcome(False, error="stopped before it started", stopped=True)
+            try:
+                self._process = subprocess.Popen(
+                    self.spec.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    errors="replace",
+                    bufsize=1,
+                    start_new_session=True,  # its own process group: stop() reaches children
+                )
+            except OSError as error:  # not found, not executable
+                reason = f"cannot start {self.spec.argv[0]!r}: {error.strerror or error}"
+                return Outcome(False, error=reason, retryable=False)
+        process = self._process
+        assert process.stdout is not None and process.stderr is not None
+        tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+        counts = {"stdout": 0, "stderr": 0}
+        readers = [
+            _start_in_context(self._pump, process.stdout, "stdout", logging.INFO, counts, None),
+            _start_in_context(self._pump, process.stderr, "stderr", logging.WARNING, counts, tail),
+        ]
+        code = process.wait()
+        for reader in readers:
+            reader.join()
+        result = {"exit_code": code, "stdout_lines": counts["stdout"]}
+        result["stderr_lines"] = counts["stderr"]
+        if self._stopped.is_set():
+            return Outcome(False, result, error=f"stopped (exit code {code})", stopped=True)
+        if code == 0:
+            return Outcome(True, result)
+        said = "\n".join(tail)
+        reason = f"command exited with code {code}" + (f": {said}" if said else "")
+        if len(reason) > ERROR_MAX_CHARS:
+            reason = "..." + reason[-ERROR_MAX_CHARS:]
+        return Outcome(False, result, error=reason, retryable=True)
+
+    @staticmethod
+    def _pump(
+        stream: IO[str],
+        name: str,
+        level: int,
+        counts: dict[str, int],
+        tail: deque[str] | None,
+    ) -> None:
+        log = logging.getLogger(STDERR_LOGGER if name == "stderr" else STDOUT_LOGGER)
+        with stream:
+            for raw in stream:
+                line = raw.rstrip("\r\n")
+                counts[name] += 1
+                if tail is not None:
+                    tail.append(line)
+                log.log(level, "%s", line, extra={"stream": name})
+
+    def stop(self) -> None:
+        """SIGTERM to the command's process group, SIGKILL after ``kill_grace`` seconds."""
+        with self._lock:
+            self._stopped.set()
+            process = self._process
+        if process is None or process.poll() is not None:
+            return
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            process.wait(self.kill_grace)
+        except subprocess.TimeoutExpired:
+            _signal_group(process.pid, signal.SIGKILL)
+
+
+class CallableRun:
+    """``module:function(**kwargs)`` in the calling thread; its records carry the task."""
+
+    def __init__(self, spec: PythonCallable) -> None:
+        self.spec = spec
+        self._stopped = threading.Event()
+
+    def run(self) -> Outcome:
+        """Imports and calls the function; its return value (JSON-safe) is the result."""
+        try:
+            function = _resolve(self.spec)
+        except _CannotResolve as error:
+            return Outcome(False, error=str(error), retryable=False)
+        try:
+            value = function(**self.spec.kwargs)
+        except Exception as error:
+            logging.getLogger("orchestrator.job.callable").exception(
+                "%s raised %s", self.spec.target, type(error).__name__
+            )
+            reason = f"{self.spec.target} raised {type(error).__name__}: {error}"
+            return Outcome(False, error=reason[:ERROR_MAX_CHARS], stopped=self._stopped.is_set())
+        return Outcome(True, {"return": json_safe(value)}, stopped=self._stopped.is_set())
+
+    def stop(self) -> None:
+        """Marks the run stopped; Python offers no safe way to interrupt a running call."""
+        self._stopped.set()
+
+
+class Refused:
+    """A payload the worker cannot run: the job fails at once, without retries."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def run(self) -> Outcome:
+        """Fails with the reason the payload was refused."""
+        return Outcome(False, error=self.reason, retryable=False)
+
+    def stop(self) -> None:
+        """Nothing runs."""
+
+
+def start_run(payload: Any, *, kill_grace: float = 5.0) -> Run:
+    """The run for a job's payload (a :class:`Refused` one when the payload is invalid)."""
+    try:
+        spec = parse_payload(payload)
+    except InvalidPayload as error:
+        return Refused(str(error))
+    if isinstance(spec, ShellCommand):
+        return ShellRun(spec, kill_grace=kill_grace)
+    return CallableRun(spec)
+
+
+class _CannotResolve(Exception):
+    pass
+
+
+def _resolve(spec: PythonCallable) -> Any:
+    # Like `python -m`, the working directory is importable: a worker started next to
+    # the job's module finds it without PYTHONPATH.
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        target: Any = importlib.import_module(spec.module)
+    except ImportError as error:
+        raise _CannotResolve(f"cannot import module {spec.module!r}: {error}") from None
+    except Exception as error:  # the module itself raised while being imported
+        raise _CannotResolve(
+            f"importing module {spec.module!r} raised {type(error).__name__}: {error}"
+        ) from None
+    for part in spec.attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise _CannotResolve(
+                f"module {spec.module!r} has no attribute {spec.attribute!r}"
+            ) from None
+    if not callable(target):
+        raise _CannotResolve(f"{spec.target} is not callable")
+    return target
+
+
+def _start_in_context(function: Any, *args: Any) -> threading.Thread:
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(function, *args), daemon=True)
+    thread.start()
+    return thread
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)

@@ -1,0 +1,238 @@
+"""``orchestrator worker``: claim → run → renew leases → complete, fail or release.
+
+The main thread claims jobs (``func_claim_jobs``, up to the free slots and at most
+``batch_size`` per call), starts one thread per job, and sleeps until a ``NOTIFY``
+(or the poll interval, or a finished job) says there may be more. The :class:`Pulse`
+thread heartbeats, ships the logs and renews the leases. Every report carries the lease
+token, so a worker the database gave up on cannot overwrite the job's new owner.
+
+Stopping (SIGTERM, SIGINT, :meth:`Worker.request_stop`): no new claims; running jobs get
+``grace`` seconds to finish; then each is stopped (a command's process group gets
+SIGTERM, then SIGKILL) and released with ``func_release_job`` so another worker takes
+it without losing an attempt; the logs are flushed with a last heartbeat.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+from orchestrator.jobs.model import ClaimedJob
+from orchestrator.logs.context import set_task_context
+from orchestrator.logs.worker import LogBuffer
+from orchestrator.worker.active import ActiveJob
+from orchestrator.worker.heartbeat import Pulse
+from orchestrator.worker.runners import Outcome, start_run
+from orchestrator.worker.store import JobStore
+from orchestrator.worker.wakeup import ListenWakeup, PollWakeup, Wakeup
+
+_log = logging.getLogger("orchestrator.worker")
+
+
+@dataclass
+class WorkerOptions:
+    """How a worker claims, runs and stops (the ``orchestrator worker`` flags)."""
+
+    worker_id: str
+    concurrency: int = 1
+    batch_size: int | None = None  # jobs per claim; None = the free slots
+    lease_seconds: int = 30
+    heartbeat_seconds: float = 5.0
+    poll_interval: float = 5.0
+    poll_only: bool = False
+    grace_seconds: float = 30.0
+    once: bool = False
+    provider: str = "local"
+    job_types: list[str] | None = None
+    kill_grace: float = 5.0
+
+
+@dataclass
+class WorkerCounts:
+    """What this worker did, for its exit line and tests."""
+
+    claimed: int = 0
+    completed: int = 0
+    failed: int = 0
+    refused: int = 0
+    released: int = 0
+    lost: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, name: str, count: int | bool = 1) -> None:
+        """Adds to a counter; job threads report concurrently."""
+        with self._lock:
+            setattr(self, name, getattr(self, name) + int(count))
+
+
+class Worker:
+    """One worker process's runtime (one per process: it owns the log context)."""
+
+    def __init__(self, url: str, options: WorkerOptions, buffer: LogBuffer) -> None:
+        self.options, self.url = options, url
+        self.store = JobStore(url, options.worker_id, options.provider)
+        self.counts = WorkerCounts()
+        self._active: dict[str, ActiveJob] = {}
+        self._active_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._hurry = threading.Event()
+        self.wakeup: Wakeup = (
+            PollWakeup() if options.poll_only else ListenWakeup(url, options.provider)
+        )
+        self.pulse = Pulse(
+            JobStore(url, options.worker_id, options.provider),  # its own connection
+            buffer,
+            self.active_jobs,
+            interval=options.heartbeat_seconds,
+            lease_seconds=options.lease_seconds,
+            status=self._status,
+            metadata={"hostname": socket.gethostname(), "concurrency": options.concurrency},
+        )
+
+    def active_jobs(self) -> list[ActiveJob]:
+        """A snapshot of the jobs running now."""
+        with self._active_lock:
+            return list(self._active.values())
+
+    def _status(self) -> str:
+        if self._stopping.is_set():
+            return "draining"
+        return "busy" if self._active else "idle"
+
+    def request_stop(self) -> None:
+        """Stops claiming and begins the shutdown (safe from a signal handler); a second
+        request ends the grace period at once."""
+        if self._stopping.is_set():
+            self._hurry.set()
+        self._stopping.set()
+        self.wakeup.interrupt()
+
+    def run(self) -> WorkerCounts:
+        """Works until stopped (or, with ``once``, until nothing is claimable); then drains."""
+        opts = self.options
+        _log.info(
+            "Worker %s started: concurrency %d, lease %d s, %s",
+            opts.worker_id,
+            opts.concurrency,
+            opts.lease_seconds,
+            "poll-only" if opts.poll_only else "LISTEN hub_jobs + polling",
+        )
+        self.pulse.start()
+        try:
+            while not self._stopping.is_set():
+                claimed = self._claim()
+                if opts.once and not claimed and not self.active_jobs():
+                    break
+                if claimed == 0 or len(self.active_jobs()) >= opts.concurrency:
+                    self.wakeup.wait(opts.poll_interval)
+        finally:
+            self._shutdown()
+        return self.counts
+
+    def _claim(self) -> int:
+        free = self.options.concurrency - len(self.active_jobs())
+        if free <= 0:
+            return 0
+        batch = min(free, self.options.batch_size or free)
+        try:
+            jobs = self.store.claim(batch, self.options.lease_seconds, self.options.job_types)
+        except Exception as error:  # database away: wait one poll interval, try again
+            _log.warning("Claim failed: %s", error)
+            return 0
+        for job in jobs:
+            self._start(job)
+        self.counts.add("claimed", len(jobs))
+        return len(jobs)
+
+    def _start(self, job: ClaimedJob) -> None:
+        active = ActiveJob(job, start_run(job.payload, kill_grace=self.options.kill_grace))
+        thread = threading.Thread(
+            target=self._work, args=(active,), name=f"job-{active.job_id}", daemon=True
+        )
+        with self._active_lock:
+            self._active[active.job_id] = active
+        thread.start()
+
+    def _work(self, active: ActiveJob) -> None:
+        set_task_context(active.job_id, self.options.worker_id)
+        job = active.job
+        _log.info(
+            "Running job %s (%s, attempt %s, user %s)",
+            active.job_id,
+            job.job_type,
+            job.attempt,
+            job.user_id,
+        )
+        try:
+            outcome = active.run.run()
+        except Exception as error:  # a bug in a runner: fail the job, keep the worker
+            _log.exception("Runner crashed")
+            outcome = Outcome(False, error=f"worker error: {type(error).__name__}: {error}")
+        try:
+            if active.take_over("reporting"):
+                self._report(active, outcome)
+        finally:
+            with self._active_lock:
+                self._active.pop(active.job_id, None)
+            self.wakeup.interrupt()
+
+    def _report(self, active: ActiveJob, outcome: Outcome) -> None:
+        job = active.job
+        try:
+            if outcome.ok:
+                verdict = self.store.complete(job, outcome.result)
+                self.counts.add("completed", verdict.accepted)
+                _log.info("Job %s completed: %s", active.job_id, outcome.result)
+            else:
+                error = outcome.error or "failed"
+                verdict = self.store.fail(job, error, outcome.retryable)
+                self.counts.add("failed", verdict.accepted)
+                then = "retry scheduled" if verdict.status == "queued" else "no retry"
+                _log.error("Job %s failed (%s): %s", active.job_id, then, error)
+        except Exception as error:  # the lease will expire and the reaper requeues it
+            _log.error("Could not report job %s: %s", active.job_id, error)
+            return
+        if not verdict.accepted:
+            self.counts.add("refused")
+            _log.warning(
+                "The database refused the report of job %s: %s", active.job_id, verdict.reason
+            )
+
+    def _shutdown(self) -> None:
+        if self._stopping.is_set():
+            _log.info("Stopping: no new claims; %d job(s) running", len(self.active_jobs()))
+        deadline = time.monotonic() + self.options.grace_seconds
+        while self.active_jobs() and time.monotonic() < deadline and not self._hurry.is_set():
+            self._hurry.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+        for active in self.active_jobs():
+            if active.take_over("releasing"):
+                _log.warning("Grace over: stopping job %s and releasing it", active.job_id)
+                active.run.stop()
+                self._release(active)
+        self.counts.lost = list(self.pulse.lost)
+        self.pulse.stop()
+        self.wakeup.close()
+        _log.info(
+            "Worker %s stopped: %d claimed, %d completed, %d failed, %d released",
+            self.options.worker_id,
+            self.counts.claimed,
+            self.counts.completed,
+            self.counts.failed,
+            self.counts.released,
+        )
+        self.pulse.flush("stopped")
+        self.pulse.store.close()
+        self.store.close()
+
+    def _release(self, active: ActiveJob) -> None:
+        try:
+            verdict = self.store.release(active.job, "worker shutting down")
+        except Exception as error:
+            _log.error("Could not release job %s: %s", active.job_id, error)
+            return
+        self.counts.add("released", verdict.accepted)
+        if not verdict.accepted:
+            _log.warning("Release of job %s refused: %s", active.job_id, verdict.reason)

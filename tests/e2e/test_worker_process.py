@@ -1,0 +1,222 @@
+"""``orchestrator worker`` as a process: killed, terminated, polling only."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+
+from orchestrator.config import ACCEPTED
+from orchestrator.db.psycopg import PsycopgExecutor
+from orchestrator.jobs import calls as job_calls
+from tests.support.pgbouncer import PgBouncer
+
+
+def start_worker(db_url: str, cwd: Path, *args: str) -> subprocess.Popen[str]:
+    """``python -m orchestrator worker ARGS`` against ``db_url``, output in cwd/worker.log."""
+    env = {k: v for k, v in os.environ.items() if k not in ACCEPTED and k != "TEST_DATABASE_URL"}
+    log = (cwd / "worker.log").open("a")
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "worker", *args],
+        cwd=cwd,
+        env={**env, "DATABASE_URL": db_url, "PYTHONPATH": str(Path.cwd())},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.fixture
+def hub(db_url):
+    """An executor on the test database with user alice (acme)."""
+    with PsycopgExecutor.connect(db_url) as executor:
+        executor.run(job_calls.upsert_hub_user("alice", "acme"))
+        yield executor
+
+
+def submit(hub, command: str, **job) -> str:
+    """Submits a command job of alice's; returns its id."""
+    return hub.run(job_calls.submit_job("alice", "test", {"command": command}, **job)).job_id
+
+
+def queue_row(conn, job_id):
+    """(status, worker_id, lease_token, attempt) of a job's queue entry."""
+    return conn.execute(
+        "SELECT status, worker_id, lease_token, attempt FROM job_queue WHERE job_id = %s",
+        [job_id],
+    ).fetchone()
+
+
+def wait_until(predicate, timeout: float, what: str):
+    """Polls ``predicate`` until it returns something truthy; fails after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def events(conn, job_id) -> list[str]:
+    """The job's event types, in order."""
+    rows = conn.execute(
+        "SELECT event_type FROM job_events WHERE job_id = %s ORDER BY event_id", [job_id]
+    )
+    return [event for (event,) in rows]
+
+
+def test_a_killed_worker_loses_its_job_and_its_late_completion_is_refused(hub, db_url, tmp_path):
+    """SIGKILL mid-job: with a 3 s lease the job is claimable again in seconds, not 30."""
+    job_id = submit(hub, "sleep 60")
+    worker = start_worker(
+        db_url,
+        tmp_path,
+        "--worker-id",
+        "doomed",
+        "--lease",
+        "3",
+        "--heartbeat",
+        "0.5",
+        "--poll-only",
+        "--poll-interval",
+        "0.1",
+    )
+    children: list[psutil.Process] = []
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        try:
+            running = wait_until(
+                lambda: (row := queue_row(conn, job_id)) and row[0] == "running" and row,
+                30,
+                "the worker to claim the job",
+            )
+            assert running[1] == "doomed"
+            old_token = running[2]
+            children = psutil.Process(worker.pid).children(recursive=True)
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(10)
+            claimed = wait_until(
+                lambda: hub.run(job_calls.claim_jobs("rescuer", max_jobs=1, lease_seconds=30)).jobs,
+                30,  # the issue's bound; with a 3 s lease it takes about 3 s
+                "the job to be claimable again",
+            )
+            assert [str(job.job_id) for job in claimed] == [job_id]
+            late = hub.run(job_calls.complete_job(job_id, str(old_token), {"late": True}))
+            assert late.accepted is False
+            assert queue_row(conn, job_id)[:2] == ("running", "rescuer")
+            assert conn.execute(
+                "SELECT status FROM jobs WHERE job_id = %s", [job_id]
+            ).fetchone() == ("running",)
+        finally:
+            for child in children:  # the orphaned `sleep`
+                child.kill()
+            if worker.poll() is None:
+                worker.kill()
+
+
+def test_sigterm_lets_a_short_job_finish_then_exits_zero(hub, db_url, tmp_path):
+    """Within the grace period the running job completes and is reported."""
+    job_id = submit(hub, "sh -c 'sleep 1; echo finished'")
+    worker = start_worker(
+        db_url, tmp_path, "--poll-only", "--poll-interval", "0.1", "--grace", "20"
+    )
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        wait_until(lambda: queue_row(conn, job_id)[0] == "running", 30, "the claim")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+        assert conn.execute("SELECT status FROM jobs WHERE job_id = %s", [job_id]).fetchone() == (
+            "completed",
+        )
+        worker_row = conn.execute("SELECT status FROM workers").fetchall()
+        assert worker_row == [("stopped",)]
+        lines = conn.execute(
+            "SELECT message FROM system_logs WHERE task_id = %s AND message = 'finished'", [job_id]
+        ).fetchall()
+        assert lines == [("finished",)]
+
+
+def test_sigterm_past_the_grace_period_releases_the_job(hub, db_url, tmp_path):
+    """A job that outlives the grace is stopped and released: queued, no attempt spent."""
+    job_id = submit(hub, "sleep 60")
+    worker = start_worker(
+        db_url, tmp_path, "--poll-only", "--poll-interval", "0.1", "--grace", "0.5"
+    )
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        wait_until(lambda: queue_row(conn, job_id)[0] == "running", 30, "the claim")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+        assert queue_row(conn, job_id)[0] == "queued"
+        assert events(conn, job_id)[-1] == "released"
+        attempts = conn.execute("SELECT attempts FROM jobs WHERE job_id = %s", [job_id]).fetchone()
+        assert attempts == (0,)
+
+
+def test_a_second_sigterm_ends_the_grace_at_once(hub, db_url, tmp_path):
+    """An operator who insists: the job is released now, not after the 600 s grace."""
+    job_id = submit(hub, "sleep 60")
+    worker = start_worker(
+        db_url,
+        tmp_path,
+        "--poll-only",
+        "--poll-interval",
+        "0.1",
+        "--grace",
+        "600",
+        "--heartbeat",
+        "0.3",
+    )
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        wait_until(lambda: queue_row(conn, job_id)[0] == "running", 30, "the claim")
+        worker.send_signal(signal.SIGTERM)
+        wait_until(
+            lambda: conn.execute("SELECT status FROM workers").fetchone() == ("draining",),
+            30,
+            "the worker to report draining",
+        )
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+        assert queue_row(conn, job_id)[0] == "queued"
+        assert events(conn, job_id)[-1] == "released"
+
+
+def test_poll_only_worker_runs_jobs_through_a_transaction_pooler(hub, db_url, tmp_path):
+    """Behind PgBouncer in transaction mode (no LISTEN, no session state) polling alone
+    finds a job submitted after the worker started, and the job's logs arrive."""
+    try:
+        bouncer = PgBouncer(db_url, pool_size=1).__enter__()
+    except RuntimeError as error:  # missing binary: fail loudly, never skip
+        pytest.fail(str(error), pytrace=False)
+    worker = start_worker(
+        bouncer.url(), tmp_path, "--poll-only", "--poll-interval", "0.2", "--heartbeat", "0.5"
+    )
+    try:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            wait_until(
+                lambda: conn.execute("SELECT 1 FROM workers").fetchone(), 30, "the first heartbeat"
+            )
+            job_id = submit(hub, "echo polled")
+            wait_until(
+                lambda: conn.execute(
+                    "SELECT 1 FROM system_logs WHERE task_id = %s AND message = 'polled'",
+                    [job_id],
+                ).fetchone(),
+                30,
+                "the job's output row",
+            )
+            status = conn.execute("SELECT status FROM jobs WHERE job_id = %s", [job_id]).fetchone()
+            assert status == ("completed",)
+            listening = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%%'"
+            ).fetchone()
+            assert listening == (0,)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+        bouncer.__exit__(None, None, None)
