@@ -17,6 +17,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from orchestrator.cli.schema import prepare_schema
 from orchestrator.config import Settings, get_settings
 from orchestrator.daemon.config import (
     EnterpriseConfig,
@@ -24,10 +25,7 @@ from orchestrator.daemon.config import (
     set_enterprise_config,
 )
 from orchestrator.daemon.tasks import BackgroundTaskManager
-from orchestrator.db import migrate
-from orchestrator.db.psycopg import connect
-from orchestrator.db.target import Target, sql_target
-from orchestrator.errors import MigrationError
+from orchestrator.db.target import sql_target
 from orchestrator.logs.format import init_from_env
 from orchestrator.logs.setup import setup_db_logging
 from orchestrator.logs.sinks.postgres import PostgresSink
@@ -56,22 +54,6 @@ def register(commands: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _prepare_schema(target: Target) -> None:
-    """Migrates the embedded server; refuses a configured database that lacks migrations."""
-    with connect(target.url) as conn:
-        if target.embedded is not None:
-            applied = migrate.migrate(conn)
-            if applied:
-                logger.info("Applied %d migration(s) to %s", len(applied), target.label)
-            return
-        pending = migrate.status(conn).pending
-    if pending:
-        raise MigrationError(
-            f"{target.label} lacks {len(pending)} migration(s) (first: {pending[0].name}); "
-            "run `orchestrator migrate` first"
-        )
-
-
 def run(args: argparse.Namespace) -> int:
     """Runs the subcommand."""
     settings = get_settings()
@@ -81,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     # The embedded server's package narrates every start and stop at INFO.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     with sql_target(settings) as target:
-        _prepare_schema(target)
+        applied = prepare_schema(target)
+        if applied:
+            logger.info("Applied %d migration(s) to %s", len(applied), target.label)
         url, label = target.url, target.label
         handler = setup_db_logging(
             settings, sink=lambda: PostgresSink(url, label), handle_sigterm=False

@@ -14,15 +14,18 @@ from orchestrator.db.target import Target
 from orchestrator.errors import MigrationError
 
 
-def prepare_schema(target: Target) -> None:
-    """Migrates the embedded server; refuses a configured database that lacks migrations."""
+def prepare_schema(target: Target) -> list[str]:
+    """Migrates the embedded server; refuses a configured database that lacks migrations.
+
+    Returns the names of the migrations it applied (only the embedded server gets any).
+    """
     with connect(target.url) as conn:
         if target.embedded is not None:
-            migrate.migrate(conn)
-            return
+            return migrate.migrate(conn)
         pending = migrate.status(conn).pending
     if pending:
         raise MigrationError(
             f"{target.label} lacks {len(pending)} migration(s) (first: {pending[0].name}); "
             "run `orchestrator migrate` first"
         )
+    return []
