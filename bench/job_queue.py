@@ -20,7 +20,7 @@ Questions, each answered in the printed tables:
    claimer polling every 100 ms measures how long until it gets the job. Baseline: none
    (the bare loop has no leases: its job would stay "running" forever). Target <= 30 s.
 
-Run: python bench/queue.py [--database-url URL] [--jobs N] [--threads T] [--skip-dead-worker]
+Run: python bench/job_queue.py [--database-url URL] [--jobs N] [--threads T] [--skip-dead-worker]
 """
 
 from __future__ import annotations
