@@ -104,7 +104,12 @@ class LogFilter:
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    """Where a page ended: the (timestamp, id) of its last row, as the database wrote it."""
+    """Where a page ended: the (timestamp, id) of its last row.
+
+    ``timestamp`` is always Python's ``isoformat()`` of the moment, so the cursor the
+    database returns equals the one taken from the same row here (PostgreSQL's JSON drops
+    trailing zeros of the microseconds: ``.30712`` is ``.307120``).
+    """
 
     timestamp: str
     id: str
@@ -112,7 +117,9 @@ class Cursor:
     @classmethod
     def from_json(cls, raw: Mapping[str, Any] | None) -> Cursor | None:
         """The ``next`` object of a page (None stays None)."""
-        return None if raw is None else cls(str(raw["timestamp"]), str(raw["id"]))
+        if raw is None:
+            return None
+        return cls(_moment(str(raw["timestamp"])).isoformat(), str(raw["id"]))
 
 
 def _moment(text: str) -> datetime:

@@ -139,3 +139,13 @@ def test_page_decodes_rows_and_cursor():
     assert page.last == page.rows[0].cursor
     assert page.rows[0].to_json()["timestamp"] == raw_row["timestamp"]
     assert page.rows[0].to_json()["metadata"] == {"k": 1}
+
+
+def test_a_cursor_from_the_database_equals_the_one_taken_from_its_row():
+    """PostgreSQL's JSON drops trailing zeros of the microseconds (.30712); Python's
+    isoformat keeps six digits (.307120): both name the same row, so both are equal."""
+    moment = datetime(2026, 12, 1, 11, 6, 30, 307120, tzinfo=UTC)
+    raw = {"timestamp": "2026-12-01T11:06:30.30712+00:00", "id": "0193-x"}
+    assert Cursor.from_json(raw) == Cursor(moment.isoformat(), "0193-x")
+    whole = {"timestamp": "2026-12-01T11:06:30+00:00", "id": "0193-y"}
+    assert Cursor.from_json(whole) == Cursor(moment.replace(microsecond=0).isoformat(), "0193-y")
