@@ -3,6 +3,8 @@
 * :class:`QueueDispatcher` hands claimable jobs of external providers to them, in the
   queue's priority order and within the concurrency limits (``func_claim_jobs`` decides
   both), and records the provider's job id;
+* :class:`~orchestrator.daemon.remote_cancels.RemoteCanceller` stops at the provider
+  what was cancelled in the hub;
 * :class:`JobStatusPoller` asks providers for the status of EVERY active job, page by
   page (``func_list_active_provider_jobs`` is keyset-paged; the seed's poller saw only
   the newest 100), and records each change as an event;
@@ -17,6 +19,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from orchestrator.daemon.remote_cancels import RemoteCanceller
 from orchestrator.db import calls as log_calls
 from orchestrator.db.calls import AsyncCallExecutor
 from orchestrator.jobs import calls as jobs
@@ -24,7 +27,13 @@ from orchestrator.jobs.errors import JobError, job_errors
 from orchestrator.jobs.model import ClaimedJob, ProviderStatusResult, ReapResult
 from orchestrator.jobs.views import ProviderJob as ProviderJobRow
 from orchestrator.logs.context import LogContext, set_correlation_id
-from orchestrator.providers.base import Provider, ProviderError, ProviderJob, RemoteStatus
+from orchestrator.providers.base import (
+    TERMINAL_STATUSES,
+    Provider,
+    ProviderError,
+    ProviderJob,
+    RemoteStatus,
+)
 
 logger = logging.getLogger("orchestrator.daemon.tasks")
 
@@ -56,6 +65,7 @@ class QueueDispatcher:
         self.providers = [p for p in providers if p.dispatched_by_daemon]
         self.batch = batch
         self.max_per_pass = max_per_pass
+        self.canceller = RemoteCanceller(executor, self.providers)
 
     async def __call__(self) -> int:
         """One pass over every provider; returns how many jobs were submitted."""
@@ -120,8 +130,8 @@ class QueueDispatcher:
                     error,
                 )
                 return False
-            if recorded.status == "cancelled" and remote.status != "cancelled":
-                await self._cancel_remote(provider, job_id, remote.provider_job_id)
+            if recorded.status == "cancelled" and remote.status not in TERMINAL_STATUSES:
+                await self._cancelled_meanwhile(provider, job_id, remote)
                 return False
             logger.info(
                 "Submitted job %s to %s as %s (%s)",
@@ -132,20 +142,24 @@ class QueueDispatcher:
             )
             return True
 
-    @staticmethod
-    async def _cancel_remote(provider: Provider, job_id: str, provider_job_id: str) -> None:
-        """The job was cancelled in the hub while it was being submitted: stop it there."""
+    async def _cancelled_meanwhile(
+        self, provider: Provider, job_id: str, remote: RemoteStatus
+    ) -> None:
+        """The job was cancelled in the hub while the provider accepted it: its provider
+        id goes on the list of remote cancels, and it is cancelled there right away (a
+        transient failure is retried by the next remote-cancellation pass)."""
+        logger.info("Job %s was cancelled during its submission to %s", job_id, provider.name)
         try:
-            await provider.cancel(provider_job_id)
-            logger.info(
-                "Job %s was cancelled during its submission; cancelled it at %s",
-                job_id,
-                provider.name,
-            )
-        except ProviderError as error:
-            logger.warning(
-                "Job %s was cancelled in the hub but not at %s: %s", job_id, provider.name, error
-            )
+            with job_errors():
+                await self.executor.run(
+                    jobs.record_remote_cancel(
+                        job_id, remote.status, remote.provider_job_id, dict(remote.details)
+                    )
+                )
+        except JobError as error:
+            logger.error("Job %s: could not record its provider id: %s", job_id, error)
+            return
+        await self.canceller.cancel(provider, job_id, remote.provider_job_id)
 
 
 class JobStatusPoller:

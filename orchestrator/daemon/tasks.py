@@ -14,6 +14,8 @@ duty                      when                         what
 ========================  ===========================  ==============================
 ``queue_processing``      every 5 s and on NOTIFY      submit claimable jobs of
                                                        external providers
+``remote_cancellation``   every 5 s, with external     cancel at the provider what
+                          providers                    was cancelled in the hub
 ``job_status_polling``    every 30 s (auto: when a     sync every active job with its
                           provider has no webhook)     provider, record changes
 ``approval_expiration``   every 5 min                  ``func_expire_approvals``
@@ -45,6 +47,7 @@ logger = logging.getLogger("orchestrator.daemon.tasks")
 
 QUEUE = "queue_processing"
 POLLING = "job_status_polling"
+REMOTE_CANCELS = "remote_cancellation"
 
 
 class BackgroundTaskManager:
@@ -97,6 +100,15 @@ class BackgroundTaskManager:
             built.append(
                 Duty(QUEUE, cfg.queue_processing_interval, dispatcher, "Error in queue processing")
             )
+            if dispatcher.providers:  # jobs at external providers may need cancelling there
+                built.append(
+                    Duty(
+                        REMOTE_CANCELS,
+                        cfg.queue_processing_interval,
+                        dispatcher.canceller,
+                        "Error in remote cancellation",
+                    )
+                )
         polled = polled_providers(self.providers, explicit)
         if cfg.job_polling_enabled and polled:
             concurrency = {n: s.status_concurrency for n, s in cfg.providers.items()}

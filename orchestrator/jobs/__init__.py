@@ -1,6 +1,6 @@
 """The job hub's store: jobs, a priority queue under limits, approvals, leases.
 
-The rules live in SQL (``sql/0009``..``sql/0012``); this package only names the calls
+The rules live in SQL (``sql/0009``..``sql/0012``, ``sql/0014``); this package only names the calls
 (:mod:`orchestrator.jobs.calls`), the values they return (:mod:`orchestrator.jobs.model`,
 :mod:`orchestrator.jobs.views`) and the error a refusal becomes
 (:mod:`orchestrator.jobs.errors`).
@@ -19,9 +19,11 @@ from orchestrator.jobs.calls import (
     get_job,
     list_active_provider_jobs,
     list_jobs,
+    list_remote_cancels,
     queue_statistics,
     reap_dead_workers,
     record_provider_status,
+    record_remote_cancel,
     reject_request,
     release_job,
     set_concurrency_limit,
@@ -91,9 +93,11 @@ __all__ = [
     "job_errors",
     "list_active_provider_jobs",
     "list_jobs",
+    "list_remote_cancels",
     "queue_statistics",
     "reap_dead_workers",
     "record_provider_status",
+    "record_remote_cancel",
     "reject_request",
     "release_job",
     "set_concurrency_limit",

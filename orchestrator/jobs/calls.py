@@ -1,6 +1,6 @@
 """The job store's operations as :class:`~orchestrator.db.calls.Call` values.
 
-One builder per SQL function of ``sql/0010``..``sql/0012`` (the name without ``func_``);
+One builder per SQL function of ``sql/0010``..``sql/0014`` (the name without ``func_``);
 any executor (psycopg, asyncpg, supabase-py) runs them, so no rule is written twice. The
 builders pass arguments through unchanged: the SQL functions check them and raise one
 clear error (SQLSTATE class 22 or P0001, see :mod:`orchestrator.jobs.errors`).
@@ -282,6 +282,39 @@ def record_provider_status(
             "status": status,
             "provider_job_id": provider_job_id,
             "details": json_safe(dict(details or {})),
+        },
+        ProviderStatusResult.from_raw,
+    )
+
+
+def list_remote_cancels(
+    provider: str, after_job_id: str | None = None, row_limit: int = 500
+) -> Call[ProviderJobPage]:
+    """One page of a provider's jobs cancelled in the hub but maybe still running there."""
+    return Call(
+        "func_list_remote_cancels",
+        {"provider": provider, "after_job_id": after_job_id, "row_limit": row_limit},
+        ProviderJobPage.from_raw,
+    )
+
+
+def record_remote_cancel(
+    job_id: str,
+    provider_status: str,
+    provider_job_id: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    error: str | None = None,
+) -> Call[ProviderStatusResult]:
+    """Record the provider's answer to cancelling a hub-cancelled job (``error``: it
+    refused for good; the job leaves the list of remote cancels either way)."""
+    return Call(
+        "func_record_remote_cancel",
+        {
+            "job_id": job_id,
+            "provider_status": provider_status,
+            "provider_job_id": provider_job_id,
+            "details": json_safe(dict(details or {})),
+            "error": None if error is None else json_safe(error),
         },
         ProviderStatusResult.from_raw,
     )

@@ -19,7 +19,7 @@ import pytest
 
 from orchestrator.config import load_settings
 from orchestrator.daemon.config import EnterpriseConfig, parse_config
-from orchestrator.daemon.tasks import POLLING, QUEUE, BackgroundTaskManager
+from orchestrator.daemon.tasks import POLLING, QUEUE, REMOTE_CANCELS, BackgroundTaskManager
 from orchestrator.db.psycopg import PsycopgExecutor
 from orchestrator.jobs import calls as jobs
 from tests.integration.test_pgbouncer import bouncer  # noqa: F401
@@ -185,7 +185,7 @@ def test_two_daemons_never_run_the_same_duty_at_once(db_url, remote):
         a = await instrumented(db_url, remote, "daemon-A", runs)
         b = await instrumented(db_url, remote, "daemon-B", runs)
         await a.start()
-        await wait_for(lambda: len({n for n, h, _, _ in runs if h == "daemon-A"}) == 5)
+        await wait_for(lambda: len({n for n, h, _, _ in runs if h == "daemon-A"}) == 6)
         await b.start()  # A leads every duty now; B contends for each lease every 50 ms
         for _ in range(3):
             await asyncio.to_thread(submit, db_url, 10)
@@ -199,6 +199,7 @@ def test_two_daemons_never_run_the_same_duty_at_once(db_url, remote):
     asyncio.run(scenario())
     assert {name for name, _, _, _ in runs} == {
         QUEUE,
+        REMOTE_CANCELS,
         POLLING,
         "approval_expiration",
         "worker_reaping",
