@@ -4,13 +4,17 @@ Uses bench/query's data (its generator and its database handling, imported, not 
 N rows (default 10,000,000) over 3 days, 200 workers. Because the dashboard's header
 counts windows that end at the database's clock (the last 5 minutes, the last hour of
 errors), the newest 65 minutes are then generated again at the same density, ending now,
-so those windows hold what a live 10M-rows-in-3-days system would have in them.
+so those windows hold what a live 10M-rows-in-3-days system would have in them. The job
+tables get a history of --jobs finished jobs (default 1,000,000, with their queue entries)
+and 200 waiting ones, because the header's queue depth must not grow with that history.
 
 Timed through the code the dashboard runs (QueryTailSource over a PsycopgExecutor):
 
     the header alone (func_log_dashboard_summary), unfiltered and for one worker; one
     refresh as the poller does it (header + the tail after a cursor 5 s back); the
-    first fill (header + the newest 200 rows, read newest first).
+    first fill (header + the newest 200 rows, read newest first); the queue depth
+    alone (func_queue_depth, sql/0015), and for contrast the all-time queue statistics
+    that 0008's header used to take it from.
 
 Each path runs --runs times after one warm-up; p50, p95 and the ratio to a baseline
 measured in the same run (bench/query's: a primary-key point lookup through the same
@@ -19,7 +23,7 @@ statements inside func_log_dashboard_summary are printed: indexes used and parti
 scanned.
 
     python bench/dashboard.py [--rows N] [--reuse] [--data-dir DIR] [--database-url URL]
-                              [--runs K]
+                              [--runs K] [--jobs N]
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from orchestrator.dashboard.source import QueryTailSource
 from orchestrator.dashboard.state import TailFilter
 from orchestrator.dashboard.summary import dashboard_summary
 from orchestrator.db.psycopg import PsycopgExecutor
+from orchestrator.jobs import queue_statistics, submit_job
 from orchestrator.query import Cursor, calls
 
 FRESH_MINUTES = 65
@@ -62,6 +67,43 @@ def freshen(conn: psycopg.Connection[Any], rows: int) -> int:
     conn.execute("DEALLOCATE fresh")
     conn.execute("ANALYZE system_logs")
     return rows - lo
+
+
+BENCH_USER = """
+INSERT INTO hub_users (user_id, organization_id) VALUES ('bench-user', 'bench-org')
+    ON CONFLICT (user_id) DO NOTHING
+"""
+JOB_HISTORY = """
+WITH made AS (
+    INSERT INTO jobs (user_id, organization_id, job_type, provider, priority, payload,
+                      max_attempts, attempts, status, submitted_at, finished_at)
+    SELECT 'bench-user', 'bench-org', 'render', 'local', 100, '{}', 3, 1,
+           CASE WHEN g %% 100 = 0 THEN 'failed' WHEN g %% 50 = 0 THEN 'cancelled'
+                ELSE 'completed' END,
+           now() - interval '30 days', now() - interval '30 days'
+      FROM generate_series(1, %(finished)s) AS g
+    RETURNING job_id, status)
+INSERT INTO job_queue (job_id, status, provider, job_type, user_id, organization_id,
+                       priority, attempt, max_attempts)
+SELECT job_id, status, 'local', 'render', 'bench-user', 'bench-org', 100, 1, 3 FROM made
+"""
+WAITING_JOBS = 200
+
+
+def job_history(conn: psycopg.Connection[Any], finished: int) -> int:
+    """Inserts finished jobs (and their queue entries) up to `finished`, then makes sure
+    WAITING_JOBS are queued; returns the number of jobs."""
+    conn.execute(BENCH_USER)
+    have = conn.execute("SELECT count(*) FROM jobs WHERE status <> 'queued'").fetchone()[0]  # type: ignore[index]
+    if have < finished:
+        conn.execute(JOB_HISTORY, {"finished": finished - have})
+    waiting = conn.execute("SELECT func_queue_depth()").fetchone()[0]  # type: ignore[index]
+    executor = PsycopgExecutor(conn)
+    for n in range(waiting, WAITING_JOBS):
+        executor.run(submit_job("bench-user", "render", {"command": f"echo {n}"}))
+    conn.execute("VACUUM ANALYZE jobs")
+    conn.execute("VACUUM ANALYZE job_queue")
+    return int(conn.execute("SELECT count(*) FROM jobs").fetchone()[0])  # type: ignore[index]
 
 
 def timed(run: Callable[[], Any], runs: int) -> tuple[float, float]:
@@ -128,11 +170,13 @@ def main() -> None:
     parser.add_argument("--data-dir", default="/tmp/hub-bench-dashboard")
     parser.add_argument("--database-url")
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--jobs", type=int, default=1_000_000, help="finished jobs in history")
     args = parser.parse_args()
     with query_bench.database(args) as url:
         with psycopg.connect(url, autocommit=True) as conn:
             query_bench.prepare(conn, args.rows, args.reuse)
             print(f"fresh last {FRESH_MINUTES} min: {freshen(conn, args.rows):,} rows")
+            print(f"jobs: {job_history(conn, args.jobs):,} ({WAITING_JOBS} queued)")
         with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
             measure(conn, args.runs, args.rows)
 
@@ -175,6 +219,12 @@ def measure(conn: psycopg.Connection[Any], runs: int, rows: int) -> None:
         ("header, one worker", lambda: executor.run(dashboard_summary(worker_id="gpu-007")), 0),
         ("one refresh: header + tail after a cursor 5 s back", refresh(True), 30),
         ("first fill: header + newest 200 rows", refresh(False), 0),
+        (
+            "queue depth alone: func_queue_depth()",
+            lambda: conn.execute("SELECT func_queue_depth()"),
+            0,
+        ),
+        ("was 0008's depth: func_queue_statistics()", lambda: executor.run(queue_statistics()), 0),
     ]
     summary = executor.run(dashboard_summary())
     table, baseline = [], 0.0
@@ -185,6 +235,7 @@ def measure(conn: psycopg.Connection[Any], runs: int, rows: int) -> None:
         table.append([name, f"{p50:.1f}", f"{p95:.1f}", f"{p50 / baseline:.1f}x",
                       f"<= {target:g}" if target else "", verdict])  # fmt: skip
     print(f"\n{rows:,} rows + fresh hour, {runs} runs per path (after 1 warm-up)")
+    print(f"queue depth in the header: {summary.queue_depth}")
     print(
         f"header now: {summary.logs_per_minute:g} logs/min, error rate {summary.error_rate:.4f}, "
         f"{summary.active_workers} workers, {sum(summary.errors_per_minute):,} errors in the hour\n"

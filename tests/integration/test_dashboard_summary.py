@@ -114,22 +114,21 @@ def test_window_sets_the_number_of_buckets_and_is_checked(conn):
         summary(conn, window_minutes=0)
 
 
-def test_queue_depth_is_the_queued_count_of_the_queue_statistics(conn):
-    """The queued jobs of func_queue_statistics(); without that function (a database
-    migrated up to 0008 only) null; an error in it leaves the depth null, says why, and
-    the log numbers still arrive."""
+def test_queue_depth_is_the_queued_count_of_func_queue_depth(conn):
+    """The queued jobs, from func_queue_depth() (sql/0015); without that function null;
+    an error in it leaves the depth null, says why, and the log numbers still arrive."""
     executor = PsycopgExecutor(conn)
     executor.run(jobs_calls.upsert_hub_user("user-1", "org-1"))
     for n in range(2):
         executor.run(jobs_calls.submit_job("user-1", "render", {"command": f"echo {n}"}))
     assert summary(conn).queue_depth == 2
 
-    conn.execute("DROP FUNCTION public.func_queue_statistics()")
+    conn.execute("DROP FUNCTION public.func_queue_depth()")
     assert summary(conn).queue_depth is None
 
     conn.execute(
-        "CREATE FUNCTION public.func_queue_statistics() RETURNS jsonb "
-        "LANGUAGE sql AS $$ SELECT to_jsonb(1 / 0) $$"
+        "CREATE FUNCTION public.func_queue_depth() RETURNS integer "
+        "LANGUAGE sql AS $$ SELECT 1 / 0 $$"
     )
     broken = summary(conn)
     assert broken.queue_depth is None

@@ -98,6 +98,22 @@ def test_queue_statistics_count_by_state_user_and_organisation(h):
     assert stats.oldest_waiting is not None and stats.oldest_waiting.job_id != first
 
 
+def test_queue_depth_is_the_queued_count_of_the_statistics_in_every_state(h):
+    """func_queue_depth (the dashboard's cheap count, sql/0015) counts exactly what the
+    statistics call queued: waiting and retry-backoff entries, nothing running or ended."""
+    for n in range(6):
+        h.submit("alice" if n % 2 else "bob", priority=n)
+    done, failed, retried, _still_running = h.claim("w1", 4)
+    h.run(calls.complete_job(done.job_id, done.lease_token, {}))
+    h.run(calls.fail_job(failed.job_id, failed.lease_token, "boom", retryable=False))
+    h.run(calls.fail_job(retried.job_id, retried.lease_token, "flaky"))  # queued, backing off
+    h.run(calls.cancel_job(h.submit("alice").job_id, "alice"))
+    states = h.run(calls.queue_statistics()).depth_by_state
+    assert states["queued"] == 3 and states["running"] == 1
+    assert states["completed"] == states["failed"] == states["cancelled"] == 1
+    assert h.one("SELECT func_queue_depth()") == states["queued"]
+
+
 def test_notify_is_sent_on_submit_at_commit(h, db_url):
     """A LISTENing connection hears the provider name when a job becomes claimable."""
     import psycopg
