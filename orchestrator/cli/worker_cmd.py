@@ -4,26 +4,33 @@ Its log records (its own and every line its jobs print) go to ``system_logs`` on
 heartbeat, tagged with ``worker_id`` and, while a job runs, ``task_id`` = the job id;
 they are also printed on stdout (``ORCHESTRATOR_LOG_FORMAT``, ``ORCHESTRATOR_LOG_LEVEL``).
 SIGTERM or Ctrl-C: stop claiming, let running jobs finish within ``--grace`` seconds,
-release the rest, flush the logs, exit 0.
+release the rest, flush the logs, exit 0. A GPU box that has only the Supabase project
+URL and key runs it over Supabase REST (polling: REST has no ``LISTEN``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
 from orchestrator.cli.schema import prepare_schema
-from orchestrator.config import get_settings
+from orchestrator.config import Settings, get_settings
+from orchestrator.db.executor import rest_credentials
+from orchestrator.db.supabase import RestCallError
 from orchestrator.db.target import sql_target
+from orchestrator.errors import MigrationError
+from orchestrator.jobs.calls import extend_job_leases
 from orchestrator.logs.format import init_from_env
 from orchestrator.logs.worker import LogBuffer, WorkerDatabaseLogHandler
 from orchestrator.worker.runtime import Worker, WorkerOptions
+from orchestrator.worker.store import JobStore, WorkerDatabase
 
 
 def _number(kind: Callable[[str], float], low: float, what: str) -> Callable[[str], Any]:
@@ -67,7 +74,8 @@ def register(commands: Any) -> None:
     p.add_argument(
         "--poll-only",
         action="store_true",
-        help="never LISTEN (PgBouncer/Supavisor in transaction mode): poll instead",
+        help="never LISTEN (PgBouncer/Supavisor in transaction mode): poll instead; "
+        "always so over Supabase REST",
     )
     p.add_argument(
         "--poll-interval", type=seconds, default=5.0, help="seconds between polls (default 5)"
@@ -99,6 +107,37 @@ def register(commands: Any) -> None:
     p.set_defaults(run=run)
 
 
+@contextlib.contextmanager
+def worker_database(settings: Settings, worker_id: str) -> Iterator[WorkerDatabase]:
+    """The database the settings name, checked before the first claim.
+
+    ``DATABASE_URL`` or the embedded server: psycopg, schema checked (the embedded one
+    migrated). Else ``SUPABASE_URL`` + ``SUPABASE_SERVICE_ROLE_KEY``: Supabase REST,
+    polling, checked by one harmless call (renewing no leases) so a gateway that is
+    down or lacks the hub's functions is one line now, not a warning every poll.
+    """
+    rest = rest_credentials(settings)
+    if rest is None:
+        with sql_target(settings) as target:
+            prepare_schema(target)
+            yield WorkerDatabase.postgres(target.url, target.label)
+        return
+    database = WorkerDatabase.supabase_rest(*rest)
+    store = JobStore(database, worker_id)
+    try:
+        store.run(extend_job_leases(worker_id, 1, []))
+    except RestCallError as error:
+        if error.transient:
+            raise
+        raise MigrationError(
+            f"{database.label} cannot run the worker's functions ({error}); apply the "
+            "hub's migrations there (`orchestrator migrate` with DATABASE_URL)"
+        ) from None
+    finally:
+        store.close()
+    yield database
+
+
 def run(args: argparse.Namespace) -> int:
     """Runs the worker until SIGTERM/Ctrl-C (or, with --once, until the queue is empty)."""
     settings = get_settings()
@@ -123,9 +162,8 @@ def run(args: argparse.Namespace) -> int:
         provider=args.provider,
         job_types=args.job_types,
     )
-    with sql_target(settings) as target:
-        prepare_schema(target)
-        worker = Worker(target.url, options, buffer)
+    with worker_database(settings, worker_id) as database:
+        worker = Worker(database, options, buffer)
 
         def stop(signum: int, frame: FrameType | None) -> None:
             worker.request_stop()

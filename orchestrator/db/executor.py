@@ -66,6 +66,19 @@ class PsycopgSession:
             self._conn = None
 
 
+def rest_credentials(settings: Settings) -> tuple[str, str] | None:
+    """``(SUPABASE_URL, service_role key)`` when calls go over Supabase REST: Supabase
+    settings and no ``DATABASE_URL`` (which wins). A URL without its key is refused."""
+    if settings.database_url or not settings.supabase_url:
+        return None
+    if settings.supabase_service_role_key is None:
+        raise ConfigError(
+            "SUPABASE_URL is set without SUPABASE_SERVICE_ROLE_KEY: set the project's "
+            "service_role key, or DATABASE_URL instead"
+        )
+    return settings.supabase_url, settings.supabase_service_role_key.get_secret_value()
+
+
 @contextlib.contextmanager
 def open_executor(settings: Settings) -> Iterator[CallExecutor]:
     """Yields an executor for the configured database; closes (and stops) it on exit."""
@@ -76,17 +89,12 @@ def open_executor(settings: Settings) -> Iterator[CallExecutor]:
         finally:
             session.close()
         return
-    if settings.supabase_url:
-        if settings.supabase_service_role_key is None:
-            raise ConfigError(
-                "SUPABASE_URL is set without SUPABASE_SERVICE_ROLE_KEY: set the project's "
-                "service_role key, or DATABASE_URL instead"
-            )
+    rest = rest_credentials(settings)
+    if rest is not None:
         from orchestrator.db.supabase import SupabaseExecutor
 
-        key = settings.supabase_service_role_key.get_secret_value()
-        with SupabaseExecutor(settings.supabase_url, key) as rest:
-            yield rest
+        with SupabaseExecutor(*rest) as executor:
+            yield executor
         return
     server = start_embedded(settings.embedded_data_dir)
     session = PsycopgSession(server.url, f"embedded PostgreSQL in {server.data_dir}")

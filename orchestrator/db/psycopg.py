@@ -58,6 +58,11 @@ class PsycopgExecutor:
         assert row is not None
         return call.decode(row[0])
 
+    @property
+    def broken(self) -> bool:
+        """True once the connection is closed or lost: open a new executor."""
+        return self.conn.closed or self.conn.broken
+
     def close(self) -> None:
         """Closes the connection."""
         self.conn.close()

@@ -109,6 +109,11 @@ class SupabaseExecutor:
         """The httpx client underneath (closed by :meth:`close`)."""
         return self._http
 
+    @property
+    def broken(self) -> bool:
+        """True once closed (httpx replaces a lost connection by itself)."""
+        return self._http.is_closed
+
     def close(self) -> None:
         """Closes the HTTP connections."""
         self._http.close()

@@ -254,6 +254,10 @@ def configure_structured_logging(
 
     Safe to call again: it replaces only the handlers it added before, so a handler
     someone else attached to the root (the database handler, pytest's) stays.
+
+    httpx logs every request at INFO: over Supabase REST that is a line per poll and per
+    heartbeat, drowning the worker's own lines. Above DEBUG its loggers are held at
+    WARNING, unless the application set their level itself.
     """
     number = _level_number(level)
     formatter: logging.Formatter = (
@@ -275,6 +279,24 @@ def configure_structured_logging(
         for handler in handlers:
             root.addHandler(handler)
         root.setLevel(number)
+        _quiet_request_lines(number)
+
+
+_REQUEST_LOGGERS = ("httpx",)
+_QUIETED = "_orchestrator_quieted"
+
+
+def _quiet_request_lines(level: int) -> None:
+    """WARNING for the HTTP client's per-request lines above DEBUG; back to NOTSET at
+    DEBUG. A level the application chose (not one we set) is left alone."""
+    for name in _REQUEST_LOGGERS:
+        logger = logging.getLogger(name)
+        ours = getattr(logger, _QUIETED, False)
+        if logger.level != logging.NOTSET and not ours:
+            continue
+        quiet = level > logging.DEBUG
+        logger.setLevel(logging.WARNING if quiet else logging.NOTSET)
+        setattr(logger, _QUIETED, quiet)
 
 
 def init_from_env(settings: Settings | None = None) -> None:

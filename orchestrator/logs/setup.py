@@ -15,6 +15,7 @@ import threading
 from types import FrameType
 
 from orchestrator.config import Settings, get_settings
+from orchestrator.db.executor import rest_credentials
 from orchestrator.errors import DatabaseUnavailable
 from orchestrator.logs.handler import (
     DatabaseLogHandler,
@@ -35,13 +36,9 @@ def sink_factory_from_settings(settings: Settings | None = None) -> SinkFactory:
 
         label = describe_url(url)
         return lambda: PostgresSink(url, label)
-    if settings.supabase_url:
-        if settings.supabase_service_role_key is None:
-            raise DatabaseUnavailable(
-                "SUPABASE_URL is set but SUPABASE_SERVICE_ROLE_KEY is not: the REST "
-                "transport needs the project's service_role key"
-            )
-        rest_url, key = settings.supabase_url, settings.supabase_service_role_key.get_secret_value()
+    rest = rest_credentials(settings)
+    if rest is not None:
+        rest_url, key = rest
         return lambda: RestSink(rest_url, key)
     from orchestrator.db.embedded import start_embedded
 

@@ -26,7 +26,7 @@ from orchestrator.logs.worker import LogBuffer
 from orchestrator.worker.active import ActiveJob
 from orchestrator.worker.heartbeat import Pulse
 from orchestrator.worker.runners import Outcome, start_run
-from orchestrator.worker.store import JobStore
+from orchestrator.worker.store import JobStore, WorkerDatabase
 from orchestrator.worker.wakeup import ListenWakeup, PollWakeup, Wakeup
 
 _log = logging.getLogger("orchestrator.worker")
@@ -71,19 +71,20 @@ class WorkerCounts:
 class Worker:
     """One worker process's runtime (one per process: it owns the log context)."""
 
-    def __init__(self, url: str, options: WorkerOptions, buffer: LogBuffer) -> None:
-        self.options, self.url = options, url
-        self.store = JobStore(url, options.worker_id, options.provider)
+    def __init__(self, database: WorkerDatabase, options: WorkerOptions, buffer: LogBuffer) -> None:
+        self.options, self.database = options, database
+        self.store = JobStore(database, options.worker_id, options.provider)
         self.counts = WorkerCounts()
         self._active: dict[str, ActiveJob] = {}
         self._active_lock = threading.Lock()
         self._stopping = threading.Event()
         self._hurry = threading.Event()
+        listen_url = None if options.poll_only else database.listen_url
         self.wakeup: Wakeup = (
-            PollWakeup() if options.poll_only else ListenWakeup(url, options.provider)
+            PollWakeup() if listen_url is None else ListenWakeup(listen_url, options.provider)
         )
         self.pulse = Pulse(
-            JobStore(url, options.worker_id, options.provider),  # its own connection
+            JobStore(database, options.worker_id, options.provider),  # its own connection
             buffer,
             self.active_jobs,
             interval=options.heartbeat_seconds,
@@ -114,11 +115,12 @@ class Worker:
         """Works until stopped (or, with ``once``, until nothing is claimable); then drains."""
         opts = self.options
         _log.info(
-            "Worker %s started: concurrency %d, lease %d s, %s",
+            "Worker %s started on %s: concurrency %d, lease %d s, %s",
             opts.worker_id,
+            self.database.label,
             opts.concurrency,
             opts.lease_seconds,
-            "poll-only" if opts.poll_only else "LISTEN hub_jobs + polling",
+            "poll-only" if isinstance(self.wakeup, PollWakeup) else "LISTEN hub_jobs + polling",
         )
         self.pulse.start()
         try:

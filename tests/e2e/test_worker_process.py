@@ -16,17 +16,21 @@ import pytest
 from orchestrator.config import ACCEPTED
 from orchestrator.db.psycopg import PsycopgExecutor
 from orchestrator.jobs import calls as job_calls
+from tests.support.fake_postgrest import FakePostgrest
 from tests.support.pgbouncer import PgBouncer
 
 
-def start_worker(db_url: str, cwd: Path, *args: str) -> subprocess.Popen[str]:
-    """``python -m orchestrator worker ARGS`` against ``db_url``, output in cwd/worker.log."""
+def start_worker(
+    db_url: str, cwd: Path, *args: str, settings: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """``python -m orchestrator worker ARGS`` against ``db_url`` (or the hub ``settings``
+    given instead), output in cwd/worker.log."""
     env = {k: v for k, v in os.environ.items() if k not in ACCEPTED and k != "TEST_DATABASE_URL"}
     log = (cwd / "worker.log").open("a")
     return subprocess.Popen(
         [sys.executable, "-m", "orchestrator", "worker", *args],
         cwd=cwd,
-        env={**env, "DATABASE_URL": db_url, "PYTHONPATH": str(Path.cwd())},
+        env={**env, **(settings or {"DATABASE_URL": db_url}), "PYTHONPATH": str(Path.cwd())},
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
@@ -220,3 +224,50 @@ def test_poll_only_worker_runs_jobs_through_a_transaction_pooler(hub, db_url, tm
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0
         bouncer.__exit__(None, None, None)
+
+
+def test_a_worker_with_only_the_supabase_url_and_key_runs_jobs_over_rest(hub, db_url, tmp_path):
+    """No DATABASE_URL: the worker claims, logs and completes through the REST gateway
+    (the PostgREST stand-in), says so at start, and exits 0 on SIGTERM."""
+    key = "service-role-key-for-tests"
+    with FakePostgrest(db_url, key) as fake:
+        url = fake.url
+        rest = {"SUPABASE_URL": url, "SUPABASE_SERVICE_ROLE_KEY": key}
+        worker = start_worker(db_url, tmp_path, "--poll-interval", "0.2", settings=rest)
+        try:
+            with psycopg.connect(db_url, autocommit=True) as conn:
+                job_id = submit(hub, "echo over rest")
+                wait_until(
+                    lambda: conn.execute(
+                        "SELECT 1 FROM system_logs WHERE task_id = %s AND message = 'over rest'",
+                        [job_id],
+                    ).fetchone(),
+                    30,
+                    "the job's output row",
+                )
+                status = conn.execute("SELECT status FROM jobs WHERE job_id = %s", [job_id])
+                assert status.fetchone() == ("completed",)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(30) == 0
+        assert {r.path.rsplit("/", 1)[-1] for r in fake.requests} >= {
+            "func_claim_jobs",
+            "func_worker_heartbeat_with_logs",
+            "func_complete_job",
+        }
+    output = (tmp_path / "worker.log").read_text()
+    assert f"started on Supabase REST at {url}" in output
+    assert "poll-only" in output
+    assert key not in output  # the key is a secret: never printed
+
+
+def test_a_worker_pointed_at_a_dead_gateway_says_so_in_one_line(tmp_path):
+    """Nothing listening at SUPABASE_URL: one line naming it, exit 1, no traceback."""
+    with FakePostgrest("postgresql://unused", "k") as fake:
+        url = fake.url  # a port that refuses once the stand-in stops
+    rest = {"SUPABASE_URL": url, "SUPABASE_SERVICE_ROLE_KEY": "k"}
+    worker = start_worker("", tmp_path, "--once", settings=rest)
+    assert worker.wait(60) == 1
+    output = (tmp_path / "worker.log").read_text()
+    assert f"Supabase REST at {url} unreachable" in output
+    assert "Traceback" not in output

@@ -12,6 +12,7 @@ from orchestrator.db.psycopg import PsycopgExecutor
 from orchestrator.jobs import calls as job_calls
 from orchestrator.logs.worker import LogBuffer, WorkerDatabaseLogHandler
 from orchestrator.worker.runtime import Worker, WorkerCounts, WorkerOptions
+from orchestrator.worker.store import WorkerDatabase
 from orchestrator.worker.wakeup import ListenWakeup
 
 
@@ -29,8 +30,9 @@ def submit(hub, payload, **job):
     return hub.run(job_calls.submit_job("alice", "test", payload, **job)).job_id
 
 
-def run_worker(db_url, worker_id="w-test", **options) -> WorkerCounts:
-    """Runs a worker with --once semantics in this process, its logs on the heartbeat."""
+def run_worker(db_url, worker_id="w-test", database=None, **options) -> WorkerCounts:
+    """Runs a worker with --once semantics in this process, its logs on the heartbeat
+    (through ``database``, psycopg on ``db_url`` by default)."""
     buffer = LogBuffer()
     handler = WorkerDatabaseLogHandler(worker_id, buffer, logging.DEBUG)
     root = logging.getLogger()
@@ -46,7 +48,7 @@ def run_worker(db_url, worker_id="w-test", **options) -> WorkerCounts:
             heartbeat_seconds=0.2,
             **options,
         )
-        return Worker(db_url, opts, buffer).run()
+        return Worker(database or WorkerDatabase.postgres(db_url), opts, buffer).run()
     finally:
         root.removeHandler(handler)
         root.setLevel(old)

@@ -360,6 +360,28 @@ def test_configure_twice_replaces_only_its_own_handlers(tmp_path, capsys):
     assert old_file.read_text(encoding="utf-8") == ""
 
 
+def test_http_request_lines_are_quiet_unless_debug_or_chosen(capsys):
+    """httpx's INFO line per request is held back above DEBUG, shown at DEBUG, and a
+    level the application set for httpx is never overridden."""
+    httpx_log = logging.getLogger("httpx")
+    try:
+        configure_structured_logging("INFO", json_output=False)
+        httpx_log.info("HTTP Request: POST /rest/v1/rpc/func_claim_jobs")
+        httpx_log.warning("HTTP retry")
+        assert [line.split(": ", 1)[1] for line in capsys.readouterr().out.splitlines()] == [
+            "HTTP retry"
+        ]
+        configure_structured_logging("DEBUG", json_output=False)
+        httpx_log.info("HTTP Request: shown")
+        assert capsys.readouterr().out.endswith("httpx: HTTP Request: shown\n")
+        httpx_log.setLevel(logging.INFO)  # the application's own choice
+        configure_structured_logging("WARNING", json_output=False)
+        assert httpx_log.level == logging.INFO
+    finally:
+        configure_structured_logging("DEBUG", json_output=False)  # releases httpx
+        httpx_log.setLevel(logging.NOTSET)
+
+
 def test_level_names_are_checked():
     """Any case of the five names works; anything else is a ValueError naming them."""
     configure_structured_logging("debug")
