@@ -125,16 +125,18 @@ class Worker:
         self.pulse.start()
         try:
             while not self._stopping.is_set():
-                claimed = self._claim()
-                if opts.once and not claimed and not self.active_jobs():
+                claimed = self._claim()  # None: the claim failed, not "nothing to do"
+                if opts.once and claimed == 0 and not self.active_jobs():
                     break
-                if claimed == 0 or len(self.active_jobs()) >= opts.concurrency:
+                if not claimed or len(self.active_jobs()) >= opts.concurrency:
                     self.wakeup.wait(opts.poll_interval)
         finally:
             self._shutdown()
         return self.counts
 
-    def _claim(self) -> int:
+    def _claim(self) -> int | None:
+        """Claims into the free slots; the number claimed, or None when the claim failed
+        (so ``once`` does not take a database outage for an empty queue)."""
         free = self.options.concurrency - len(self.active_jobs())
         if free <= 0:
             return 0
@@ -143,7 +145,7 @@ class Worker:
             jobs = self.store.claim(batch, self.options.lease_seconds, self.options.job_types)
         except Exception as error:  # database away: wait one poll interval, try again
             _log.warning("Claim failed: %s", error)
-            return 0
+            return None
         for job in jobs:
             self._start(job)
         self.counts.add("claimed", len(jobs))

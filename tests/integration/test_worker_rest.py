@@ -89,6 +89,19 @@ def test_a_gateway_outage_during_a_job_costs_heartbeats_not_log_lines(hub, db_ur
     assert landed == (len(bounced),)  # every entry a 503 bounced landed later, once
 
 
+def test_once_takes_a_failed_claim_for_an_outage_not_for_an_empty_queue(hub, db_url, conn):  # noqa: F811
+    """--once exits when nothing is claimable; a claim the gateway refused with 503 is not
+    that: the worker waits a poll interval, claims again and runs the job."""
+    job_id = submit(hub, {"command": "echo patient"})
+    with FakePostgrest(db_url, KEY) as fake:
+        fake.fail_next(503, times=5)  # the first claim is among them, whatever the order
+        counts = run_worker(db_url, database=WorkerDatabase.supabase_rest(fake.url, KEY))
+        first = [r.path.rsplit("/", 1)[-1] for r in fake.requests[:5]]
+    assert "func_claim_jobs" in first
+    assert counts.completed == 1
+    assert job_row(conn, job_id)[0] == "completed"
+
+
 def test_the_worker_command_checks_the_gateway_before_its_first_claim(db_url, empty_db_url):
     """Functions missing behind the gateway, or no gateway: one line at start, no loop."""
     with FakePostgrest(empty_db_url, KEY) as fake:
