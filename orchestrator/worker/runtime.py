@@ -18,9 +18,14 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import psycopg
+
+from orchestrator.errors import DatabaseUnavailable
 from orchestrator.jobs.model import ClaimedJob
+from orchestrator.jobs.model import Outcome as Verdict
 from orchestrator.logs.context import set_task_context
 from orchestrator.logs.worker import LogBuffer
 from orchestrator.worker.active import ActiveJob
@@ -183,16 +188,41 @@ class Worker:
                 self._active.pop(active.job_id, None)
             self.wakeup.interrupt()
 
+    def _settle(self, job_id: str, report: Callable[[], Verdict]) -> Verdict:
+        """Runs ``report``, retried with backoff while the database or gateway is away.
+
+        A finished GPU job is expensive to run twice, and a report that is lost leaves the
+        job to the reaper, which runs it again. The lease was renewed at most one
+        heartbeat ago, so retries for half a lease stay within it; past it the report is
+        still fenced by its token. A retry after an answer lost in transit may find its
+        own earlier report recorded: that is refused as stale, never applied twice.
+        """
+        deadline = time.monotonic() + self.options.lease_seconds / 2
+        delay = 0.2
+        while True:
+            try:
+                return report()
+            except (DatabaseUnavailable, psycopg.OperationalError) as error:
+                if time.monotonic() + delay > deadline or self._hurry.is_set():
+                    raise
+                _log.warning(
+                    "Report of job %s failed (%s); retrying in %.1f s", job_id, error, delay
+                )
+                self._hurry.wait(delay)
+                delay = min(delay * 2, 5.0)
+
     def _report(self, active: ActiveJob, outcome: Outcome) -> None:
         job = active.job
         try:
             if outcome.ok:
-                verdict = self.store.complete(job, outcome.result)
+                result = outcome.result
+                verdict = self._settle(job.job_id, lambda: self.store.complete(job, result))
                 self.counts.add("completed", verdict.accepted)
                 _log.info("Job %s completed: %s", active.job_id, outcome.result)
             else:
                 error = outcome.error or "failed"
-                verdict = self.store.fail(job, error, outcome.retryable)
+                retryable = outcome.retryable
+                verdict = self._settle(job.job_id, lambda: self.store.fail(job, error, retryable))
                 self.counts.add("failed", verdict.accepted)
                 then = "retry scheduled" if verdict.status == "queued" else "no retry"
                 _log.error("Job %s failed (%s): %s", active.job_id, then, error)

@@ -102,6 +102,22 @@ def test_once_takes_a_failed_claim_for_an_outage_not_for_an_empty_queue(hub, db_
     assert job_row(conn, job_id)[0] == "completed"
 
 
+def test_a_finished_job_is_reported_through_a_gateway_hiccup_not_run_again(hub, db_url, conn):  # noqa: F811
+    """Two 503s on the completion: the worker retries within its lease and the job is
+    completed once, on its first attempt, instead of waiting for the reaper to rerun it."""
+    job_id = submit(hub, {"command": "echo expensive"})
+    with FakePostgrest(db_url, KEY) as fake:
+        fake.fail_next(503, times=2, function="func_complete_job")
+        counts = run_worker(db_url, database=WorkerDatabase.supabase_rest(fake.url, KEY))
+        reports = [r for r in fake.requests if r.path.endswith("/func_complete_job")]
+    assert len(reports) == 3
+    assert (counts.completed, counts.refused) == (1, 0)
+    assert job_row(conn, job_id)[:3] == ("completed", 1, None)  # status, attempts, error
+    said = task_messages(conn, job_id)
+    assert sum(m.startswith(f"Report of job {job_id} failed") for m in said) == 2
+    assert said.count("expensive") == 1
+
+
 def test_the_worker_command_checks_the_gateway_before_its_first_claim(db_url, empty_db_url):
     """Functions missing behind the gateway, or no gateway: one line at start, no loop."""
     with FakePostgrest(empty_db_url, KEY) as fake:

@@ -93,7 +93,7 @@ class FakePostgrest:
         self.api_key = api_key
         self.max_rows = max_rows
         self._lock = threading.Lock()
-        self._canned: deque[_Reply] = deque()
+        self._canned: deque[tuple[str | None, _Reply]] = deque()
         self._requests: list[RecordedRequest] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -149,11 +149,13 @@ class FakePostgrest:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def fail_next(self, status: int, *, times: int = 1, retry_after: str | None = None,
-                  body: dict[str, Any] | str | None = None) -> None:  # fmt: skip
+                  body: dict[str, Any] | str | None = None,
+                  function: str | None = None) -> None:  # fmt: skip
         """Answers the next ``times`` requests with ``status``, before auth or database.
 
         ``body``: a dict goes as JSON, a str as ``text/html`` (a proxy's error page), None
         as a PostgREST-shaped JSON error. ``retry_after`` sets the Retry-After header.
+        ``function``: only requests to ``/rest/v1/rpc/<function>`` get it; others pass.
         """
         headers = (("Retry-After", retry_after),) if retry_after is not None else ()
         if isinstance(body, str):
@@ -163,7 +165,7 @@ class FakePostgrest:
         else:
             reply = _Reply(status, json.dumps(body).encode(), _JSON, headers)
         with self._lock:
-            self._canned.extend([reply] * times)
+            self._canned.extend([(function, reply)] * times)
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -179,7 +181,7 @@ class FakePostgrest:
             body, valid = raw.decode("utf-8", "replace"), False
         with self._lock:
             self._requests.append(RecordedRequest(path, headers, body, time.monotonic()))
-            canned = self._canned.popleft() if self._canned else None
+            canned = self._take_canned(path)
         if canned is not None:
             return canned
         bearer = headers.get("authorization", "").removeprefix("Bearer ").strip()
@@ -193,6 +195,17 @@ class FakePostgrest:
         if not valid:
             return _error(400, "PGRST102", "Empty or invalid json")
         return self._call(match.group(1), body or {})
+
+    def _take_canned(self, path: str) -> _Reply | None:
+        """The first canned reply meant for ``path`` (any path, or its function), if any;
+        called with the lock held."""
+        match = _RPC_PATH.match(path)
+        called = match.group(1) if match else None
+        for index, (function, reply) in enumerate(self._canned):
+            if function is None or function == called:
+                del self._canned[index]
+                return reply
+        return None
 
     def _call(self, function: str, args: dict[str, Any]) -> _Reply:
         """Runs ``SELECT public.<function>(<arg> => %s::<type>, ...)`` and returns its JSON."""
