@@ -56,10 +56,11 @@ BURST = 1000
 
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
-clock = CLOCKS["wall"]
 
 
-def per_call_us(handler: logging.Handler, calls: int, drain: Callable[[], None]) -> float:
+def per_call_us(
+    handler: logging.Handler, calls: int, drain: Callable[[], None], clock: Callable[[], float]
+) -> float:
     """Mean microseconds of ``calls`` logger.info(), timed in bursts with ``drain`` between."""
     logger = logging.Logger("bench.overhead")  # not registered: no other handlers
     logger.addHandler(handler)
@@ -75,13 +76,13 @@ def per_call_us(handler: logging.Handler, calls: int, drain: Callable[[], None])
     return spent / calls * 1e6
 
 
-def measure(setup: Setup, calls: int, repeats: int) -> float:
+def measure(setup: Setup, calls: int, repeats: int, clock: Callable[[], float]) -> float:
     """Median over ``repeats`` fresh setups."""
     results = []
     for _ in range(repeats):
         handler, drain, teardown = setup()
         try:
-            results.append(per_call_us(handler, calls, drain))
+            results.append(per_call_us(handler, calls, drain, clock))
         finally:
             teardown()
     return statistics.median(results)
@@ -118,7 +119,6 @@ def main() -> None:
         "--clock", choices=sorted(CLOCKS), default="wall", help="what a call's cost is timed by"
     )
     args = parser.parse_args()
-    global clock
     clock = CLOCKS[args.clock]
     devnull = open(os.devnull, "w")  # noqa: SIM115 - closed at exit
 
@@ -167,15 +167,19 @@ def main() -> None:
             return setup
 
         rows = []
-        base = measure(null, args.calls, args.repeats)
+        base = measure(null, args.calls, args.repeats, clock)
         for name, setup_idle, setup_busy in [
             ("NullHandler", null, null),
             ("StreamHandler(/dev/null)", stream, stream),
             ("QueueHandler + QueueListener", stdlib_queue(True), stdlib_queue(False)),
             ("DatabaseLogHandler (ours)", ours(True), ours(False)),
         ]:
-            idle = base if name == "NullHandler" else measure(setup_idle, args.calls, args.repeats)
-            busy = measure(setup_busy, args.calls, args.repeats)
+            idle = (
+                base
+                if name == "NullHandler"
+                else measure(setup_idle, args.calls, args.repeats, clock)
+            )
+            busy = measure(setup_busy, args.calls, args.repeats, clock)
             rows.append(
                 (
                     name,
