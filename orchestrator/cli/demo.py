@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         with connect(target.url) as conn:
             print(f"Database: {target.label}")
             applied = migrate.migrate(conn)
-            print(f"Migrations: {len(applied)} applied now, schema up to date.")
+            print(f"Schema: {len(applied)} file(s) of sql/ applied now, up to date.")
             PsycopgExecutor(conn).run(calls.maintain_log_partitions())
         url = target.url
 

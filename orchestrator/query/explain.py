@@ -3,8 +3,9 @@
 A hub function's own plan hides the statement inside it, so this asks the database for
 that statement's text and explains it with the call's own arguments as parameters:
 
-* plpgsql readers of ``sql/0006`` build their statement with ``func_query_logs_statement``
-  or ``func_log_errors_summary_statement``, the very builders they EXECUTE;
+* plpgsql readers (sql/functions/logs/) build their statement with
+  ``func_query_logs_statement`` or ``func_log_errors_summary_statement``, the very
+  builders they EXECUTE;
 * a SQL-language function (``func_log_statistics``) is its body, whose argument names
   become ``$1, $2, ...``.
 
@@ -101,13 +102,14 @@ def statement(conn: psycopg.Connection[Any], call: Call[Any]) -> tuple[str, list
             for k, v in args.items()
         )
         order = sql.SQL("newest_first => {}").format(sql.Literal(newest))
-        text = _one(conn, sql.SQL("SELECT public.func_query_logs_statement({}{}{})").format(
+        text = _one(conn, sql.SQL("SELECT hub_internal.func_query_logs_statement({}{}{})").format(
             named, sql.SQL(", " if args else ""), order
         ))  # fmt: skip
         values = [_text(args.get(name)) for name, _ in _PAGE_PARAMS] + [limit + 1]
         return text, [t for _, t in _PAGE_PARAMS] + ["integer"], values
     if call.function == "func_log_errors_summary":
-        text = _one(conn, sql.SQL("SELECT public.func_log_errors_summary_statement({}, {})").format(
+        builder = "SELECT hub_internal.func_log_errors_summary_statement({}, {})"
+        text = _one(conn, sql.SQL(builder).format(
             sql.Literal(args.get("source_type")), sql.Literal(args.get("worker_id"))
         ))  # fmt: skip
         until = args.get("until") or _one(conn, sql.SQL("SELECT now()::text"))

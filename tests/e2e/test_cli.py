@@ -11,9 +11,10 @@ import psycopg
 import pytest
 
 from orchestrator.config import ACCEPTED
-from orchestrator.db.migrate import discover
+from orchestrator.db.schema_files import discover
 
-MIGRATIONS = len(discover())
+FILES = discover()
+MIGRATIONS = len(FILES.migrations) + len(FILES.functions)
 
 
 def orchestrator(
@@ -51,7 +52,7 @@ def test_demo_on_the_embedded_default_runs_reuses_its_data_and_stops(tmp_path):
     first = orchestrator("demo", cwd=tmp_path, EMBEDDED_PG_DATA_DIR=str(data_dir))
     assert first.returncode == 0, first.stderr
     assert f"Database: embedded PostgreSQL in {data_dir}" in first.stdout
-    assert f"Migrations: {MIGRATIONS} applied now" in first.stdout
+    assert f"Schema: {MIGRATIONS} file(s) of sql/ applied now" in first.stdout
     assert "Logged through DatabaseLogHandler; every record delivered: yes." in first.stdout
     assert "counted by the database" in first.stdout
     assert "Handler statistics (DatabaseLogHandler.stats()):" in first.stdout
@@ -61,7 +62,7 @@ def test_demo_on_the_embedded_default_runs_reuses_its_data_and_stops(tmp_path):
 
     second = orchestrator("demo", cwd=tmp_path, EMBEDDED_PG_DATA_DIR=str(data_dir))
     assert second.returncode == 0, second.stderr
-    assert "Migrations: 0 applied now" in second.stdout
+    assert "Schema: 0 file(s) of sql/ applied now" in second.stdout
     assert not _postmaster_running(data_dir)
 
 
@@ -147,14 +148,21 @@ def test_migrate_status_lists_applied_and_pending(tmp_path, empty_db_url):
     """--status on a new database shows every file pending; after migrate, applied."""
     before = orchestrator("migrate", "--status", cwd=tmp_path, DATABASE_URL=empty_db_url)
     assert before.returncode == 0, before.stderr
-    assert before.stdout.count("pending") == MIGRATIONS
+    assert before.stdout.count(" pending") == len(FILES.migrations)
+    assert before.stdout.count(" not applied") == len(FILES.functions)
+    assert "Behind by" in before.stdout
     applied = orchestrator("migrate", cwd=tmp_path, DATABASE_URL=empty_db_url)
-    assert f"Applied {MIGRATIONS} migration(s)" in applied.stdout
+    assert f"Applied {MIGRATIONS} file(s)" in applied.stdout
     again = orchestrator("migrate", cwd=tmp_path, DATABASE_URL=empty_db_url)
     assert "Nothing to apply" in again.stdout
     after = orchestrator("migrate", "--status", cwd=tmp_path, DATABASE_URL=empty_db_url)
-    states = [line.split()[1] for line in after.stdout.splitlines() if line.startswith("0")]
+    states = [
+        line.split()[1]
+        for line in after.stdout.splitlines()
+        if line.startswith(("migrations/", "functions/"))
+    ]
     assert states == ["applied"] * MIGRATIONS
+    assert "Behind by" not in after.stdout
 
 
 def test_invalid_setting_is_one_line_and_exit_1(tmp_path):

@@ -212,4 +212,6 @@ def test_an_unmigrated_database_is_one_line_pointing_at_migrate(tmp_path, empty_
     """Jobs and worker refuse a database without the schema with one line, no traceback."""
     for args in (("jobs", "list"), ("worker", "--once")):
         done = orchestrator(*args, cwd=tmp_path, DATABASE_URL=empty_db_url)
-        one_line_error(done, "run `orchestrator migrate` first")
+        one_line_error(
+            done, "is reachable, but the hub's schema is missing: run `orchestrator migrate`"
+        )

@@ -1,4 +1,4 @@
-"""The count rollups of sql/0007: every write path counted once, exact statistics.
+"""The count rollups of sql/functions/logs/rollups.sql: every write path counted once, exact statistics.
 
 The oracle everywhere is a recount of the raw rows (``count(*) ... GROUP BY`` over
 ``system_logs``), compared with what the trigger maintained and what the statistics
@@ -25,7 +25,7 @@ from orchestrator.db.psycopg import PsycopgExecutor
 from orchestrator.logs.sinks.postgres import PostgresSink, direct_rows
 from tests.integration.logrows import entry, handler_entry, insert
 
-MIGRATION = Path(__file__).parents[2] / "sql" / "0007_log_rollups.sql"
+ROLLUPS = Path(__file__).parents[2] / "sql" / "functions" / "logs" / "rollups.sql"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 RAW_COUNTS = """
@@ -297,15 +297,16 @@ def test_retention_forgets_the_counts_of_dropped_days_and_deleted_stragglers(con
     assert oldest >= cutoff.replace(minute=0, second=0, microsecond=0)
 
 
-def test_the_migration_backfills_an_empty_rollup_once(conn):
-    """Logs stored before 0007 are counted when it runs; running it again (idempotent)
-    while the rollup has rows counts nothing twice."""
+def test_the_function_file_backfills_an_empty_rollup_once(conn):
+    """Logs stored while the rollups were empty (a database upgraded from before them)
+    are counted when the file is applied; applying it again while the rollup has rows
+    counts nothing twice."""
     insert(conn, mixed_entries(500, datetime.now(UTC) - timedelta(hours=3), timedelta(hours=3), 9))
     conn.execute("TRUNCATE system_log_counts, system_log_error_counts")  # as before 0007
-    conn.execute(MIGRATION.read_text())
+    conn.execute(ROLLUPS.read_text())
     assert counted(conn) == stored(conn) == 500
     assert_rollups_match_raw(conn)
-    conn.execute(MIGRATION.read_text())
+    conn.execute(ROLLUPS.read_text())
     assert counted(conn) == 500
 
 
@@ -315,11 +316,13 @@ def test_rebuild_repairs_a_hand_made_change_and_refuses_a_bad_window(conn):
     start = datetime.now(UTC) - timedelta(hours=3)
     insert(conn, mixed_entries(400, start, timedelta(hours=3), 11))
     conn.execute("DELETE FROM system_logs WHERE log_level = 'ERROR'")
-    conn.execute("SELECT func_log_rollups_rebuild(%s, %s)", [start, datetime.now(UTC)])
+    conn.execute("SELECT hub_internal.func_log_rollups_rebuild(%s, %s)", [start, datetime.now(UTC)])
     assert counted(conn) == stored(conn)
     assert_rollups_match_raw(conn)
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="since <= until"):
-        conn.execute("SELECT func_log_rollups_rebuild(now(), now() - interval '1 hour')")
+        conn.execute(
+            "SELECT hub_internal.func_log_rollups_rebuild(now(), now() - interval '1 hour')"
+        )
 
 
 def _summary(conn, since, until, **filters: Any) -> dict[str, Any]:

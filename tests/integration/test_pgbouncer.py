@@ -246,11 +246,12 @@ def test_migrate_an_empty_database_through_the_bouncer(empty_bouncer, empty_db_u
     """Every file applies through the bouncer, a second run applies nothing, and the
     recorded checksums match the files."""
     files = migrate.discover()
+    names = [f.name for f in files.migrations] + [f.name for f in files.functions]
     with connect(empty_bouncer.url()) as conn:
         applied = migrate.migrate(conn)
         again = migrate.migrate(conn)
         status = migrate.status(conn)
-    assert applied == [f.name for f in files]
+    assert applied == names
     assert again == []
     assert (status.pending, status.edited, status.missing) == ([], [], [])
     with psycopg.connect(empty_db_url) as direct:
@@ -259,7 +260,7 @@ def test_migrate_an_empty_database_through_the_bouncer(empty_bouncer, empty_db_u
         )
         staged = direct.execute("SELECT to_regprocedure('public.func_insert_staged_logs()')")
         assert staged.fetchone() != (None,)
-    assert recorded == {f.name: f.checksum for f in files}
+    assert recorded == {f.name: f.checksum for f in files.migrations}
 
 
 def test_concurrent_migrations_through_the_bouncer_apply_each_file_once(
@@ -267,7 +268,8 @@ def test_concurrent_migrations_through_the_bouncer_apply_each_file_once(
 ):
     """Two migrate() runs at once through the pool of 2: the transaction-scoped advisory
     lock serialises them, each file is applied by exactly one of them."""
-    names = [f.name for f in migrate.discover()]
+    files = migrate.discover()
+    names = sorted([f.name for f in files.migrations] + [f.name for f in files.functions])
     results: list[list[str]] = [[], []]
     errors: list[BaseException] = []
     start = threading.Barrier(2)
@@ -292,7 +294,7 @@ def test_concurrent_migrations_through_the_bouncer_apply_each_file_once(
         rows = direct.execute(
             "SELECT filename FROM public.schema_migrations ORDER BY filename"
         ).fetchall()
-    assert [r[0] for r in rows] == names
+    assert [r[0] for r in rows] == [f.name for f in files.migrations]
 
 
 # -- negative controls: what transaction pooling breaks, so the hub must not rely on it ---

@@ -74,7 +74,7 @@ def admin(secured_db: str) -> Iterator[psycopg.Connection[Any]]:
 HUB_FUNCTIONS = """
 SELECT p.oid, p.oid::regprocedure::text AS name, p.prosecdef, p.proconfig
   FROM pg_proc p
- WHERE p.pronamespace = 'public'::regnamespace
+ WHERE p.pronamespace IN ('public'::regnamespace, 'hub_internal'::regnamespace)
    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
                    AND d.objid = p.oid AND d.deptype = 'e')
 """
@@ -153,8 +153,8 @@ def test_service_role_may_call_the_rpc_contract_but_not_the_admin_helpers(admin)
             "SELECT has_function_privilege('service_role', %s, 'EXECUTE')", [name]
         ).fetchone()[0], name
     for name in [
-        "func_hub_secure(regclass[],regprocedure[])",
-        "func_hub_service_role_policy(regclass)",
+        "hub_internal.func_hub_secure(regclass[],regprocedure[])",
+        "hub_internal.func_hub_service_role_policy(regclass)",
     ]:
         assert not admin.execute(
             "SELECT has_function_privilege('service_role', %s, 'EXECUTE')", [name]
@@ -314,3 +314,43 @@ def test_service_role_logs_are_counted_and_it_reads_the_rollup_backed_statistics
         "SELECT sum(count) FROM system_log_counts "
         "WHERE resolution = 'hour' AND source_id = 'counted-as-service-role'"
     ).fetchone() == (1,)
+
+
+def test_internals_live_outside_the_exposed_schema(admin):
+    """Supabase's REST gateway exposes public: only API functions live there. The
+    helpers are in hub_internal, which anon and authenticated may not even look into,
+    and pg_trgm (when installed) is not in public either."""
+    public = {
+        row[0]
+        for row in admin.execute(
+            "SELECT p.proname FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace "
+            "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')"
+        )
+    }
+    internal = {
+        row[0]
+        for row in admin.execute(
+            "SELECT proname FROM pg_proc WHERE pronamespace = 'hub_internal'::regnamespace"
+        )
+    }
+    for helper in (
+        "func_job_free_slots",
+        "func_job_candidates",
+        "func_query_logs_statement",
+        "func_log_errors_summary_statement",
+        "func_job_settle",
+        "func_uuid_v7",
+    ):
+        assert helper in internal and helper not in public, helper
+    for role in ("anon", "authenticated"):
+        assert not admin.execute(
+            "SELECT has_schema_privilege(%s, 'hub_internal', 'USAGE')", [role]
+        ).fetchone()[0]
+    assert admin.execute(
+        "SELECT has_schema_privilege('service_role', 'hub_internal', 'USAGE')"
+    ).fetchone()[0]
+    trgm_in_public = admin.execute(
+        "SELECT count(*) FROM pg_extension e WHERE e.extname = 'pg_trgm' "
+        "AND e.extnamespace = 'public'::regnamespace"
+    ).fetchone()[0]
+    assert trgm_in_public == 0

@@ -1,4 +1,4 @@
-"""The read functions of sql/0006 under Supabase-style roles: service_role only."""
+"""The read functions of sql/functions/logs/queries.sql and statistics.sql under Supabase-style roles: service_role only."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from tests.integration.test_privileges import admin, secured_db, supabase_server
 __all__ = ["admin", "secured_db", "supabase_server"]  # fixtures shared with the sibling
 
 READERS = [
-    "func_log_severity(text)",
-    "func_log_severities(jsonb)",
-    "func_like_literal(text)",
-    "func_query_logs_statement(timestamp with time zone,timestamp with time zone,text,jsonb,"
+    "hub_internal.func_log_severity(text)",
+    "hub_internal.func_log_severities(jsonb)",
+    "hub_internal.func_like_literal(text)",
+    "hub_internal.func_query_logs_statement(timestamp with time zone,timestamp with time zone,text,jsonb,"
     "text,text,text,uuid,integer,text,timestamp with time zone,uuid,boolean)",
-    "func_log_errors_summary_statement(text,text)",
+    "hub_internal.func_log_errors_summary_statement(text,text)",
     "func_log_cursor(uuid,timestamp with time zone,timestamp with time zone)",
     "func_query_logs(timestamp with time zone,timestamp with time zone,text,jsonb,text,text,"
     "text,uuid,integer,text,timestamp with time zone,uuid,boolean,integer)",

@@ -1,0 +1,201 @@
+-- sql/functions/jobs/settle.sql
+-- The end of a claim: complete, fail (retry with backoff or give up), release, and the
+-- lease extension a worker's heartbeat makes. Each is fenced by the claim's lease token.
+-- Locks as described in jobs/claim.sql (a job's rows: request -> job_queue -> jobs;
+-- counters in (scope_type, scope_id) order).
+
+-- The one path of complete, fail and release: the current lease token or nothing.
+CREATE OR REPLACE FUNCTION hub_internal.func_job_settle(
+    p_job_id uuid, p_token uuid, p_action text, p_result jsonb, p_error text,
+    p_retryable boolean, p_reason text
+) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    q public.job_queue%ROWTYPE;
+    v_job_status text;
+    v_to text;
+    v_event text;
+    v_run_after timestamptz := now();
+    v_backoff numeric;
+BEGIN
+    IF p_job_id IS NULL THEN
+        RAISE EXCEPTION 'job_id is required' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_token IS NULL THEN
+        RAISE EXCEPTION 'lease_token is required: pass the token func_claim_jobs returned'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM pg_advisory_xact_lock_shared(x'6a6f62736c6f7473'::bigint);
+    SELECT * INTO q FROM public.job_queue WHERE job_id = p_job_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown job %', p_job_id USING ERRCODE = 'P0001';
+    END IF;
+    IF q.status <> 'running' OR q.lease_token IS DISTINCT FROM p_token THEN
+        SELECT status INTO v_job_status FROM public.jobs WHERE job_id = p_job_id;
+        RETURN jsonb_build_object(
+            'accepted', false, 'status', v_job_status,
+            'reason', CASE WHEN q.status = 'running'
+                           THEN 'stale lease token: the job was claimed again after this lease expired or was released'
+                           ELSE format('stale lease token: the job is %s, no longer running under this lease', v_job_status) END);
+    END IF;
+
+    IF p_action = 'complete' THEN
+        v_to := 'completed'; v_event := 'completed';
+    ELSIF p_action = 'release' THEN
+        v_to := 'queued'; v_event := 'released';
+    ELSIF p_retryable AND q.attempt < q.max_attempts THEN
+        -- Exponential backoff: 10 s x 2^(attempt-1), at most 1 h, plus up to 10 % jitter
+        -- so that jobs failing together do not all come back in the same instant.
+        v_backoff := least(10 * power(2, q.attempt - 1), 3600) * (1 + random() / 10);
+        v_run_after := now() + make_interval(secs => v_backoff);
+        v_to := 'queued'; v_event := 'retry_scheduled';
+    ELSE
+        v_to := 'failed'; v_event := 'failed';
+    END IF;
+
+    -- One statement for the three writes (each statement has its own fixed cost on
+    -- this hot path); then the slot, counters last in the lock order.
+    WITH entry AS (
+        UPDATE public.job_queue
+           SET status = v_to,
+               attempt = CASE WHEN p_action = 'release' THEN attempt - 1 ELSE attempt END,
+               run_after = v_run_after, lease_token = NULL, lease_expires_at = NULL,
+               updated_at = now()
+         WHERE job_id = p_job_id
+        RETURNING job_id
+    ), job AS (
+        UPDATE public.jobs
+           SET status = v_to,
+               attempts = CASE WHEN p_action = 'release' THEN q.attempt - 1 ELSE q.attempt END,
+               result = CASE WHEN p_action = 'complete' THEN p_result ELSE result END,
+               error = CASE WHEN p_action = 'fail' THEN p_error ELSE error END,
+               finished_at = CASE WHEN v_to IN ('completed', 'failed') THEN now() END,
+               updated_at = now()
+         WHERE job_id = p_job_id
+        RETURNING job_id
+    )
+    INSERT INTO public.job_events (job_id, event_type, from_status, to_status, worker_id, details)
+    SELECT entry.job_id, v_event, 'running', v_to, q.worker_id,
+           jsonb_strip_nulls(jsonb_build_object(
+               'attempt', q.attempt, 'error', p_error, 'reason', p_reason,
+               'retryable', CASE WHEN p_action = 'fail' THEN p_retryable END,
+               'run_after', CASE WHEN v_event = 'retry_scheduled' THEN v_run_after END))
+      FROM entry JOIN job ON job.job_id = entry.job_id;
+    PERFORM hub_internal.func_job_free_slots(ARRAY[q.user_id], ARRAY[q.organization_id]);
+    -- NOTIFY only when the job is claimable again: every notifying commit takes one
+    -- cluster-wide lock until its WAL is flushed, so notifying completions would
+    -- serialise them all. A freed slot is found by the workers' next poll.
+    IF v_to = 'queued' THEN
+        PERFORM pg_notify('hub_jobs', q.provider);
+    END IF;
+    RETURN jsonb_build_object('accepted', true, 'status', v_to, 'reason', NULL,
+                              'attempt', q.attempt,
+                              'run_after', CASE WHEN v_to = 'queued' THEN v_run_after END);
+END;
+$$;
+COMMENT ON FUNCTION hub_internal.func_job_settle(uuid, uuid, text, jsonb, text, boolean, text) IS
+    'Internal: the shared body of func_complete_job, func_fail_job and func_release_job.';
+
+CREATE OR REPLACE FUNCTION public.func_complete_job(job_id uuid, lease_token uuid, result jsonb DEFAULT '{}'::jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    RETURN hub_internal.func_job_settle(job_id, lease_token, 'complete', coalesce(result, '{}'::jsonb), NULL, NULL, NULL);
+END;
+$$;
+COMMENT ON FUNCTION public.func_complete_job(uuid, uuid, jsonb) IS
+    'Marks a running job completed with its result, if lease_token is its current lease (else {accepted: false, status, reason} and nothing changes: a worker wrongly declared dead cannot overwrite the job). Frees its slot; one completed event. Returns {accepted, status, reason, attempt}. Unknown job: raises P0001.';
+
+CREATE OR REPLACE FUNCTION public.func_fail_job(job_id uuid, lease_token uuid, error text, retryable boolean DEFAULT true)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    RETURN hub_internal.func_job_settle(job_id, lease_token, 'fail', NULL, coalesce(error, 'failed'), coalesce(retryable, true), NULL);
+END;
+$$;
+COMMENT ON FUNCTION public.func_fail_job(uuid, uuid, text, boolean) IS
+    'Records a failed attempt under the current lease: retryable and attempts left -> queued again after a backoff of 10 s x 2^(attempt-1) (max 1 h, +0..10 % jitter; event retry_scheduled, NOTIFY hub_jobs); otherwise failed (event failed). Frees the slot. Returns {accepted, status, reason, attempt, run_after}; a stale token gets accepted=false and changes nothing.';
+
+CREATE OR REPLACE FUNCTION public.func_release_job(job_id uuid, lease_token uuid, reason text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    RETURN hub_internal.func_job_settle(job_id, lease_token, 'release', NULL, NULL, NULL, coalesce(reason, 'released'));
+END;
+$$;
+COMMENT ON FUNCTION public.func_release_job(uuid, uuid, text) IS
+    'Gives a running job back to the queue without using an attempt (e.g. the worker got SIGTERM): queued at once, NOTIFY hub_jobs, slot freed, event released. Returns {accepted, status, reason, attempt}; a stale token gets accepted=false.';
+
+CREATE OR REPLACE FUNCTION public.func_extend_job_leases(
+    worker_id text,
+    lease_seconds integer DEFAULT 20,
+    job_ids jsonb DEFAULT NULL
+) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_worker text := func_extend_job_leases.worker_id;
+    v_lease integer := func_extend_job_leases.lease_seconds;
+    v_held uuid[];
+    v_extended uuid[];
+BEGIN
+    IF v_worker IS NULL OR btrim(v_worker) = '' THEN
+        RAISE EXCEPTION 'worker_id must be a non-blank text' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_lease IS NULL OR v_lease NOT BETWEEN 1 AND 86400 THEN
+        RAISE EXCEPTION 'lease_seconds must be between 1 and 86400, got %', coalesce(v_lease::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF job_ids IS NOT NULL AND jsonb_typeof(job_ids) <> 'null' THEN
+        IF jsonb_typeof(job_ids) <> 'array' OR jsonb_path_exists(job_ids, 'strict $[*] ? (@.type() != "string")') THEN
+            RAISE EXCEPTION 'job_ids must be null or a JSON array of job id strings'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        BEGIN
+            SELECT coalesce(array_agg(t::uuid), '{}') INTO v_held FROM jsonb_array_elements_text(job_ids) AS t;
+        EXCEPTION WHEN invalid_text_representation THEN
+            RAISE EXCEPTION 'job_ids must hold UUIDs, got %', job_ids USING ERRCODE = 'invalid_parameter_value';
+        END;
+    END IF;
+    -- A lease that expired but was not yet requeued is still this worker's: renewing it
+    -- is safe (its token is unchanged; a requeue would have changed the row first).
+    WITH renewed AS (
+        UPDATE public.job_queue q
+           SET lease_expires_at = now() + make_interval(secs => v_lease), updated_at = now()
+         WHERE q.status = 'running' AND q.worker_id = v_worker AND q.lease_expires_at IS NOT NULL
+           AND (v_held IS NULL OR q.job_id = ANY (v_held))
+        RETURNING q.job_id
+    )
+    SELECT coalesce(array_agg(r.job_id ORDER BY r.job_id), '{}') INTO v_extended FROM renewed r;
+    RETURN jsonb_build_object(
+        'extended', cardinality(v_extended),
+        'job_ids', to_jsonb(v_extended),
+        'lost', CASE WHEN v_held IS NULL THEN '[]'::jsonb ELSE
+                    (SELECT coalesce(jsonb_agg(h ORDER BY h), '[]'::jsonb)
+                       FROM unnest(v_held) AS h WHERE h <> ALL (v_extended)) END,
+        'lease_expires_at', now() + make_interval(secs => v_lease));
+END;
+$$;
+COMMENT ON FUNCTION public.func_extend_job_leases(text, integer, jsonb) IS
+    'A worker''s lease renewal, called with every heartbeat: running jobs of worker_id (only those in job_ids when given) get lease_expires_at = now() + lease_seconds. Returns {extended, job_ids, lost, lease_expires_at}; lost lists the given job_ids that are no longer this worker''s (cancelled, requeued after their lease expired, finished): the worker should stop them. Writes no event (not a state change).';
+
+SELECT hub_internal.func_hub_secure(
+    p_functions => ARRAY[
+        'hub_internal.func_job_settle(uuid, uuid, text, jsonb, text, boolean, text)',
+        'public.func_complete_job(uuid, uuid, jsonb)',
+        'public.func_fail_job(uuid, uuid, text, boolean)',
+        'public.func_release_job(uuid, uuid, text)',
+        'public.func_extend_job_leases(text, integer, jsonb)'
+    ]::regprocedure[]);
