@@ -1,9 +1,10 @@
-"""Commands that need the job store check the schema first, so a fresh database gets
-one clear line ("run `orchestrator migrate` first") instead of "function does not exist".
+"""Commands that need the hub's schema check it first, so a fresh database gets one
+clear line ("reachable, but the hub's schema is missing: run `orchestrator migrate`")
+instead of "function does not exist".
 
 The embedded default is migrated on the spot (it is the hub's own database, and the
 demo's first run must just work); a configured database is never changed behind the
-operator's back.
+operator's back, and the check only reads, so it works for a login that may not migrate.
 """
 
 from __future__ import annotations
@@ -15,17 +16,22 @@ from orchestrator.errors import MigrationError
 
 
 def prepare_schema(target: Target) -> list[str]:
-    """Migrates the embedded server; refuses a configured database that lacks migrations.
+    """Migrates the embedded server; refuses a configured database that is behind.
 
-    Returns the names of the migrations it applied (only the embedded server gets any).
+    Returns the names of the files it applied (only the embedded server gets any).
     """
     with connect(target.url) as conn:
         if target.embedded is not None:
             return migrate.migrate(conn)
-        pending = migrate.status(conn).pending
-    if pending:
+        current = migrate.status(conn)
+    if current.empty:
         raise MigrationError(
-            f"{target.label} lacks {len(pending)} migration(s) (first: {pending[0].name}); "
-            "run `orchestrator migrate` first"
+            f"{target.label} is reachable, but the hub's schema is missing: "
+            "run `orchestrator migrate`"
+        )
+    if not current.up_to_date:
+        raise MigrationError(
+            f"{target.label} is reachable, but the hub's schema is behind by "
+            f"{current.behind()}: run `orchestrator migrate`"
         )
     return []
