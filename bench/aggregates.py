@@ -2,18 +2,21 @@
 
 Issue 4's targets: ``func_log_statistics`` over 24 h at most 300 ms p50; the errors
 summary (``func_log_errors_summary``) over 24 h at most 50 ms p50. Both read the count
-rollups of sql/0007; each is timed against baselines measured in the same run:
+rollups (sql/functions/logs/rollups.sql); each is timed against baselines measured in
+the same run:
 
 * ``SELECT 1`` -- one round trip, the floor of any call;
 * the raw aggregate -- the same function as it was before the rollups (its text is
-  taken from the migration that defined it and created under a ``bench_raw_`` name),
+  taken from 0.1's migration that defined it, kept in tests/fixtures/legacy_sql, and
+  created under a ``bench_raw_`` name in the bench's own database),
   so the speed-up is measured on the same data, server and moment; its result must
   equal the rollup-backed one (checked and printed).
 
 The data set is bench/query.py's (its generator, not a second one): N rows (default
 10,000,000) over 3 days, 200 workers, 50,000 tasks, generated in ``--data-dir`` with the
-migrations before 0007, so that applying 0007 afterwards backfills the rollups (its
-duration is printed); a data dir that already holds N rows is reused. The window is the
+rollup trigger off, then counted into the rollups in one rebuild (the backfill a
+database upgraded from before the rollups gets; its duration is printed); a data dir
+that already holds N rows is reused. The window is the
 data's last 24 hours, ending at a time with seconds and microseconds, so both edges are
 partial minutes and partial hours.
 
@@ -33,24 +36,25 @@ from typing import Any
 
 import psycopg
 from query import generate  # bench/ is the script's directory: the query bench's data
+from rollups import set_rollups
 from tabulate import tabulate
 
 from orchestrator.db.embedded import start_embedded
-from orchestrator.db.migrate import discover, migrate
+from orchestrator.db.migrate import migrate
 
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+LEGACY_SQL = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "legacy_sql"
 
 
 def create_raw_baseline(conn: psycopg.Connection[Any], migration: str, *functions: str) -> str:
     """Creates, each under the name ``bench_raw_<function>``, the functions as the given
-    migration file defined them (before the rollups replaced them), calling each other
-    by their new names; returns the name of the first."""
-    text = (SQL_DIR / migration).read_text()
+    0.1 migration file defined them (before the rollups replaced them), calling each
+    other by their new names; returns the name of the first."""
+    text = (LEGACY_SQL / migration).read_text()
     for function in functions:
         found = re.search(
             rf"CREATE OR REPLACE FUNCTION public\.{function}\(.*?\n\$\$;\n", text, re.DOTALL
         )
-        assert found, f"{function} not found in sql/{migration}"
+        assert found, f"{function} not found in {migration}"
         definition = found.group(0)
         for name in functions:
             definition = definition.replace(f"public.{name}(", f"public.bench_raw_{name}(")
@@ -121,21 +125,32 @@ def report(table: list[list[Any]]) -> None:
 
 
 def prepare(conn: psycopg.Connection[Any], rows: int) -> None:
-    """Generates the data set unless the database holds ``rows`` log rows already (with
-    the migrations before 0007, as a store that predates the rollups), then migrates."""
-    exists = scalar(conn, "SELECT to_regclass('public.system_logs') IS NOT NULL")
-    have = scalar(conn, "SELECT count(*) FROM public.system_logs") if exists else 0
-    if have != rows:
-        migrate(conn, [f for f in discover() if f.name < "0007"])
-        conn.execute("TRUNCATE public.system_logs")
-        if scalar(conn, "SELECT to_regclass('public.system_log_counts') IS NOT NULL"):
-            conn.execute("TRUNCATE public.system_log_counts, public.system_log_error_counts")
+    """Migrates, and generates the data set unless the database holds ``rows`` log rows
+    already: with the rollup trigger off, then counted into the rollups in one rebuild."""
+    migrate(conn)
+    if scalar(conn, "SELECT count(*) FROM public.system_logs") == rows:
+        return
+    generate_without_rollups(conn, rows)
+    started = time.perf_counter()
+    conn.execute(
+        'SELECT hub_internal.func_log_rollups_rebuild(min("timestamp"),'
+        " max(\"timestamp\") + interval '1 microsecond') FROM public.system_logs"
+    )
+    conn.execute("ANALYZE public.system_log_counts, public.system_log_error_counts")
+    print(f"rollups rebuilt (the backfill) in {time.perf_counter() - started:.1f} s")
+
+
+def generate_without_rollups(conn: psycopg.Connection[Any], rows: int) -> None:
+    """A store as it was before the rollups: the log rows, nothing counted."""
+    conn.execute(
+        "TRUNCATE public.system_logs, public.system_log_counts, public.system_log_error_counts"
+    )
+    set_rollups(conn, "off")
+    try:
         print(f"generating {rows:,} rows ...", flush=True)
         print(f"generated in {generate(conn, rows):.0f} s", flush=True)
-    started = time.perf_counter()
-    applied = migrate(conn)
-    if "0007_log_rollups.sql" in applied:
-        print(f"0007 applied (backfill included) in {time.perf_counter() - started:.1f} s")
+    finally:
+        set_rollups(conn, "on")
 
 
 def main() -> None:
@@ -144,16 +159,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/hub-bench-aggregates"))
     parser.add_argument(
-        "--generate-only", action="store_true", help="stop after generating (before 0007)"
+        "--generate-only", action="store_true", help="stop after generating (nothing counted)"
     )
     args = parser.parse_args()
     server = start_embedded(args.data_dir / "pgdata")
     try:
         with psycopg.connect(server.url, autocommit=True) as conn:
             if args.generate_only:
-                migrate(conn, [f for f in discover() if f.name < "0007"])
-                conn.execute("TRUNCATE public.system_logs")
-                print(f"generated in {generate(conn, args.rows):.0f} s", flush=True)
+                migrate(conn)
+                generate_without_rollups(conn, args.rows)
                 return
             prepare(conn, args.rows)
             version = scalar(conn, "SELECT current_setting('server_version')")

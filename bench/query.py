@@ -49,11 +49,8 @@ from orchestrator.db.calls import Call, LogStatistics
 from orchestrator.db.embedded import start_embedded
 from orchestrator.db.migrate import migrate
 from orchestrator.db.psycopg import PsycopgExecutor
-from orchestrator.errors import MigrationError
 from orchestrator.query import Cursor, ErrorsSummary, LogFilter, LogPage, calls
 from orchestrator.query.explain import explain
-
-QUERIES_SQL = Path(__file__).resolve().parent.parent / "sql" / "0006_log_queries.sql"
 
 # One hour of data, rows [lo, hi) of n over the 3 days before $start: $1 lo, $2 hi, $3 n,
 # $4 start. Row i is at start + i * 3 days / n. One row in ten is the orchestrator's
@@ -147,14 +144,9 @@ def generate(conn: psycopg.Connection[Any], rows: int) -> float:
 
 
 def prepare(conn: psycopg.Connection[Any], rows: int, reuse: bool) -> None:
-    """Migrates, then generates unless --reuse finds exactly ``rows`` rows already."""
-    try:
-        migrate(conn)
-    except MigrationError as error:  # a reused database applied an earlier 0006 text
-        print(f"note: {str(error).split(';')[0]}; re-applying it below")
-    # The query functions are re-applied from this checkout (the file is idempotent), so
-    # a reused database runs the SQL being measured, not the one it was generated with.
-    conn.execute(QUERIES_SQL.read_text())
+    """Migrates (a reused database gets the function files of this checkout, as any
+    database does), then generates unless --reuse finds exactly ``rows`` rows already."""
+    migrate(conn)
     have = conn.execute("SELECT count(*) FROM system_logs").fetchone()[0]  # type: ignore[index]
     if reuse and have == rows:
         print(f"reusing {have:,} rows")

@@ -1,4 +1,5 @@
-"""Switching the count-rollup trigger of sql/0007 for the write benchmarks."""
+"""Switching the count-rollup trigger (sql/functions/logs/rollups.sql) in a bench's own
+database, for the write benchmarks."""
 
 from __future__ import annotations
 
