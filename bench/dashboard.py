@@ -45,10 +45,10 @@ from tabulate import tabulate
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import query as query_bench
 
+from orchestrator.dashboard.calls import dashboard_summary
 from orchestrator.dashboard.poller import PollRequest, poll
 from orchestrator.dashboard.source import QueryTailSource
 from orchestrator.dashboard.state import TailFilter
-from orchestrator.dashboard.summary import dashboard_summary
 from orchestrator.db.psycopg import PsycopgExecutor
 from orchestrator.jobs import queue_statistics, submit_job
 from orchestrator.query import Cursor, calls

@@ -40,8 +40,10 @@ from tabulate import tabulate
 
 from orchestrator.db import migrate
 from orchestrator.db.embedded import _pgserver, start_embedded
-from orchestrator.logs.handler import DatabaseLogHandler
-from orchestrator.logs.sinks.postgres import STAGE_COLUMNS, PostgresSink
+from orchestrator.db.log_copy import STAGE_COLUMNS
+from orchestrator.logs.levels import SEVERITY
+from orchestrator.logs.setup import DatabaseLogHandler
+from orchestrator.logs.sinks.postgres import PostgresSink
 
 
 @contextmanager
@@ -118,7 +120,6 @@ def ceiling(url: str, psql: str, rows: list[dict[str, Any]]) -> float:
         "cycle_number",
         "metadata",
     ]
-    severity = {"INFO": 9, "WARNING": 13}
     with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, newline="") as f:
         writer = csv.writer(f)
         for e in rows:
@@ -129,7 +130,7 @@ def ceiling(url: str, psql: str, rows: list[dict[str, Any]]) -> float:
                     e["source_type"],
                     e["source_id"],
                     e["log_level"],
-                    severity[e["log_level"]],
+                    SEVERITY[e["log_level"]],
                     e["logger_name"],
                     e["message"],
                     e["task_id"],

@@ -41,10 +41,10 @@ from orchestrator.jobs.model import (
     ExpireResult,
     HubUser,
     LeaseExtension,
-    Outcome,
     ProviderStatusResult,
     ReapResult,
     SubmitResult,
+    Verdict,
 )
 from orchestrator.jobs.views import (
     JobDetail,
@@ -52,8 +52,8 @@ from orchestrator.jobs.views import (
     JobPage,
     JobSummary,
     OldestWaiting,
-    ProviderJob,
     ProviderJobPage,
+    ProviderJobRow,
     QueueStatistics,
 )
 
@@ -74,13 +74,13 @@ __all__ = [
     "JobSummary",
     "LeaseExtension",
     "OldestWaiting",
-    "Outcome",
-    "ProviderJob",
     "ProviderJobPage",
+    "ProviderJobRow",
     "ProviderStatusResult",
     "QueueStatistics",
     "ReapResult",
     "SubmitResult",
+    "Verdict",
     "approve_request",
     "cancel_job",
     "claim_jobs",

@@ -30,7 +30,7 @@ from orchestrator.logs.http import get_async_client
 from orchestrator.providers.base import JobStatus, ProviderError, ProviderJob, RemoteStatus
 
 if TYPE_CHECKING:
-    from orchestrator.daemon.config import ProviderSection
+    from orchestrator.providers.config import ProviderSection
 
 SYNONYMS: dict[str, JobStatus] = {
     "pending": "pending",

@@ -11,9 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from orchestrator.db import calls as db_calls
 from orchestrator.db.psycopg import PsycopgExecutor
 from orchestrator.errors import QueryInputError
+from orchestrator.logs import calls as db_calls
 from orchestrator.query import Cursor, LogFilter, calls, iter_logs, iter_pages, query_logs
 from tests.integration.logrows import entry, insert, rows
 
