@@ -40,7 +40,7 @@ from tabulate import tabulate
 
 from orchestrator.db import migrate
 from orchestrator.db.embedded import _pgserver, start_embedded
-from orchestrator.db.log_copy import STAGE_COLUMNS
+from orchestrator.db.log_copy import DIRECT_COLUMNS, STAGE_COLUMNS
 from orchestrator.logs.levels import SEVERITY
 from orchestrator.logs.setup import DatabaseLogHandler
 from orchestrator.logs.sinks.postgres import PostgresSink
@@ -106,20 +106,7 @@ def truncate(url: str) -> None:
 
 def ceiling(url: str, psql: str, rows: list[dict[str, Any]]) -> float:
     """Seconds for psql's \\copy of the rows (the table's own ceiling)."""
-    columns = [
-        "id",
-        "timestamp",
-        "source_type",
-        "source_id",
-        "log_level",
-        "severity_number",
-        "logger_name",
-        "message",
-        "task_id",
-        "worker_id",
-        "cycle_number",
-        "metadata",
-    ]
+    columns = [c for c in DIRECT_COLUMNS if c not in ("correlation_id", "exception")]
     with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, newline="") as f:
         writer = csv.writer(f)
         for e in rows:

@@ -22,21 +22,6 @@ from orchestrator.db.binary import register_copy_dumpers
 from orchestrator.db.psycopg import connect, hub_error
 from orchestrator.errors import CallRefused, InputRefused
 
-STAGE_COLUMNS = (
-    "id",
-    "epoch_us",
-    "source_type",
-    "source_id",
-    "log_level",
-    "logger_name",
-    "message",
-    "task_id",
-    "worker_id",
-    "cycle_number",
-    "correlation_id",
-    "exception",
-    "metadata",
-)
 STAGE_TYPES = (
     "text",
     "int8",
@@ -51,9 +36,6 @@ STAGE_TYPES = (
     "text",
     "text",
     "text",  # metadata as JSON text (orjson on our side, one cast on theirs)
-)
-STAGE_COPY = (
-    f"COPY pg_temp.system_logs_stage_v1 ({', '.join(STAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 )
 
 DIRECT_COLUMNS = (
@@ -89,6 +71,17 @@ DIRECT_TYPES = (
     "jsonb",
 )
 DIRECT_COPY = f"COPY public.system_logs ({', '.join(DIRECT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+
+# The staging table (sql/0004) holds system_logs' columns but for two: the time is whole
+# microseconds (epoch_us), and the severity is the database's to derive.
+STAGE_COLUMNS = (
+    "id",
+    "epoch_us",
+    *(c for c in DIRECT_COLUMNS if c not in ("id", "timestamp", "severity_number")),
+)
+STAGE_COPY = (
+    f"COPY pg_temp.system_logs_stage_v1 ({', '.join(STAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+)
 
 Row = tuple[Any, ...]
 

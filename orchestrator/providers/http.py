@@ -24,6 +24,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+# httpx here is a client of the providers' own APIs, not of our database: the one
+# place besides logs/http.py outside orchestrator/db/ that may import it
+# (tests/unit/test_one_home_rules.py).
 import httpx
 
 from orchestrator.logs.http import get_async_client
