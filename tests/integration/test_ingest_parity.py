@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+import pytest
 
 from orchestrator.db.jsonsafe import dumps_json
 from orchestrator.db.log_copy import DIRECT_COLUMNS
@@ -172,3 +173,17 @@ def test_a_client_clock_an_hour_ahead_is_clamped_on_every_path(db_url, conn, mon
         assert row is not None
         assert abs((row["timestamp"] - server_now).total_seconds()) < 60
         assert "timestamp_clamped_from" in row["metadata"]["_ingest"]
+
+
+@pytest.mark.parametrize("cycle", [2**31, -(2**31) - 1, True, 2**40])
+def test_the_staged_path_never_stores_a_cycle_it_was_not_given(db_url, conn, cycle):
+    """Binary COPY into the staging table's int4 wrapped 2**31 round to -2**31 and sent
+    True as 1; such a cycle number now arrives as NULL, as the SQL function stores it."""
+    entry = handler_entry(cycle_number=cycle)
+    sink = PostgresSink(db_url)
+    try:
+        assert sink.send_staged([entry]).inserted == 1
+    finally:
+        sink.close()
+    row = stored(conn, entry["id"])
+    assert row is not None and row["cycle_number"] is None

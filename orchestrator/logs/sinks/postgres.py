@@ -49,7 +49,11 @@ def epoch_microseconds(seconds: float) -> int:
 
 
 def _stage_row(entry: dict[str, Any]) -> tuple[Any, ...]:
-    """An entry built by the handler (see snapshot.to_entry) as a staging-table row."""
+    """An entry built by the handler (see snapshot.to_entry) as a staging-table row.
+
+    The staging table's cycle_number is an int4: a cycle beyond it (which binary COPY
+    would wrap around to a negative number) or of another type (True would be 1) is
+    sent as NULL."""
     cycle = entry.get("cycle_number")
     return (
         entry["id"],
@@ -61,7 +65,7 @@ def _stage_row(entry: dict[str, Any]) -> tuple[Any, ...]:
         entry["message"],
         entry.get("task_id"),
         entry.get("worker_id"),
-        cycle if isinstance(cycle, int) else None,
+        cycle if type(cycle) is int and INT32_MIN <= cycle <= INT32_MAX else None,
         entry.get("correlation_id"),
         entry.get("exception"),
         dumps_json(entry.get("metadata") or {}),
