@@ -13,8 +13,8 @@ Timed through the code the dashboard runs (QueryTailSource over a PsycopgExecuto
     the header alone (func_log_dashboard_summary), unfiltered and for one worker; one
     refresh as the poller does it (header + the tail after a cursor 5 s back); the
     first fill (header + the newest 200 rows, read newest first); the queue depth
-    alone (func_queue_depth, sql/0015), and for contrast the all-time queue statistics
-    that 0008's header used to take it from.
+    alone (func_queue_depth, sql/functions/jobs/reads.sql), and for contrast the all-time queue
+    statistics that the header used to take it from.
 
 Each path runs --runs times after one warm-up; p50, p95 and the ratio to a baseline
 measured in the same run (bench/query's: a primary-key point lookup through the same
@@ -45,10 +45,10 @@ from tabulate import tabulate
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import query as query_bench
 
+from orchestrator.dashboard.calls import dashboard_summary
 from orchestrator.dashboard.poller import PollRequest, poll
 from orchestrator.dashboard.source import QueryTailSource
 from orchestrator.dashboard.state import TailFilter
-from orchestrator.dashboard.summary import dashboard_summary
 from orchestrator.db.psycopg import PsycopgExecutor
 from orchestrator.jobs import queue_statistics, submit_job
 from orchestrator.query import Cursor, calls
@@ -224,7 +224,11 @@ def measure(conn: psycopg.Connection[Any], runs: int, rows: int) -> None:
             lambda: conn.execute("SELECT func_queue_depth()"),
             0,
         ),
-        ("was 0008's depth: func_queue_statistics()", lambda: executor.run(queue_statistics()), 0),
+        (
+            "was the header's depth: func_queue_statistics()",
+            lambda: executor.run(queue_statistics()),
+            0,
+        ),
     ]
     summary = executor.run(dashboard_summary())
     table, baseline = [], 0.0

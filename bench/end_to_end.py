@@ -13,7 +13,8 @@ Questions (issue 3), each answered in the printed tables:
    program logs 10,000 records/s: peak resident memory must stay bounded, drops counted.
 
 Run: python bench/end_to_end.py [--database-url URL] [--rows N] [--outage-seconds S]
-     [--rollups on|off]   (off: without the count-rollup trigger of sql/0007, to A/B it)
+     [--rollups on|off]   (off: without the count-rollup trigger of
+     sql/functions/logs/rollups.sql, to A/B it)
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ from tabulate import tabulate
 
 from orchestrator.db import migrate
 from orchestrator.db.embedded import _pgserver, start_embedded
-from orchestrator.logs.handler import DatabaseLogHandler
-from orchestrator.logs.sinks.postgres import STAGE_COLUMNS, PostgresSink
+from orchestrator.db.log_copy import DIRECT_COLUMNS, STAGE_COLUMNS
+from orchestrator.logs.levels import SEVERITY
+from orchestrator.logs.setup import DatabaseLogHandler
+from orchestrator.logs.sinks.postgres import PostgresSink
 
 
 @contextmanager
@@ -104,21 +107,7 @@ def truncate(url: str) -> None:
 
 def ceiling(url: str, psql: str, rows: list[dict[str, Any]]) -> float:
     """Seconds for psql's \\copy of the rows (the table's own ceiling)."""
-    columns = [
-        "id",
-        "timestamp",
-        "source_type",
-        "source_id",
-        "log_level",
-        "severity_number",
-        "logger_name",
-        "message",
-        "task_id",
-        "worker_id",
-        "cycle_number",
-        "metadata",
-    ]
-    severity = {"INFO": 9, "WARNING": 13}
+    columns = [c for c in DIRECT_COLUMNS if c not in ("correlation_id", "exception")]
     with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, newline="") as f:
         writer = csv.writer(f)
         for e in rows:
@@ -129,7 +118,7 @@ def ceiling(url: str, psql: str, rows: list[dict[str, Any]]) -> float:
                     e["source_type"],
                     e["source_id"],
                     e["log_level"],
-                    severity[e["log_level"]],
+                    SEVERITY[e["log_level"]],
                     e["logger_name"],
                     e["message"],
                     e["task_id"],

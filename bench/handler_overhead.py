@@ -41,7 +41,7 @@ from tabulate import tabulate
 
 from orchestrator.db import migrate
 from orchestrator.db.embedded import start_embedded
-from orchestrator.logs.handler import DatabaseLogHandler
+from orchestrator.logs.setup import DatabaseLogHandler
 from orchestrator.logs.sinks.postgres import PostgresSink
 
 # A setup returns (handler, drain between bursts, teardown).

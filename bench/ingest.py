@@ -22,8 +22,8 @@ encoding for (c)). A fresh database is created per run and dropped at the end.
 
     python bench/ingest.py [--database-url URL] [--rows N] [--rollups on|off]
 
-``--rollups off`` disables the count-rollup trigger of sql/0007, so that its cost on
-every path is the difference between two runs.
+``--rollups off`` disables the count-rollup trigger of sql/functions/logs/rollups.sql, so that its
+cost on every path is the difference between two runs.
 
 Without --database-url the embedded server (pgserver) is started in a temp directory.
 """
@@ -55,6 +55,7 @@ from tabulate import tabulate
 from orchestrator.db.embedded import start_embedded
 from orchestrator.db.migrate import migrate
 from orchestrator.db.psycopg import connect
+from orchestrator.logs.levels import SEVERITY
 from orchestrator.logs.sinks.postgres import PostgresSink
 
 Row = tuple[Any, ...]
@@ -66,7 +67,6 @@ SCHEMA = (
 )
 COLUMNS, TYPES = zip(*(column.split() for column in SCHEMA.split(", ")), strict=True)
 COLS = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
-SEVERITY = {"DEBUG": 5, "INFO": 9, "WARNING": 13, "ERROR": 17}
 MESSAGES = {
     "DEBUG": [
         "Heartbeat from {w}: gpu_util={0}% mem={1} MiB temp={2}C fan={3}%",

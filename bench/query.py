@@ -41,16 +41,17 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from explain import explain  # bench/ is the script's directory
 from psycopg import sql
 from tabulate import tabulate
 
-from orchestrator.db import calls as db_calls
-from orchestrator.db.calls import Call, LogStatistics
+from orchestrator.db.calls import Call
 from orchestrator.db.embedded import start_embedded
 from orchestrator.db.migrate import migrate
 from orchestrator.db.psycopg import PsycopgExecutor
+from orchestrator.logs import calls as db_calls
+from orchestrator.logs.calls import LogStatistics
 from orchestrator.query import Cursor, ErrorsSummary, LogFilter, LogPage, calls
-from orchestrator.query.explain import explain
 
 # One hour of data, rows [lo, hi) of n over the 3 days before $start: $1 lo, $2 hi, $3 n,
 # $4 start. Row i is at start + i * 3 days / n. One row in ten is the orchestrator's
@@ -285,7 +286,7 @@ def measure(conn: psycopg.Connection[Any], runs: int, rows: int) -> None:
     print(f"SELECT 1 round trip: {select_one:.2f} ms\n")
     headers = ["path", "answer", "p50 ms", "p95 ms", "p50 / baseline", "target p50", "verdict"]
     print(tabulate(table, headers=headers, disable_numparse=True))
-    print("\nEXPLAIN of the statement each function runs (orchestrator.query.explain):")
+    print("\nEXPLAIN of the statement each function runs (bench/explain.py):")
     for name, line in evidence:
         print(f"- {name}: {line}")
 

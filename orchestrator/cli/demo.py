@@ -23,15 +23,16 @@ from tabulate import tabulate
 
 from orchestrator.cli.demo_jobs import run_jobs_demo
 from orchestrator.config import get_settings
-from orchestrator.db import calls, migrate
+from orchestrator.db import migrate
 from orchestrator.db.psycopg import PsycopgExecutor, connect
-from orchestrator.db.target import sql_target
+from orchestrator.db.target import resolve_database
+from orchestrator.logs import calls
 from orchestrator.logs.context import (
     LogContext,
     set_cycle_number,
     set_task_context,
 )
-from orchestrator.logs.handler import DatabaseLogHandler
+from orchestrator.logs.setup import DatabaseLogHandler
 from orchestrator.logs.sinks.postgres import PostgresSink
 
 WORKERS = ("gpu-demo-a100-1", "gpu-demo-a100-2", "gpu-demo-l4-1")
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     rng = random.Random(args.seed)
     started = datetime.now(UTC)
-    with sql_target(settings) as target:
+    with resolve_database(settings, sql=True) as target:
         with connect(target.url) as conn:
             print(f"Database: {target.label}")
             applied = migrate.migrate(conn)

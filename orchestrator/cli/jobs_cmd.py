@@ -23,8 +23,8 @@ from orchestrator.cli.jobs_show import cell, plain, print_job, print_rows, print
 from orchestrator.cli.schema import prepare_schema
 from orchestrator.config import get_settings
 from orchestrator.db.calls import Call
-from orchestrator.db.psycopg import PsycopgExecutor, connect
-from orchestrator.db.target import sql_target
+from orchestrator.db.psycopg import PsycopgExecutor
+from orchestrator.db.target import resolve_database
 from orchestrator.errors import HubError
 from orchestrator.jobs import calls as job_calls
 from orchestrator.jobs.errors import job_errors
@@ -151,10 +151,10 @@ def _register_admin(sub: Any) -> None:
 
 @contextmanager
 def _executor() -> Iterator[PsycopgExecutor]:
-    with sql_target(get_settings()) as target:
+    with resolve_database(get_settings(), sql=True) as target:
         prepare_schema(target)
-        with connect(target.url) as conn:
-            yield PsycopgExecutor(conn)
+        with PsycopgExecutor.connect(target.url, target.label) as executor:
+            yield executor
 
 
 def _one(call: Call[T]) -> T:

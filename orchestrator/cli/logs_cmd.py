@@ -23,10 +23,10 @@ from orchestrator.cli import logs_render
 from orchestrator.cli.logs_follow import follow
 from orchestrator.cli.logs_render import RowWriter
 from orchestrator.config import get_settings
-from orchestrator.db import calls as db_calls
 from orchestrator.db.calls import Call, CallExecutor
 from orchestrator.db.executor import open_executor
 from orchestrator.errors import QueryInputError
+from orchestrator.logs import calls as log_calls
 from orchestrator.query import calls
 from orchestrator.query.model import Cursor, LogFilter, LogPage, split_levels, task_uuid
 from orchestrator.query.reading import iter_pages
@@ -327,7 +327,7 @@ def _summary(db: CallExecutor, request: Request, target: TextIO, out: TextIO) ->
             worker_id=request.filter.worker_id, top=request.limit or 20,
         )  # fmt: skip
     else:
-        call = db_calls.log_statistics(request.since, until)
+        call = log_calls.log_statistics(request.since, until)
     value = dataclasses.asdict(db.run(call))
     if request.fmt in ("json", "jsonl", "csv"):
         logs_render.print_json(target, value)

@@ -48,7 +48,7 @@ def _when(row: LogRow) -> str:
     return row.timestamp.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-def _one_line(text: str, width: int = _MESSAGE_WIDTH) -> str:
+def _cell_line(text: str, width: int = _MESSAGE_WIDTH) -> str:
     line = text.replace("\r", " ").replace("\n", " ⏎ ")
     return line if len(line) <= width else line[: width - 1] + "…"
 
@@ -103,7 +103,7 @@ class RowWriter:
         )
         pad = " " * max(0, 8 - len(row.log_level))  # padded outside the colour codes
         return (
-            f"{_when(row)} {self.level(row.log_level)}{pad} {where}{tags} {_one_line(row.message)}"
+            f"{_when(row)} {self.level(row.log_level)}{pad} {where}{tags} {_cell_line(row.message)}"
         )
 
     def write_lines(self, rows: Iterable[LogRow]) -> None:
@@ -127,7 +127,7 @@ class RowWriter:
                 r.worker_id or "",
                 r.task_id or "",
                 "" if r.cycle_number is None else r.cycle_number,
-                _one_line(r.message) + (" [exception]" if r.exception else ""),
+                _cell_line(r.message) + (" [exception]" if r.exception else ""),
             )
             for r in rows
         ]
@@ -153,7 +153,7 @@ def print_json(out: TextIO, value: Any) -> None:
 def _section(title: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     if not rows:
         return f"{title}: none"
-    body = [[_one_line(str(r.get(c, "")), 100) for c in columns] for r in rows]
+    body = [[_cell_line(str(r.get(c, "")), 100) for c in columns] for r in rows]
     return f"{title}:\n" + tabulate(body, headers=list(columns), disable_numparse=True)
 
 

@@ -11,7 +11,7 @@ from tabulate import tabulate
 from orchestrator.config import get_settings
 from orchestrator.db import migrate
 from orchestrator.db.psycopg import connect
-from orchestrator.db.target import sql_target
+from orchestrator.db.target import resolve_database
 
 
 def register(commands: Any) -> None:
@@ -45,7 +45,10 @@ def run(args: argparse.Namespace) -> int:
         print(migrate.print_sql(), end="")
         return 0
     settings = get_settings()
-    with sql_target(settings) as target, connect(target.url) as conn:
+    with (
+        resolve_database(settings, sql=True) as target,
+        connect(target.url, label=target.label) as conn,
+    ):
         if args.status:
             return _print_status(migrate.status(conn), target.label)
         applied = migrate.migrate(conn)

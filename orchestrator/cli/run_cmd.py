@@ -25,7 +25,7 @@ from orchestrator.daemon.config import (
     set_enterprise_config,
 )
 from orchestrator.daemon.tasks import BackgroundTaskManager
-from orchestrator.db.target import sql_target
+from orchestrator.db.target import resolve_database
 from orchestrator.logs.format import init_from_env
 from orchestrator.logs.setup import setup_db_logging
 from orchestrator.logs.sinks.postgres import PostgresSink
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     init_from_env(settings)
     # The embedded server's package narrates every start and stop at INFO.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
-    with sql_target(settings) as target:
+    with resolve_database(settings, sql=True) as target:
         applied = prepare_schema(target)
         if applied:
             logger.info("Applied %d migration(s) to %s", len(applied), target.label)

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from orchestrator.db import migrate
 from orchestrator.db.psycopg import connect
-from orchestrator.db.target import Target
+from orchestrator.db.target import SqlTarget
 from orchestrator.errors import MigrationError
 
 
-def prepare_schema(target: Target) -> list[str]:
+def prepare_schema(target: SqlTarget) -> list[str]:
     """Migrates the embedded server; refuses a configured database that is behind.
 
     Returns the names of the files it applied (only the embedded server gets any).
     """
-    with connect(target.url) as conn:
+    with connect(target.url, label=target.label) as conn:
         if target.embedded is not None:
             return migrate.migrate(conn)
         current = migrate.status(conn)

@@ -22,10 +22,8 @@ from typing import Any
 
 from orchestrator.cli.schema import prepare_schema
 from orchestrator.config import Settings, get_settings
-from orchestrator.db.executor import rest_credentials
-from orchestrator.db.supabase import RestCallError
-from orchestrator.db.target import sql_target
-from orchestrator.errors import MigrationError
+from orchestrator.db.target import SqlTarget, resolve_database
+from orchestrator.errors import CallRefused, InputRefused, MigrationError
 from orchestrator.jobs.calls import extend_job_leases
 from orchestrator.logs.format import init_from_env
 from orchestrator.logs.worker import LogBuffer, WorkerDatabaseLogHandler
@@ -116,26 +114,23 @@ def worker_database(settings: Settings, worker_id: str) -> Iterator[WorkerDataba
     polling, checked by one harmless call (renewing no leases) so a gateway that is
     down or lacks the hub's functions is one line now, not a warning every poll.
     """
-    rest = rest_credentials(settings)
-    if rest is None:
-        with sql_target(settings) as target:
+    with resolve_database(settings) as target:
+        database = WorkerDatabase.of(target)
+        if isinstance(target, SqlTarget):
             prepare_schema(target)
-            yield WorkerDatabase.postgres(target.url, target.label)
-        return
-    database = WorkerDatabase.supabase_rest(*rest)
-    store = JobStore(database, worker_id)
-    try:
-        store.run(extend_job_leases(worker_id, 1, []))
-    except RestCallError as error:
-        if error.transient:
-            raise
-        raise MigrationError(
-            f"{database.label} cannot run the worker's functions ({error}); apply the "
-            "hub's migrations there (`orchestrator migrate` with DATABASE_URL)"
-        ) from None
-    finally:
-        store.close()
-    yield database
+            yield database
+            return
+        store = JobStore(database, worker_id)
+        try:
+            store.run(extend_job_leases(worker_id, 1, []))
+        except (CallRefused, InputRefused) as error:
+            raise MigrationError(
+                f"{database.label} cannot run the worker's functions ({error}); apply the "
+                "hub's migrations there (`orchestrator migrate` with DATABASE_URL)"
+            ) from None
+        finally:
+            store.close()
+        yield database
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.config import Settings, get_settings
 from orchestrator.errors import ConfigError
+from orchestrator.providers.config import ProviderSection
 
 DEFAULT_CONFIG_FILE = Path("orchestrator.yaml")
 
@@ -84,22 +85,6 @@ class BackgroundSection(_Section):
     approval_expiration: ApprovalSection = ApprovalSection()
     worker_reaping: ReapingSection = ReapingSection()
     log_maintenance: LogMaintenanceSection = LogMaintenanceSection()
-
-
-class ProviderSection(_Section):
-    """One entry of ``providers``: an external REST provider the daemon dispatches to.
-
-    The API token is never written in the file: ``token_env`` names the environment
-    variable that holds it.
-    """
-
-    type: Literal["http"] = "http"
-    base_url: str = Field(pattern=r"^https?://\S+$")
-    webhook_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
-    token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    timeout_seconds: float = Field(default=30, gt=0, le=600)
-    max_retries: int = Field(default=3, ge=0, le=10)
-    status_concurrency: int = Field(default=8, ge=1, le=256)
 
 
 class FileConfig(_Section):

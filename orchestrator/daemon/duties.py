@@ -20,12 +20,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orchestrator.daemon.remote_cancels import RemoteCanceller
-from orchestrator.db import calls as log_calls
 from orchestrator.db.calls import AsyncCallExecutor
 from orchestrator.jobs import calls as jobs
 from orchestrator.jobs.errors import JobError, job_errors
 from orchestrator.jobs.model import ClaimedJob, ProviderStatusResult, ReapResult
-from orchestrator.jobs.views import ProviderJob as ProviderJobRow
+from orchestrator.jobs.views import ProviderJobRow
+from orchestrator.logs import calls as log_calls
 from orchestrator.logs.context import LogContext, set_correlation_id
 from orchestrator.providers.base import (
     TERMINAL_STATUSES,
@@ -281,7 +281,7 @@ class LogMaintenance:
     async def __call__(self) -> Mapping[str, Any] | None:
         """One pass; None when pg_cron does it."""
         if self.enabled is None:
-            by_cron = await self.executor.run(log_maintenance_by_cron())
+            by_cron = await self.executor.run(log_calls.log_maintenance_by_cron())
             if by_cron:
                 logger.debug("Log maintenance is scheduled in pg_cron; skipped")
                 return None
@@ -294,8 +294,3 @@ class LogMaintenance:
                 len(cleanup.dropped_partitions),
             )
         return {"partitions": partitions, "cleanup": cleanup}
-
-
-def log_maintenance_by_cron() -> log_calls.Call[bool]:
-    """Whether pg_cron runs the log maintenance jobs (sql/0013)."""
-    return log_calls.Call("func_log_maintenance_by_cron", {}, lambda raw: bool(raw["scheduled"]))

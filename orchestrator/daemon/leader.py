@@ -1,8 +1,8 @@
 """Duty leases: two daemons against one database never run the same duty at once.
 
 Each duty (queue processing, job polling, ...) has a lease row in ``daemon_leases``
-(sql/0013). A daemon runs a duty only while it holds that duty's lease; it keeps the
-lease between runs (renewing it costs one statement), so one daemon stays the duty's
+(sql/functions/daemon/leases.sql). A daemon runs a duty only while it holds that duty's lease; it
+keeps the lease between runs (renewing it costs one statement), so one daemon stays the duty's
 leader until it stops (and releases) or dies (and the lease expires). While a duty runs,
 the lease is renewed every third of its TTL; if a renewal fails or is refused, the run
 is cancelled, because another daemon may take the duty once the lease has expired.
@@ -22,46 +22,14 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from orchestrator.db.calls import AsyncCallExecutor, Call
+from orchestrator.daemon.calls import LeaseState, release_duty_lease, try_duty_lease
+from orchestrator.db.calls import AsyncCallExecutor
 
 T = TypeVar("T")
 
 logger = logging.getLogger("orchestrator.daemon.leader")
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseState:
-    """The answer of ``func_try_duty_lease``."""
-
-    acquired: bool
-    duty: str
-    holder: str | None
-    expires_at: str | None
-
-
-def _lease_state(raw: Any) -> LeaseState:
-    return LeaseState(bool(raw["acquired"]), raw["duty"], raw.get("holder"), raw.get("expires_at"))
-
-
-def try_duty_lease(duty: str, holder: str, ttl_seconds: int) -> Call[LeaseState]:
-    """Take or renew ``duty``'s lease for ``holder``."""
-    return Call(
-        "func_try_duty_lease",
-        {"duty": duty, "holder": holder, "ttl_seconds": ttl_seconds},
-        _lease_state,
-    )
-
-
-def release_duty_lease(duty: str, holder: str) -> Call[bool]:
-    """Give ``duty``'s lease back if ``holder`` holds it."""
-    return Call(
-        "func_release_duty_lease",
-        {"duty": duty, "holder": holder},
-        lambda raw: bool(raw["released"]),
-    )
 
 
 def make_holder_id(instance_id: str) -> str:

@@ -27,7 +27,7 @@ from orchestrator.logs.context import set_cycle_number
 
 logger = logging.getLogger("orchestrator.daemon.loop")
 
-Outcome = Literal["ran", "held elsewhere", "failed"]
+DutyOutcome = Literal["ran", "held elsewhere", "failed"]
 
 
 @dataclass(eq=False)
@@ -67,7 +67,7 @@ class ControlLoop:
         self.clock = clock
         self.cycle = 0
         self.wake = asyncio.Event()
-        self.outcomes: dict[str, Outcome] = {}
+        self.outcomes: dict[str, DutyOutcome] = {}
 
     def request(self, name: str) -> None:
         """Makes duty ``name`` due now and wakes the loop (a NOTIFY arrived)."""
@@ -81,7 +81,7 @@ class ControlLoop:
         now = self.clock()
         return [d for d in self.duties if d.next_due <= now]
 
-    async def run_cycle(self, duties: Sequence[Duty] | None = None) -> dict[str, Outcome]:
+    async def run_cycle(self, duties: Sequence[Duty] | None = None) -> dict[str, DutyOutcome]:
         """One numbered cycle of ``duties`` (default: the due ones), all at once."""
         chosen = list(self.due() if duties is None else duties)
         self.cycle += 1
@@ -97,7 +97,7 @@ class ControlLoop:
         self.outcomes.update(result)
         return result
 
-    async def _run_duty(self, duty: Duty) -> Outcome:
+    async def _run_duty(self, duty: Duty) -> DutyOutcome:
         duty.next_due = self.clock() + duty.interval
         try:
             if self.leases is None:
@@ -113,7 +113,7 @@ class ControlLoop:
             logger.exception(duty.error_message)
         return "failed"
 
-    async def run_once(self) -> dict[str, Outcome]:
+    async def run_once(self) -> dict[str, DutyOutcome]:
         """One cycle of every duty, due or not (``orchestrator run --once``)."""
         return await self.run_cycle(self.duties)
 

@@ -36,10 +36,11 @@ from orchestrator.config import Settings, get_settings
 from orchestrator.daemon import duties
 from orchestrator.daemon.config import EnterpriseConfig, get_enterprise_config
 from orchestrator.daemon.leader import DutyLeases, make_holder_id
-from orchestrator.daemon.loop import ControlLoop, Duty, Outcome
-from orchestrator.daemon.wakeup import NotifyListener, looks_like_transaction_pooler
+from orchestrator.daemon.loop import ControlLoop, Duty, DutyOutcome
+from orchestrator.daemon.wakeup import NotifyListener
 from orchestrator.db.asyncpg import AsyncpgExecutor
-from orchestrator.db.target import Target, sql_target
+from orchestrator.db.target import SqlTarget, resolve_database
+from orchestrator.jobs.wakeup import polling_reason
 from orchestrator.providers.base import Provider
 from orchestrator.providers.registry import build_providers, polled_providers
 
@@ -81,7 +82,9 @@ class BackgroundTaskManager:
             return
         if self.dsn is None:  # the same resolution as every command: URL, else embedded
             stack = contextlib.ExitStack()
-            target: Target = await asyncio.to_thread(stack.enter_context, sql_target(self.settings))
+            target: SqlTarget = await asyncio.to_thread(
+                lambda: stack.enter_context(resolve_database(self.settings, sql=True))
+            )
             self._target, self.dsn = stack, target.url
         self.executor = await AsyncpgExecutor.connect(self.dsn, max_size=4)
         if not self.providers:
@@ -154,15 +157,9 @@ class BackgroundTaskManager:
 
     async def _start_listener(self) -> None:
         assert self.dsn is not None
-        if self.config.poll_only:
-            logger.info("Poll-only mode: the queue is checked every %gs", self._queue_interval)
-            return
-        if looks_like_transaction_pooler(self.dsn):
-            logger.info(
-                "Poll-only mode: the database URL looks like a transaction pooler (port 6432 "
-                "or 6543), where LISTEN does not work; the queue is checked every %gs",
-                self._queue_interval,
-            )
+        reason = polling_reason(SqlTarget.of_url(self.dsn), poll_only=self.config.poll_only)
+        if reason is not None:
+            logger.info("Polling: %s; the queue is checked every %gs", reason, self._queue_interval)
             return
         listener = NotifyListener(self.dsn, self._on_notify)
         if await listener.start():
@@ -210,7 +207,7 @@ class BackgroundTaskManager:
             await asyncio.sleep(self._queue_interval)
             await self.listener.ensure()
 
-    async def run_once(self) -> dict[str, Outcome]:
+    async def run_once(self) -> dict[str, DutyOutcome]:
         """One cycle of every enabled duty (``orchestrator run --once``)."""
         await self._open()
         assert self.loop is not None

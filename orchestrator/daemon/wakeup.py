@@ -1,96 +1,60 @@
 """Wake-ups on ``NOTIFY hub_jobs``: queue processing within milliseconds of an enqueue.
 
-``func_submit_job`` (and approving a request) NOTIFY ``hub_jobs`` with the provider's
-name when a job becomes claimable. The daemon LISTENs on a dedicated direct connection
-and asks the control loop for a queue pass at once; the 5 s poll stays as the fallback,
-so a lost notification only costs latency. NOTIFY only signals: the job itself is read
-from the queue.
-
-LISTEN needs a session of its own, which a transaction pooler (PgBouncer, Supavisor in
-transaction mode) does not give: notifications would reach whichever client next holds
-the server connection, or nobody. So the listener is not started in poll-only mode
-(``ORCHESTRATOR_POLL_ONLY=true``, the file's ``poll_only``, or a URL on the poolers'
-usual ports 6432 and 6543), nor when LISTEN fails.
+The daemon asks the control loop for a queue pass as soon as a notification arrives;
+the 5 s poll stays as the fallback, so a lost notification only costs latency. Whether
+to LISTEN at all, the channel and how an outage is told are
+:mod:`orchestrator.jobs.wakeup`'s; asyncpg executes the LISTEN
+(:class:`orchestrator.db.asyncpg.AsyncListener`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
-import asyncpg
-from psycopg.conninfo import conninfo_to_dict
-
-from orchestrator.db.asyncpg import CONNECT_ERRORS, connect, first_line
-from orchestrator.errors import DatabaseUnavailable
-
-CHANNEL = "hub_jobs"
-POOLER_PORTS = frozenset({"6432", "6543"})
+from orchestrator.db.asyncpg import AsyncListener
+from orchestrator.errors import HubError
+from orchestrator.jobs.wakeup import CHANNEL, ListenHealth
 
 logger = logging.getLogger("orchestrator.daemon.wakeup")
-
-
-def looks_like_transaction_pooler(dsn: str) -> bool:
-    """True for URLs on PgBouncer's (6432) or Supavisor's transaction (6543) port."""
-    try:
-        port = str(conninfo_to_dict(dsn).get("port") or "")
-    except Exception:
-        return False
-    return port in POOLER_PORTS
 
 
 class NotifyListener:
     """LISTENs on ``hub_jobs`` and calls ``on_notify(payload)`` for each notification."""
 
-    def __init__(self, dsn: str, on_notify: Callable[[str], None], channel: str = CHANNEL):
+    def __init__(self, dsn: str, on_notify: Callable[[str], None]) -> None:
         self.dsn = dsn
         self.on_notify = on_notify
-        self.channel = channel
-        self._conn: asyncpg.Connection[Any] | None = None
+        self._listener: AsyncListener | None = None
+        self._health = ListenHealth(logger)
 
     @property
     def listening(self) -> bool:
         """True while the LISTEN connection is open."""
-        return self._conn is not None and not self._conn.is_closed()
-
-    def _callback(self, conn: Any, pid: int, channel: str, payload: object) -> None:
-        self.on_notify(str(payload))
+        return self._listener is not None and self._listener.alive
 
     async def start(self) -> bool:
         """Connects and LISTENs; False (and one warning) when that is not possible."""
         try:
-            conn = await connect(self.dsn)
-        except DatabaseUnavailable as error:
-            logger.warning("Cannot LISTEN for job notifications (%s); polling only", error)
+            self._listener = await AsyncListener.start(self.dsn, CHANNEL, self.on_notify)
+        except HubError as error:
+            self._health.down(error)
             return False
-        try:
-            await conn.add_listener(self.channel, self._callback)
-        except CONNECT_ERRORS as error:
-            conn.terminate()
-            logger.warning(
-                "Cannot LISTEN for job notifications (%s); polling only", first_line(error)
-            )
-            return False
-        self._conn = conn
-        logger.debug("Listening on %s", self.channel)
+        self._health.up()
+        logger.debug("Listening on %s", CHANNEL)
         return True
 
     async def ensure(self) -> bool:
         """Reconnects after a lost connection (called once per cycle); True if listening."""
         if self.listening:
             return True
-        if self._conn is not None:
-            self._conn = None
-            logger.warning("The LISTEN connection was lost; reconnecting")
+        if self._listener is not None:
+            self._listener = None
+            self._health.down("the connection was lost")
         return await self.start()
 
     async def close(self) -> None:
         """Stops listening and closes the connection."""
-        conn, self._conn = self._conn, None
-        if conn is None or conn.is_closed():
-            return
-        try:
-            await conn.close(timeout=5)
-        except CONNECT_ERRORS:
-            conn.terminate()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.close()

@@ -19,11 +19,11 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Footer
 
+from orchestrator.dashboard.calls import DashboardSummary
 from orchestrator.dashboard.poller import Poller, PollRequest, PollResult
 from orchestrator.dashboard.render import render_row
 from orchestrator.dashboard.source import TailSource
 from orchestrator.dashboard.state import Backoff, TailFilter, TailState, next_min_level
-from orchestrator.dashboard.summary import DashboardSummary
 from orchestrator.dashboard.widgets import (
     ErrorTrend,
     FilterPrompt,

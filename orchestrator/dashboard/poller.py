@@ -13,17 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-import httpx
-import psycopg
-
+from orchestrator.dashboard.calls import DashboardSummary
 from orchestrator.dashboard.source import TailSource
 from orchestrator.dashboard.state import NIL_ID, TailFilter
-from orchestrator.dashboard.summary import DashboardSummary
-from orchestrator.errors import DatabaseUnavailable
+from orchestrator.errors import DatabaseUnavailable, first_line
 from orchestrator.query import Cursor, LogRow
-
-# Failures that mean "cannot talk to the database" rather than "the query is wrong".
-UNREACHABLE = (DatabaseUnavailable, OSError, psycopg.OperationalError, httpx.TransportError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +52,14 @@ class PollResult:
 
 
 def describe_error(error: BaseException) -> str:
-    """One line for the status bar: what failed and the first line of why."""
-    text = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
-    text = text or type(error).__name__
+    """One line for the status bar: what failed and the first line of why. The
+    executors raise only the hub's errors, so "cannot talk to the database"
+    (:class:`DatabaseUnavailable`) is told apart from "the query is wrong" by kind."""
+    text = first_line(error)
     if len(text) > 160:
         text = text[:157] + "..."
-    if isinstance(error, UNREACHABLE):
+    if isinstance(error, DatabaseUnavailable | OSError):
         return f"database unreachable: {text}"
-    if isinstance(error, psycopg.errors.UndefinedFunction):
-        return f"query failed: {text} (run `orchestrator migrate`)"
     return f"query failed: {text}"
 
 

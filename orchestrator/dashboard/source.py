@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from orchestrator.dashboard.calls import DashboardSummary, dashboard_summary
 from orchestrator.dashboard.state import TailFilter
-from orchestrator.dashboard.summary import DashboardSummary, dashboard_summary
 from orchestrator.db.calls import CallExecutor
 from orchestrator.query import Cursor, LogFilter, LogPage, LogRow, query_logs
 

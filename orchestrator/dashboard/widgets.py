@@ -12,7 +12,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Input, Label, RichLog, Sparkline, Static
 
-from orchestrator.dashboard.summary import DashboardSummary
+from orchestrator.dashboard.calls import DashboardSummary
 
 
 def summary_text(summary: DashboardSummary | None) -> Text:

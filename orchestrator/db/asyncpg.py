@@ -12,6 +12,7 @@ strings (asyncpg's own codec wants ``datetime`` objects).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 
@@ -19,9 +20,10 @@ import asyncpg
 import orjson
 
 from orchestrator.db.calls import Call
+from orchestrator.db.failures import refusal
 from orchestrator.db.jsonsafe import dumps_json
 from orchestrator.db.statement import call_sql
-from orchestrator.errors import DatabaseUnavailable
+from orchestrator.errors import DatabaseUnavailable, first_line
 
 T = TypeVar("T")
 
@@ -38,12 +40,6 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 # Connecting may also be refused by the server itself: unknown database or role.
 CONNECT_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an error's text, or its type name when it has none."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _temporal_text(value: Any) -> str:
@@ -72,7 +68,9 @@ async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
         )
 
 
-async def connect(dsn: str, *, timeout: float = 10) -> asyncpg.Connection[Any]:
+async def connect(
+    dsn: str, *, timeout: float = 10, label: str = "the database"
+) -> asyncpg.Connection[Any]:
     """Opens a pooler-safe connection with the hub's codecs, or raises
     :class:`DatabaseUnavailable` with the reason on one line."""
     try:
@@ -80,7 +78,7 @@ async def connect(dsn: str, *, timeout: float = 10) -> asyncpg.Connection[Any]:
             dsn, statement_cache_size=0, timeout=timeout
         )
     except CONNECT_ERRORS as error:
-        raise DatabaseUnavailable(f"cannot connect to the database: {first_line(error)}") from None
+        raise DatabaseUnavailable(f"cannot connect to {label}: {first_line(error)}") from None
     try:
         await _init_connection(conn)
     except BaseException:
@@ -90,13 +88,19 @@ async def connect(dsn: str, *, timeout: float = 10) -> asyncpg.Connection[Any]:
 
 
 async def call_on(
-    conn: asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any], call: Call[T]
+    conn: asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any],
+    call: Call[T],
+    label: str = "the database",
 ) -> T:
-    """Runs one call on ``conn``: the shared statement text, arguments in order."""
+    """Runs one call on ``conn``: the shared statement text, arguments in order. A lost
+    connection is :class:`DatabaseUnavailable`; a server refusal is judged by its
+    SQLSTATE (:func:`~orchestrator.db.failures.refusal`), as for every driver."""
     try:
         raw = await conn.fetchval(call_sql(call, "numeric"), *call.args.values())
     except CONNECTION_ERRORS as error:
-        raise DatabaseUnavailable(f"lost the database connection: {first_line(error)}") from None
+        raise DatabaseUnavailable(f"lost the connection to {label}: {first_line(error)}") from None
+    except asyncpg.PostgresError as error:
+        raise refusal(error.sqlstate, first_line(error), label) from None
     return call.decode(raw)
 
 
@@ -140,7 +144,7 @@ class AsyncpgExecutor:
         """Executes the call on a free connection and decodes its ``jsonb`` result."""
         try:
             async with self.pool.acquire() as conn:
-                return await call_on(conn, call)
+                return await call_on(conn, call, self.label)
         except CONNECTION_ERRORS as error:  # acquiring may connect, and fail to
             raise DatabaseUnavailable(f"cannot reach {self.label}: {first_line(error)}") from None
 
@@ -156,3 +160,40 @@ class AsyncpgExecutor:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+class AsyncListener:
+    """``LISTEN channel`` on a connection of its own, calling ``on_notify(payload)`` for
+    each notification (asyncpg delivers them on the event loop)."""
+
+    def __init__(self, conn: asyncpg.Connection[Any]) -> None:
+        self._conn = conn
+
+    @classmethod
+    async def start(cls, dsn: str, channel: str, on_notify: Callable[[str], None]) -> AsyncListener:
+        """Connects and LISTENs, or raises :class:`DatabaseUnavailable` saying why not."""
+        conn = await connect(dsn, label="the LISTEN connection")
+
+        def deliver(connection: Any, pid: int, name: str, payload: object) -> None:
+            on_notify(str(payload))
+
+        try:
+            await conn.add_listener(channel, deliver)
+        except CONNECT_ERRORS as error:
+            conn.terminate()
+            raise DatabaseUnavailable(f"cannot LISTEN {channel}: {first_line(error)}") from None
+        return cls(conn)
+
+    @property
+    def alive(self) -> bool:
+        """True while the LISTEN connection is open."""
+        return not self._conn.is_closed()
+
+    async def close(self) -> None:
+        """Stops listening and closes the connection."""
+        if self._conn.is_closed():
+            return
+        try:
+            await self._conn.close(timeout=5)
+        except CONNECT_ERRORS:
+            self._conn.terminate()

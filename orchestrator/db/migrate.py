@@ -149,7 +149,7 @@ def _run_file(conn: psycopg.Connection[Any], file: SqlFile) -> int:
     try:
         conn.execute(file.text)  # trusted file, several statements
     except psycopg.Error as error:
-        raise MigrationError(f"sql/{file.name} failed: {_first_line(error)}") from None
+        raise MigrationError(f"sql/{file.name} failed: {_with_context(error)}") from None
     return round((time.perf_counter() - started) * 1000)
 
 
@@ -165,7 +165,7 @@ def migrate(conn: psycopg.Connection[Any], files: SchemaFiles | None = None) -> 
             conn.execute(bookkeeping_sql())  # trusted file, several statements
         except psycopg.errors.InsufficientPrivilege as error:
             raise MigrationError(
-                f"this login may not change the schema ({_first_line(error)}): run "
+                f"this login may not change the schema ({_with_context(error)}): run "
                 "`orchestrator migrate` as the role that owns the hub's tables"
             ) from None
         current = _compare(files, _rows(conn, "schema_migrations"), _rows(conn, "schema_functions"))
@@ -187,7 +187,7 @@ def migrate(conn: psycopg.Connection[Any], files: SchemaFiles | None = None) -> 
         except psycopg.Error as error:
             raise MigrationError(
                 f"a function or view that no file defines any more could not be dropped: "
-                f"{_first_line(error)}"
+                f"{_with_context(error)}"
             ) from None
         conn.execute(record_functions_sql(files))
     return [f.name for f in current.pending] + [f.name for f in current.functions_changed]
@@ -293,7 +293,9 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _first_line(error: psycopg.Error) -> str:
+def _with_context(error: psycopg.Error) -> str:
+    """The server's message and the first line of its context: which statement of a
+    file failed matters more here than in a one-line call error."""
     diag = error.diag
     where = f" ({diag.context.splitlines()[0]})" if diag.context else ""
     return f"{diag.message_primary or str(error).splitlines()[0]}{where}"

@@ -2,9 +2,13 @@
 ``rpc()`` (PostgREST) on an httpx client of our own.
 
 supabase-py's errors do not carry the HTTP status, so a response hook on our httpx
-client notes the status and ``Retry-After`` of each response; a failure becomes one
-:class:`RestCallError` that says what happened and carries both, so the log sink can
-tell "retry later" from "bad batch" and the CLI can print one line.
+client notes the status and ``Retry-After`` of each response. A failure becomes the
+hub's own error (:mod:`orchestrator.errors`), judged as for the SQL drivers: no answer,
+408, 429 and 5xx are :class:`DatabaseUnavailable` (with the server's ``Retry-After``);
+413 (the gateway's size limit) is :class:`InputRefused`, so a log batch is split; any
+other refusal is judged by the SQLSTATE PostgREST passes on as ``code``
+(:func:`~orchestrator.db.failures.refusal`), or is :class:`CallRefused` (401 wrong key,
+404 no such function).
 
 Every hub function returns one ``jsonb`` value, so PostgREST's ``max-rows`` cap never
 cuts a result; reads stay bounded by their own ``row_limit`` and page by keyset.
@@ -18,35 +22,15 @@ from typing import Any, TypeVar
 import httpx
 
 from orchestrator.db.calls import Call
-from orchestrator.errors import DatabaseUnavailable, HubError
+from orchestrator.db.failures import refusal
+from orchestrator.errors import DatabaseUnavailable, HubError, InputRefused
 
 T = TypeVar("T")
 
 
-class RestCallError(HubError):
-    """A REST call that failed: transport error (``status`` 0) or an error response."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int = 0,
-        code: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.retry_after = retry_after
-
-    @property
-    def transient(self) -> bool:
-        """True when the same call may succeed later (no answer, 408, 429, 5xx)."""
-        return self.status in (0, 408, 429) or self.status >= 500
-
-
-class RestUnavailable(RestCallError, DatabaseUnavailable):
-    """A REST call that may succeed later: no answer, 408, 429 or 5xx."""
+def _is_transient(status: int) -> bool:
+    """No answer, 408, 429 or 5xx: the same call may succeed later."""
+    return status in (0, 408, 429) or status >= 500
 
 
 class _LastResponse(threading.local):
@@ -80,39 +64,44 @@ class SupabaseExecutor:
         return self._last.status
 
     def rpc(self, function: str, args: dict[str, Any]) -> Any:
-        """The raw JSON result of ``POST /rest/v1/rpc/<function>``, or RestCallError."""
+        """The raw JSON result of ``POST /rest/v1/rpc/<function>``, or a hub error."""
         from postgrest.exceptions import APIError
 
         self._last.status, self._last.retry_after = 0, None
         try:
             return self._client.rpc(function, args).execute().data
         except httpx.HTTPError as error:
-            raise RestUnavailable(
+            raise DatabaseUnavailable(
                 f"{self.label} unreachable: {type(error).__name__}: {error}"
             ) from None
         except APIError as error:
-            status = self._last.status
-            kind = RestUnavailable if status in (0, 408, 429) or status >= 500 else RestCallError
-            raise kind(
-                f"HTTP {status}: {error.message or error.details or error.code}",
-                status=status,
-                code=error.code,
-                retry_after=self._last.retry_after,
-            ) from None
+            raise self._refusal(error.code, error.message or error.details or error.code) from None
+
+    def _refusal(self, code: str | None, detail: str | None) -> HubError:
+        status, retry_after = self._last.status, self._last.retry_after
+        message = f"HTTP {status}: {detail}"
+        if _is_transient(status):
+            return DatabaseUnavailable(message, retry_after=retry_after)
+        if status == 413:
+            return InputRefused(message)
+        return refusal(code, message, self.label)
 
     def run(self, call: Call[T]) -> T:
-        """Executes the call and decodes its result."""
-        return call.decode(self.rpc(call.function, dict(call.args)))
+        """Executes the call and decodes its result. An answer that is not the
+        function's (a proxy's page, a captive portal, an empty 204) is
+        :class:`DatabaseUnavailable`: the gateway did not reach the database."""
+        raw = self.rpc(call.function, dict(call.args))
+        try:
+            return call.decode(raw)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise DatabaseUnavailable(
+                f"HTTP {self.last_status}: not a {call.function} result: {str(raw)[:200]!r}"
+            ) from None
 
     @property
     def http(self) -> httpx.Client:
         """The httpx client underneath (closed by :meth:`close`)."""
         return self._http
-
-    @property
-    def broken(self) -> bool:
-        """True once closed (httpx replaces a lost connection by itself)."""
-        return self._http.is_closed
 
     def close(self) -> None:
         """Closes the HTTP connections."""

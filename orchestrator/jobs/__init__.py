@@ -1,9 +1,9 @@
 """The job hub's store: jobs, a priority queue under limits, approvals, leases.
 
-The rules live in SQL (``sql/0009``..``sql/0012``, ``sql/0014``); this package only names the calls
-(:mod:`orchestrator.jobs.calls`), the values they return (:mod:`orchestrator.jobs.model`,
-:mod:`orchestrator.jobs.views`) and the error a refusal becomes
-(:mod:`orchestrator.jobs.errors`).
+The rules live in SQL (``sql/migrations/0005_jobs.sql``, ``sql/functions/jobs/``); this
+package only names the calls (:mod:`orchestrator.jobs.calls`), the values they return
+(:mod:`orchestrator.jobs.model`, :mod:`orchestrator.jobs.views`) and the error a refusal
+becomes (:mod:`orchestrator.jobs.errors`).
 """
 
 from orchestrator.jobs.calls import (
@@ -41,10 +41,10 @@ from orchestrator.jobs.model import (
     ExpireResult,
     HubUser,
     LeaseExtension,
-    Outcome,
     ProviderStatusResult,
     ReapResult,
     SubmitResult,
+    Verdict,
 )
 from orchestrator.jobs.views import (
     JobDetail,
@@ -52,8 +52,8 @@ from orchestrator.jobs.views import (
     JobPage,
     JobSummary,
     OldestWaiting,
-    ProviderJob,
     ProviderJobPage,
+    ProviderJobRow,
     QueueStatistics,
 )
 
@@ -74,13 +74,13 @@ __all__ = [
     "JobSummary",
     "LeaseExtension",
     "OldestWaiting",
-    "Outcome",
-    "ProviderJob",
     "ProviderJobPage",
+    "ProviderJobRow",
     "ProviderStatusResult",
     "QueueStatistics",
     "ReapResult",
     "SubmitResult",
+    "Verdict",
     "approve_request",
     "cancel_job",
     "claim_jobs",

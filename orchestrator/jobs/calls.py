@@ -1,6 +1,6 @@
 """The job store's operations as :class:`~orchestrator.db.calls.Call` values.
 
-One builder per SQL function of ``sql/0010``..``sql/0014`` (the name without ``func_``);
+One builder per SQL function of ``sql/functions/jobs/`` (the name without ``func_``);
 any executor (psycopg, asyncpg, supabase-py) runs them, so no rule is written twice. The
 builders pass arguments through unchanged: the SQL functions check them and raise one
 clear error (SQLSTATE class 22 or P0001, see :mod:`orchestrator.jobs.errors`).
@@ -22,10 +22,10 @@ from orchestrator.jobs.model import (
     ExpireResult,
     HubUser,
     LeaseExtension,
-    Outcome,
     ProviderStatusResult,
     ReapResult,
     SubmitResult,
+    Verdict,
 )
 from orchestrator.jobs.views import JobDetail, JobPage, ProviderJobPage, QueueStatistics
 
@@ -171,7 +171,7 @@ def extend_job_leases(
 
 def complete_job(
     job_id: str, lease_token: str, result: Mapping[str, Any] | None = None
-) -> Call[Outcome]:
+) -> Call[Verdict]:
     """Finish a job under its current lease (a stale token is refused, not raised)."""
     return Call(
         "func_complete_job",
@@ -180,11 +180,11 @@ def complete_job(
             "lease_token": lease_token,
             "result": json_safe(dict(result or {})),
         },
-        Outcome.from_raw,
+        Verdict.from_raw,
     )
 
 
-def fail_job(job_id: str, lease_token: str, error: str, retryable: bool = True) -> Call[Outcome]:
+def fail_job(job_id: str, lease_token: str, error: str, retryable: bool = True) -> Call[Verdict]:
     """Report a failed attempt: retried with backoff while attempts remain."""
     return Call(
         "func_fail_job",
@@ -194,25 +194,25 @@ def fail_job(job_id: str, lease_token: str, error: str, retryable: bool = True) 
             "error": json_safe(error),
             "retryable": retryable,
         },
-        Outcome.from_raw,
+        Verdict.from_raw,
     )
 
 
-def release_job(job_id: str, lease_token: str, reason: str | None = None) -> Call[Outcome]:
+def release_job(job_id: str, lease_token: str, reason: str | None = None) -> Call[Verdict]:
     """Give a job back to the queue without using an attempt (e.g. on SIGTERM)."""
     return Call(
         "func_release_job",
         {"job_id": job_id, "lease_token": lease_token, "reason": reason},
-        Outcome.from_raw,
+        Verdict.from_raw,
     )
 
 
-def cancel_job(job_id: str, cancelled_by: str, reason: str | None = None) -> Call[Outcome]:
+def cancel_job(job_id: str, cancelled_by: str, reason: str | None = None) -> Call[Verdict]:
     """Cancel a job in any state that has not finished; a running job's slot is freed."""
     return Call(
         "func_cancel_job",
         {"job_id": job_id, "cancelled_by": cancelled_by, "reason": reason},
-        Outcome.from_raw,
+        Verdict.from_raw,
     )
 
 

@@ -174,8 +174,8 @@ class LeaseExtension:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
-    """What became of a complete, fail, release or cancel.
+class Verdict:
+    """The job store's verdict on a complete, fail, release or cancel.
 
     ``accepted`` is false, with ``reason``, when the lease token was stale (a worker
     wrongly declared dead) or the job had already finished: the job was not changed.
@@ -189,7 +189,7 @@ class Outcome:
     previous_status: str | None = None
 
     @classmethod
-    def from_raw(cls, raw: Any) -> Outcome:
+    def from_raw(cls, raw: Any) -> Verdict:
         return cls(
             accepted=bool(raw["accepted"]),
             status=_optional_str(raw.get("status")),

@@ -158,7 +158,7 @@ class JobDetail:
 
 
 @dataclass(frozen=True, slots=True)
-class ProviderJob:
+class ProviderJobRow:
     """An active job of an external provider, for status polling."""
 
     job_id: str
@@ -167,7 +167,7 @@ class ProviderJob:
     provider_status: str | None
 
     @classmethod
-    def from_raw(cls, raw: Any) -> ProviderJob:
+    def from_raw(cls, raw: Any) -> ProviderJobRow:
         return cls(
             job_id=str(raw["job_id"]),
             provider_job_id=raw.get("provider_job_id"),
@@ -180,11 +180,11 @@ class ProviderJob:
 class ProviderJobPage:
     """One keyset page of a provider's active jobs."""
 
-    rows: tuple[ProviderJob, ...]
+    rows: tuple[ProviderJobRow, ...]
     more: bool
     next: str | None
 
     @classmethod
     def from_raw(cls, raw: Any) -> ProviderJobPage:
-        rows = tuple(ProviderJob.from_raw(r) for r in raw["rows"])
+        rows = tuple(ProviderJobRow.from_raw(r) for r in raw["rows"])
         return cls(rows, bool(raw["more"]), None if raw.get("next") is None else str(raw["next"]))

@@ -35,16 +35,10 @@ from orchestrator.logs.format import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.logs.handler import DatabaseLogHandler
+    from orchestrator.logs.calls import HeartbeatResult, heartbeat_call
     from orchestrator.logs.http import CORRELATION_HEADER, get_async_client, get_client
-    from orchestrator.logs.setup import exit_on_sigterm, setup_db_logging
-    from orchestrator.logs.worker import (
-        HeartbeatResult,
-        LogBuffer,
-        WorkerDatabaseLogHandler,
-        WorkerHeartbeat,
-        heartbeat_call,
-    )
+    from orchestrator.logs.setup import DatabaseLogHandler, exit_on_sigterm, setup_db_logging
+    from orchestrator.logs.worker import LogBuffer, WorkerDatabaseLogHandler, WorkerHeartbeat
 
 # Names whose modules import httpx or psycopg: loaded on first use, so a process that
 # only formats log lines does not pay for them.
@@ -52,14 +46,14 @@ _LAZY = {
     "CORRELATION_HEADER": "http",
     "get_async_client": "http",
     "get_client": "http",
-    "DatabaseLogHandler": "handler",
+    "DatabaseLogHandler": "setup",
     "setup_db_logging": "setup",
     "exit_on_sigterm": "setup",
     "LogBuffer": "worker",
     "WorkerDatabaseLogHandler": "worker",
     "WorkerHeartbeat": "worker",
-    "HeartbeatResult": "worker",
-    "heartbeat_call": "worker",
+    "HeartbeatResult": "calls",
+    "heartbeat_call": "calls",
 }
 
 

@@ -134,16 +134,8 @@ def task_context() -> tuple[str | None, str | None]:
     return _task_id.get(), _worker_id.get()
 
 
-ContextSnapshot = tuple[Mapping[str, Any], str | None, str | None, str | None, int | None]
-
 # Bound getters for the logging hot path (one attribute lookup fewer per read).
 get_fields = _fields.get
 get_correlation = _correlation_id.get
 get_task = _task_id.get
 get_worker = _worker_id.get
-
-
-def snapshot_context() -> ContextSnapshot:
-    """(fields, correlation id, task id, worker id, cycle) as they are now, for a record
-    that will be shipped from another thread. Cheap: five reads, no copies."""
-    return get_fields(), get_correlation(), get_task(), get_worker(), _cycle.number

@@ -12,7 +12,6 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import math
 import os
 import sys
 import threading
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.config import Settings, load_settings
+from orchestrator.db.jsonsafe import json_safe, printable
 from orchestrator.logs.context import (
     current_fields,
     get_cycle_number,
@@ -55,31 +55,6 @@ def render_message(record: logging.LogRecord) -> str:
         return f"{record.msg!r} % {record.args!r} failed: {error!r}"
 
 
-def _text(value: object) -> str:
-    """``str(value)``, even for an object whose ``__str__`` raises."""
-    try:
-        return str(value)
-    except Exception:
-        return f"<unprintable {type(value).__name__}>"
-
-
-def _jsonable(value: Any, depth: int = 0) -> Any:
-    """A copy of ``value`` JSON can encode: odd keys, NaN, cycles and objects become text."""
-    if value is None or isinstance(value, str | bool):
-        return value
-    if isinstance(value, int):  # past ~4300 digits int -> str raises
-        return value if value.bit_length() < 4096 else _text(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else _text(value)
-    if depth > 20:
-        return _text(value)
-    if isinstance(value, dict):
-        return {_text(k): _jsonable(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v, depth + 1) for v in value]
-    return _text(value)
-
-
 # Every line break str.splitlines() knows of and json.dumps(ensure_ascii=False) or a
 # message may leave raw, escaped (as JSON escapes) so one record is one line for any reader.
 _BREAKS = {
@@ -90,7 +65,7 @@ _BREAKS = {
 _BREAK_CHARS = tuple(map(chr, _BREAKS))
 
 
-def _one_line(text: str) -> str:
+def _escape_line_breaks(text: str) -> str:
     """``text`` with its line breaks escaped; the scan first, as it is far cheaper."""
     for char in _BREAK_CHARS:
         if char in text:
@@ -101,10 +76,10 @@ def _one_line(text: str) -> str:
 def _dumps(payload: dict[str, Any]) -> str:
     """One JSON line; the default separators keep the seed's grep recipe working."""
     try:
-        line = json.dumps(payload, ensure_ascii=False, allow_nan=False, default=_text)
+        line = json.dumps(payload, ensure_ascii=False, allow_nan=False, default=printable)
     except (TypeError, ValueError, RecursionError):
-        line = json.dumps(_jsonable(payload), ensure_ascii=False, allow_nan=False)
-    return _one_line(line)
+        line = json.dumps(json_safe(payload), ensure_ascii=False, allow_nan=False)
+    return _escape_line_breaks(line)
 
 
 def record_extra(record: logging.LogRecord) -> dict[str, Any]:
@@ -209,9 +184,9 @@ class JsonFormatter(_BaseFormatter):
 
 def _field(value: object) -> str:
     """``key=value`` text; quoted when a space or an empty value would make it ambiguous."""
-    text = _text(value)
+    text = printable(value)
     if not text or any(c.isspace() for c in text):
-        return _one_line(json.dumps(text, ensure_ascii=False))
+        return _escape_line_breaks(json.dumps(text, ensure_ascii=False))
     return text
 
 
@@ -221,7 +196,7 @@ class TextFormatter(_BaseFormatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(record.created))
         # Escaped line breaks: a message can't forge a second log line.
-        message = _one_line(render_message(record))
+        message = _escape_line_breaks(render_message(record))
         line = f"{stamp}.{int(record.msecs):03d} {record.levelname:<5} {record.name}: {message}"
         fields = _fields_of(record)
         if fields:

@@ -1,4 +1,8 @@
-"""``DatabaseLogHandler``: ships log records to ``system_logs`` without slowing the caller.
+"""``SinkLogHandler``: ships log records to ``system_logs`` without slowing the caller.
+
+Every argument is explicit here; :class:`~orchestrator.logs.setup.DatabaseLogHandler`
+(the public name, and the one ``dictConfig`` uses) fills the ones left out from the
+settings, so this module never reads ``.env`` or starts a database.
 
 The calling thread snapshots the record and appends it to a bounded buffer
 (:mod:`~orchestrator.logs.buffer`); one background thread per handler takes batches of
@@ -34,54 +38,44 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from orchestrator.errors import DatabaseUnavailable, HubError, InputRefused
 from orchestrator.logs.buffer import RecordBuffer
 from orchestrator.logs.guard import RateLimitedStderr
-from orchestrator.logs.sinks import DataSinkError, LogSink, TransientSinkError
+from orchestrator.logs.sinks import LogSink
 from orchestrator.logs.snapshot import Snapshot, SnapshotHandler, to_entry
 
-_live_handlers: weakref.WeakSet[DatabaseLogHandler] = weakref.WeakSet()
+_live_handlers: weakref.WeakSet[SinkLogHandler] = weakref.WeakSet()
 
 SinkFactory = Callable[[], LogSink]
 
 
-class DatabaseLogHandler(SnapshotHandler):
+class SinkLogHandler(SnapshotHandler):
     """A ``logging.Handler`` that batches records into the hub's ``system_logs`` table.
 
     ``sink`` is a zero-argument factory of a :class:`~orchestrator.logs.sinks.LogSink`
-    (a factory, because a forked child needs a connection of its own). Without it the
-    sink comes from the settings (``DATABASE_URL``, Supabase, or the embedded server),
-    and so do ``batch_size``, ``flush_interval`` and ``capacity`` (``DB_LOG_*``), which
-    makes the handler usable from ``logging.config.dictConfig`` with no arguments.
+    (a factory, because a forked child needs a connection of its own). A batch goes out
+    when ``batch_size`` records wait, or every ``flush_interval`` seconds; at most
+    ``capacity`` records wait in memory.
     """
 
     def __init__(
         self,
         level: int | str = logging.INFO,
         *,
-        sink: SinkFactory | None = None,
-        source_type: str = "orchestrator_gpu",
-        source_id: str | None = None,
+        sink: SinkFactory,
+        source_type: str,
+        source_id: str,
         worker_id: str | None = None,
-        batch_size: int | None = None,
-        flush_interval: float | None = None,
-        capacity: int | None = None,
+        batch_size: int,
+        flush_interval: float,
+        capacity: int,
         max_batch: int = 1000,
         close_timeout: float = 5.0,
         max_backoff: float = 30.0,
     ) -> None:
         super().__init__(level)
-        if sink is None:
-            from orchestrator.logs.setup import sink_factory_from_settings
-
-            sink = sink_factory_from_settings()
-        from orchestrator.config import get_settings
-
-        settings = get_settings()  # what an argument leaves unsaid, the environment says
-        self.source_type, self.worker_id = source_type, worker_id
-        self.source_id = source_id or settings.orchestrator_instance_id
-        self.batch_size = batch_size or settings.db_log_batch_size
-        self.flush_interval = flush_interval or settings.db_log_flush_interval
-        self.capacity = capacity or settings.db_log_buffer_size
+        self.source_type, self.source_id, self.worker_id = source_type, source_id, worker_id
+        self.batch_size, self.flush_interval, self.capacity = batch_size, flush_interval, capacity
         self.max_batch = max(self.batch_size, max_batch)
         self.close_timeout, self.max_backoff = close_timeout, max_backoff
         self._sink_factory = sink
@@ -177,12 +171,13 @@ class DatabaseLogHandler(SnapshotHandler):
                     self._in_flight = [self._entry(s) for s in snaps]
             try:
                 self._deliver(self._in_flight)
-            except TransientSinkError as error:
+            except HubError as error:  # unreachable, busy, or not migrated yet: retry
                 self._retries += 1
                 self._mark_down(str(error))
                 delay = min(self.max_backoff, 0.25 * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
-                if error.retry_after is not None:  # the server knows best; 5 min at most
-                    delay = max(delay, min(error.retry_after, 300.0))
+                hint = error.retry_after if isinstance(error, DatabaseUnavailable) else None
+                if hint is not None:  # the server knows best; 5 min at most
+                    delay = max(delay, min(hint, 300.0))
                 attempt += 1
                 if self._closing:
                     return  # close() gives up on what is left after its own deadline
@@ -199,10 +194,10 @@ class DatabaseLogHandler(SnapshotHandler):
         return to_entry(snap, self.source_type, self.source_id, self.worker_id)
 
     def _deliver(self, entries: list[dict[str, Any]]) -> None:
-        """Sends entries; on a data error, halves until the bad entry is alone."""
+        """Sends entries; on refused input, halves until the bad entry is alone."""
         try:
             result = self._sink.send(entries)
-        except DataSinkError as error:
+        except InputRefused as error:
             if len(entries) == 1:
                 self._reject(1, f"{error} (entry of {entries[0].get('logger_name')})")
                 return

@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+# httpx here is the caller's client for other services, not of our database: the one
+# place besides providers/http.py outside orchestrator/db/ that may import it
+# (tests/unit/test_one_home_rules.py).
 import httpx
 
 from orchestrator.logs.context import get_correlation_id

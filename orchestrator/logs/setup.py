@@ -13,38 +13,67 @@ import logging
 import signal
 import threading
 from types import FrameType
+from typing import Any
 
 from orchestrator.config import Settings, get_settings
-from orchestrator.db.executor import rest_credentials
-from orchestrator.errors import DatabaseUnavailable
-from orchestrator.logs.handler import (
-    DatabaseLogHandler,
-    SinkFactory,
-    drain_before_later_exit_hooks,
-)
-from orchestrator.logs.sinks import TransientSinkError
+from orchestrator.db.target import RestTarget, Target, resolve_database
+from orchestrator.errors import DatabaseUnavailable, HubError
+from orchestrator.logs.handler import SinkFactory, SinkLogHandler, drain_before_later_exit_hooks
 from orchestrator.logs.sinks.postgres import PostgresSink
 from orchestrator.logs.sinks.rest import RestSink
 
 
+def sink_factory(target: Target) -> SinkFactory:
+    """A factory of the sink for ``target``: direct PostgreSQL, or Supabase REST."""
+    if isinstance(target, RestTarget):
+        return lambda: RestSink(target.url, target.key)
+    if target.embedded is not None:
+        drain_before_later_exit_hooks()  # the server's own exit hook must run after our drain
+    return lambda: PostgresSink(target.url, target.label)
+
+
 def sink_factory_from_settings(settings: Settings | None = None) -> SinkFactory:
-    """A factory of the sink the settings name: DATABASE_URL, Supabase REST, or embedded."""
-    settings = settings or get_settings()
-    if settings.database_url:
-        url = settings.database_url
-        from orchestrator.db.target import describe_url
+    """A factory of the sink the settings name (:func:`resolve_database`). An embedded
+    server started here serves the handler for the rest of the process."""
+    return sink_factory(resolve_database(settings or get_settings()))
 
-        label = describe_url(url)
-        return lambda: PostgresSink(url, label)
-    rest = rest_credentials(settings)
-    if rest is not None:
-        rest_url, key = rest
-        return lambda: RestSink(rest_url, key)
-    from orchestrator.db.embedded import start_embedded
 
-    server = start_embedded(settings.embedded_data_dir)
-    drain_before_later_exit_hooks()  # the server's own exit hook must run after our drain
-    return lambda: PostgresSink(server.url, f"embedded PostgreSQL in {server.data_dir}")
+class DatabaseLogHandler(SinkLogHandler):
+    """:class:`~orchestrator.logs.handler.SinkLogHandler` with what its arguments leave
+    unsaid taken from the settings: the sink (``DATABASE_URL``, Supabase, or the
+    embedded server), ``source_id`` (``ORCHESTRATOR_INSTANCE_ID``), ``batch_size``,
+    ``flush_interval`` and ``capacity`` (``DB_LOG_*``). So it works from
+    ``logging.config.dictConfig`` with no arguments but its level::
+
+        {"class": "orchestrator.logs.DatabaseLogHandler", "level": "INFO",
+         "source_type": "worker"}
+    """
+
+    def __init__(
+        self,
+        level: int | str = logging.INFO,
+        *,
+        sink: SinkFactory | None = None,
+        source_type: str = "orchestrator_gpu",
+        source_id: str | None = None,
+        worker_id: str | None = None,
+        batch_size: int | None = None,
+        flush_interval: float | None = None,
+        capacity: int | None = None,
+        **tuning: Any,
+    ) -> None:
+        settings = get_settings()
+        super().__init__(
+            level,
+            sink=sink or sink_factory_from_settings(settings),
+            source_type=source_type,
+            source_id=source_id or settings.orchestrator_instance_id,
+            worker_id=worker_id,
+            batch_size=batch_size or settings.db_log_batch_size,
+            flush_interval=flush_interval or settings.db_log_flush_interval,
+            capacity=capacity or settings.db_log_buffer_size,
+            **tuning,
+        )
 
 
 def setup_db_logging(
@@ -72,7 +101,7 @@ def setup_db_logging(
         probe = factory()
         try:
             probe.check()
-        except TransientSinkError as error:
+        except HubError as error:
             raise DatabaseUnavailable(
                 f"database logging is required (DB_LOGGING_REQUIRED=true) but {probe.label} "
                 f"is not usable: {error}"

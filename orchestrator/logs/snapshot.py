@@ -25,6 +25,7 @@ from orchestrator.logs.context import (
 )
 from orchestrator.logs.format import record_extra, render_message
 from orchestrator.logs.guard import RateLimitedStderr, is_ignored_logger
+from orchestrator.logs.levels import level_for_number
 
 # (record, rendered message, exception text, context fields, correlation id, task id,
 #  worker id, cycle): one flat tuple, because this is built on every logging call.
@@ -66,19 +67,6 @@ def take_snapshot(record: logging.LogRecord) -> Snapshot:
     )
 
 
-def level_name(levelno: int) -> str:
-    """The system_logs level for any numeric level (custom levels round up)."""
-    if levelno <= logging.DEBUG:
-        return "DEBUG"
-    if levelno <= logging.INFO:
-        return "INFO"
-    if levelno <= logging.WARNING:
-        return "WARNING"
-    if levelno <= logging.ERROR:
-        return "ERROR"
-    return "CRITICAL"
-
-
 def to_entry(
     snap: Snapshot, source_type: str, source_id: str, worker_id: str | None
 ) -> dict[str, Any]:
@@ -90,13 +78,13 @@ def to_entry(
     entry: dict[str, Any] = {
         "id": str(uuid_utils.uuid7()),
         "timestamp": record.created,  # Unix epoch seconds: cheaper than an ISO string
-        "log_level": level_name(record.levelno),
+        "log_level": level_for_number(record.levelno),
         "source_type": source_type,
         "source_id": source_id,
         "message": message,
         "logger_name": record.name,
-        "task_id": _text(promoted.get("task_id", task_id)),
-        "worker_id": _text(promoted.get("worker_id", ctx_worker or worker_id)),
+        "task_id": _optional_text(promoted.get("task_id", task_id)),
+        "worker_id": _optional_text(promoted.get("worker_id", ctx_worker or worker_id)),
         "cycle_number": promoted.get("cycle_number", cycle),
         "correlation_id": correlation_id,
         "exception": exc_text,
@@ -108,7 +96,7 @@ def to_entry(
     return entry
 
 
-def _text(value: Any) -> str | None:
+def _optional_text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 

@@ -17,16 +17,15 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import uuid_utils
 
-from orchestrator.db.calls import Call, CallExecutor, InsertResult, _insert_result
-from orchestrator.db.jsonsafe import json_safe
+from orchestrator.db.calls import CallExecutor
 from orchestrator.logs import context
 from orchestrator.logs.buffer import RecordBuffer
+from orchestrator.logs.calls import HeartbeatResult, heartbeat_call
 from orchestrator.logs.guard import RateLimitedStderr
 from orchestrator.logs.snapshot import Snapshot, SnapshotHandler, to_entry
 
@@ -35,44 +34,6 @@ _Source = tuple[str, str, str | None]  # (source_type, source_id, worker_id) of 
 _Item = Entry | tuple[Snapshot, _Source]
 
 _LEVELNOS = logging.getLevelNamesMapping()  # WARN and FATAL included, as the database takes them
-
-
-@dataclass(frozen=True, slots=True)
-class HeartbeatResult:
-    """The worker row as the heartbeat left it, and what became of the logs it carried."""
-
-    worker_id: str
-    status: str
-    heartbeat_count: int
-    last_heartbeat_at: datetime
-    logs: InsertResult
-
-
-def _heartbeat_result(raw: Any) -> HeartbeatResult:
-    row = raw["worker"]
-    at = row["last_heartbeat_at"]
-    at = at if isinstance(at, datetime) else datetime.fromisoformat(at)
-    count = int(row["heartbeat_count"])
-    return HeartbeatResult(row["worker_id"], row["status"], count, at, _insert_result(raw["logs"]))
-
-
-def heartbeat_call(
-    worker_id: str,
-    status: str = "idle",
-    current_task_id: str | uuid.UUID | None = None,
-    metadata: Mapping[str, Any] | None = None,
-    logs: Sequence[Mapping[str, Any]] = (),
-) -> Call[HeartbeatResult]:
-    """One heartbeat of ``worker_id`` carrying ``logs`` (``func_insert_logs_batch`` entries).
-
-    ``metadata`` keys ``vram_total_mb``, ``vram_used_mb`` and ``hostname`` also land in
-    columns of their own. Text is made ``jsonb``-safe, so one NUL byte in a log line
-    cannot make the server refuse the heartbeat.
-    """
-    task = None if current_task_id is None else str(current_task_id)
-    args: dict[str, Any] = {"worker_id": worker_id, "status": status, "current_task_id": task}
-    args |= {"metadata": json_safe(dict(metadata or {})), "logs": json_safe(list(logs))}
-    return Call("func_worker_heartbeat_with_logs", args, _heartbeat_result)
 
 
 class LogBuffer:

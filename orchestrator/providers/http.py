@@ -24,13 +24,16 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+# httpx here is a client of the providers' own APIs, not of our database: the one
+# place besides logs/http.py outside orchestrator/db/ that may import it
+# (tests/unit/test_one_home_rules.py).
 import httpx
 
 from orchestrator.logs.http import get_async_client
 from orchestrator.providers.base import JobStatus, ProviderError, ProviderJob, RemoteStatus
 
 if TYPE_CHECKING:
-    from orchestrator.daemon.config import ProviderSection
+    from orchestrator.providers.config import ProviderSection
 
 SYNONYMS: dict[str, JobStatus] = {
     "pending": "pending",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from orchestrator.daemon.config import ProviderSection
 from orchestrator.db.calls import AsyncCallExecutor
 from orchestrator.errors import ConfigError
 from orchestrator.providers.base import Provider
+from orchestrator.providers.config import ProviderSection
 from orchestrator.providers.http import HttpProvider
 from orchestrator.providers.local import NAME as LOCAL
 from orchestrator.providers.local import LocalProvider

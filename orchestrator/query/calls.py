@@ -1,4 +1,4 @@
-"""The read operations of ``sql/0006_log_queries.sql`` as :class:`Call` values.
+"""The read operations of ``sql/functions/logs/queries.sql`` as :class:`Call` values.
 
 As in :mod:`orchestrator.db.calls`, each operation is written once and any executor
 (psycopg, supabase-py ``rpc``) runs it. Arguments left None are not sent, so the SQL

@@ -15,17 +15,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.errors import QueryInputError
+from orchestrator.logs.levels import ALIASES, SEVERITY
 
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-SEVERITY = {"DEBUG": 5, "INFO": 9, "WARNING": 13, "ERROR": 17, "CRITICAL": 21}
-_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}
 ACCEPTED_LEVELS = "DEBUG, INFO, WARNING (or WARN), ERROR, CRITICAL (or FATAL), in any case"
 
 
 def level_name(text: str) -> str:
     """The canonical level for ``text`` (any case, WARN/FATAL aliases), or QueryInputError."""
     name = text.strip().upper()
-    name = _ALIASES.get(name, name)
+    name = ALIASES.get(name, name)
     if name not in SEVERITY:
         raise QueryInputError(f"unknown level {text!r}; accepted: {ACCEPTED_LEVELS}")
     return name

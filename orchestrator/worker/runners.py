@@ -39,13 +39,13 @@ ERROR_MAX_CHARS = 2000
 class Run(Protocol):
     """A job being run: ``run`` blocks until it ends; ``stop`` may come from another thread."""
 
-    def run(self) -> Outcome: ...
+    def run(self) -> RunOutcome: ...
 
     def stop(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class RunOutcome:
     """How a run ended: ``ok`` (complete with ``result``) or not (fail with ``error``).
 
     ``stopped`` is set when the run was stopped from outside; the runtime then neither
@@ -68,11 +68,11 @@ class ShellRun:
         self._stopped = threading.Event()
         self._lock = threading.Lock()
 
-    def run(self) -> Outcome:
+    def run(self) -> RunOutcome:
         """Runs the command to its end (or until stopped), logging each output line."""
         with self._lock:
             if self._stopped.is_set():
-                return Outcome(False, error="stopped before it started", stopped=True)
+                return RunOutcome(False, error="stopped before it started", stopped=True)
             try:
                 self._process = subprocess.Popen(
                     self.spec.argv,
@@ -86,7 +86,7 @@ class ShellRun:
                 )
             except OSError as error:  # not found, not executable
                 reason = f"cannot start {self.spec.argv[0]!r}: {error.strerror or error}"
-                return Outcome(False, error=reason, retryable=False)
+                return RunOutcome(False, error=reason, retryable=False)
         process = self._process
         assert process.stdout is not None and process.stderr is not None
         tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
@@ -101,14 +101,14 @@ class ShellRun:
         result = {"exit_code": code, "stdout_lines": counts["stdout"]}
         result["stderr_lines"] = counts["stderr"]
         if self._stopped.is_set():
-            return Outcome(False, result, error=f"stopped (exit code {code})", stopped=True)
+            return RunOutcome(False, result, error=f"stopped (exit code {code})", stopped=True)
         if code == 0:
-            return Outcome(True, result)
+            return RunOutcome(True, result)
         said = "\n".join(tail)
         reason = f"command exited with code {code}" + (f": {said}" if said else "")
         if len(reason) > ERROR_MAX_CHARS:
             reason = "..." + reason[-ERROR_MAX_CHARS:]
-        return Outcome(False, result, error=reason, retryable=True)
+        return RunOutcome(False, result, error=reason, retryable=True)
 
     @staticmethod
     def _pump(
@@ -148,12 +148,12 @@ class CallableRun:
         self.spec = spec
         self._stopped = threading.Event()
 
-    def run(self) -> Outcome:
+    def run(self) -> RunOutcome:
         """Imports and calls the function; its return value (JSON-safe) is the result."""
         try:
             function = _resolve(self.spec)
         except _CannotResolve as error:
-            return Outcome(False, error=str(error), retryable=False)
+            return RunOutcome(False, error=str(error), retryable=False)
         try:
             value = function(**self.spec.kwargs)
         except Exception as error:
@@ -161,8 +161,8 @@ class CallableRun:
                 "%s raised %s", self.spec.target, type(error).__name__
             )
             reason = f"{self.spec.target} raised {type(error).__name__}: {error}"
-            return Outcome(False, error=reason[:ERROR_MAX_CHARS], stopped=self._stopped.is_set())
-        return Outcome(True, {"return": json_safe(value)}, stopped=self._stopped.is_set())
+            return RunOutcome(False, error=reason[:ERROR_MAX_CHARS], stopped=self._stopped.is_set())
+        return RunOutcome(True, {"return": json_safe(value)}, stopped=self._stopped.is_set())
 
     def stop(self) -> None:
         """Marks the run stopped; Python offers no safe way to interrupt a running call."""
@@ -175,9 +175,9 @@ class Refused:
     def __init__(self, reason: str) -> None:
         self.reason = reason
 
-    def run(self) -> Outcome:
+    def run(self) -> RunOutcome:
         """Fails with the reason the payload was refused."""
-        return Outcome(False, error=self.reason, retryable=False)
+        return RunOutcome(False, error=self.reason, retryable=False)
 
     def stop(self) -> None:
         """Nothing runs."""

@@ -21,16 +21,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import psycopg
-
+from orchestrator.db.target import SqlTarget
 from orchestrator.errors import DatabaseUnavailable
-from orchestrator.jobs.model import ClaimedJob
-from orchestrator.jobs.model import Outcome as Verdict
+from orchestrator.jobs.model import ClaimedJob, Verdict
+from orchestrator.jobs.wakeup import polling_reason
 from orchestrator.logs.context import set_task_context
 from orchestrator.logs.worker import LogBuffer
 from orchestrator.worker.active import ActiveJob
 from orchestrator.worker.heartbeat import Pulse
-from orchestrator.worker.runners import Outcome, start_run
+from orchestrator.worker.runners import RunOutcome, start_run
 from orchestrator.worker.store import JobStore, WorkerDatabase
 from orchestrator.worker.wakeup import ListenWakeup, PollWakeup, Wakeup
 
@@ -84,9 +83,11 @@ class Worker:
         self._active_lock = threading.Lock()
         self._stopping = threading.Event()
         self._hurry = threading.Event()
-        listen_url = None if options.poll_only else database.listen_url
+        self.polling_reason = polling_reason(database.target, poll_only=options.poll_only)
         self.wakeup: Wakeup = (
-            PollWakeup() if listen_url is None else ListenWakeup(listen_url, options.provider)
+            PollWakeup()
+            if self.polling_reason is not None or not isinstance(database.target, SqlTarget)
+            else ListenWakeup(database.target.url, options.provider)
         )
         self.pulse = Pulse(
             JobStore(database, options.worker_id, options.provider),  # its own connection
@@ -125,7 +126,7 @@ class Worker:
             self.database.label,
             opts.concurrency,
             opts.lease_seconds,
-            "poll-only" if isinstance(self.wakeup, PollWakeup) else "LISTEN hub_jobs + polling",
+            f"poll-only ({reason})" if (reason := self.polling_reason) else "LISTEN + polling",
         )
         self.pulse.start()
         try:
@@ -179,7 +180,7 @@ class Worker:
             outcome = active.run.run()
         except Exception as error:  # a bug in a runner: fail the job, keep the worker
             _log.exception("Runner crashed")
-            outcome = Outcome(False, error=f"worker error: {type(error).__name__}: {error}")
+            outcome = RunOutcome(False, error=f"worker error: {type(error).__name__}: {error}")
         try:
             if active.take_over("reporting"):
                 self._report(active, outcome)
@@ -202,7 +203,7 @@ class Worker:
         while True:
             try:
                 return report()
-            except (DatabaseUnavailable, psycopg.OperationalError) as error:
+            except DatabaseUnavailable as error:
                 if time.monotonic() + delay > deadline or self._hurry.is_set():
                     raise
                 _log.warning(
@@ -211,7 +212,7 @@ class Worker:
                 self._hurry.wait(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _report(self, active: ActiveJob, outcome: Outcome) -> None:
+    def _report(self, active: ActiveJob, outcome: RunOutcome) -> None:
         job = active.job
         try:
             if outcome.ok:

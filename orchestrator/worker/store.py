@@ -8,8 +8,8 @@ database restart costs the worker a failed call, not its life.
 
 The calls go through any executor a :class:`WorkerDatabase` opens: psycopg on a
 PostgreSQL URL (the embedded server, PgBouncer, Supavisor), or Supabase REST, the only
-door a GPU box may have (seed 004's workers heartbeat through supabase-py). REST has
-no ``LISTEN``, so a worker on it polls.
+door a GPU box may have (seed 004's workers heartbeat through supabase-py). Either
+raises only the hub's own errors. REST has no ``LISTEN``, so a worker on it polls.
 """
 
 from __future__ import annotations
@@ -17,52 +17,46 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-from orchestrator.db.calls import Call, CallExecutor
-from orchestrator.db.psycopg import PsycopgExecutor
-from orchestrator.db.target import describe_url
+from orchestrator.db.calls import Call
+from orchestrator.db.executor import ClosableExecutor, executor_for
+from orchestrator.db.target import RestTarget, SqlTarget, Target, describe_url
 from orchestrator.jobs import calls as job_calls
 from orchestrator.jobs.errors import job_errors
-from orchestrator.jobs.model import ClaimedJob
-from orchestrator.jobs.model import Outcome as Verdict
+from orchestrator.jobs.model import ClaimedJob, Verdict
 
 T = TypeVar("T")
 
 
-class ReusableExecutor(CallExecutor, Protocol):
-    """An executor that says when it must be replaced (a lost connection)."""
-
-    @property
-    def broken(self) -> bool: ...
-
-    def close(self) -> None: ...
-
-
 @dataclass(frozen=True)
 class WorkerDatabase:
-    """Where a worker's calls go: how to open an executor, and where to ``LISTEN``
-    (``None``: no ``LISTEN`` there, the worker polls)."""
+    """Where a worker's calls go (the :func:`~orchestrator.db.target.resolve_database`
+    target) and how to open an executor of its own there: each thread that talks to
+    the database (claims and reports, the heartbeat) gets one."""
 
-    label: str
-    open: Callable[[], ReusableExecutor]
-    listen_url: str | None = None
+    target: Target
+    open: Callable[[], ClosableExecutor]
+
+    @classmethod
+    def of(cls, target: Target) -> WorkerDatabase:
+        """The worker's database on ``target``: psycopg for SQL, supabase-py for REST."""
+        return cls(target, lambda: executor_for(target))
 
     @classmethod
     def postgres(cls, url: str, label: str | None = None) -> WorkerDatabase:
-        """psycopg on ``url``; ``LISTEN`` on the same URL unless the worker polls."""
-        return cls(label or describe_url(url), lambda: PsycopgExecutor.connect(url), url)
+        """psycopg on ``url``."""
+        return cls.of(SqlTarget(url, label or describe_url(url)))
 
     @classmethod
     def supabase_rest(cls, url: str, key: str) -> WorkerDatabase:
-        """supabase-py ``rpc`` on the project's REST gateway; polling only."""
+        """supabase-py ``rpc`` on the project's REST gateway."""
+        return cls.of(RestTarget(url, key))
 
-        def open_rest() -> ReusableExecutor:
-            from orchestrator.db.supabase import SupabaseExecutor
-
-            return SupabaseExecutor(url, key)
-
-        return cls(f"Supabase REST at {url}", open_rest)
+    @property
+    def label(self) -> str:
+        """What messages call this database."""
+        return self.target.label
 
 
 class JobStore:
@@ -70,19 +64,16 @@ class JobStore:
 
     def __init__(self, database: WorkerDatabase, worker_id: str, provider: str = "local") -> None:
         self.database, self.worker_id, self.provider = database, worker_id, provider
-        self._executor: ReusableExecutor | None = None
+        self._executor: ClosableExecutor | None = None
         self._lock = threading.Lock()
 
     def run(self, call: Call[T]) -> T:
-        """Executes ``call``; a broken connection is replaced on the next call."""
+        """Executes ``call`` (the executor reconnects by itself after a loss)."""
         with self._lock:
-            executor = self._executor
-            if executor is None or executor.broken:
-                if executor is not None:
-                    executor.close()
-                executor = self._executor = self.database.open()
-            with job_errors():  # a refusal is one clear line, not a driver traceback
-                return executor.run(call)
+            if self._executor is None:
+                self._executor = self.database.open()
+            with job_errors():  # a refusal is a JobError, for the callers that look
+                return self._executor.run(call)
 
     def claim(
         self, max_jobs: int, lease_seconds: int, job_types: list[str] | None = None

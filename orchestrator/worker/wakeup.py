@@ -1,11 +1,9 @@
 """When the worker looks for work again: on ``NOTIFY hub_jobs``, or every poll interval.
 
-``func_submit_job`` and ``func_approve_request`` send ``NOTIFY hub_jobs`` (payload: the
-provider) when a job becomes claimable. A worker keeps one dedicated connection in
-``LISTEN`` and wakes as soon as one arrives; the notification only signals, it carries
-no job, so a missed one costs at most one poll interval. Transaction-mode poolers
-(PgBouncer, Supavisor) cannot ``LISTEN``: ``--poll-only`` never opens that connection,
-and a listener that loses its connection falls back to polling and reconnects later.
+Whether to LISTEN, the channel and how an outage is told are
+:mod:`orchestrator.jobs.wakeup`'s; psycopg executes the LISTEN
+(:func:`orchestrator.db.psycopg.listen`) on a thread of its own, and a listener that
+loses its connection polls meanwhile and reconnects later.
 """
 
 from __future__ import annotations
@@ -14,9 +12,10 @@ import logging
 import threading
 from typing import Protocol
 
-from orchestrator.db.psycopg import connect
+from orchestrator.db.psycopg import listen
+from orchestrator.errors import HubError
+from orchestrator.jobs.wakeup import CHANNEL, ListenHealth
 
-CHANNEL = "hub_jobs"
 _log = logging.getLogger("orchestrator.worker.wakeup")
 
 
@@ -53,9 +52,9 @@ class PollWakeup:
 class ListenWakeup(PollWakeup):
     """``LISTEN hub_jobs`` on a dedicated connection, polling when it is unavailable.
 
-    A background thread blocks on the connection's notifications and sets the event
-    for those of ``provider`` (or with no payload). When the connection breaks it
-    retries every ``retry_seconds``; meanwhile waits simply time out (polling).
+    A background thread runs the LISTEN and sets the event for notifications of
+    ``provider`` (or with no payload). When the connection breaks it retries every
+    ``retry_seconds``; meanwhile waits simply time out (polling).
     """
 
     def __init__(self, url: str, provider: str = "local", *, retry_seconds: float = 5.0) -> None:
@@ -63,6 +62,7 @@ class ListenWakeup(PollWakeup):
         self.url, self.provider, self.retry_seconds = url, provider, retry_seconds
         self._closing = threading.Event()
         self._listening = threading.Event()
+        self._health = ListenHealth(_log)
         self._thread = threading.Thread(target=self._listen, name="hub-jobs-listen", daemon=True)
         self._thread.start()
 
@@ -70,24 +70,30 @@ class ListenWakeup(PollWakeup):
         """Whether the LISTEN is in place (tests and the first claim may wait for it)."""
         return self._listening.wait(timeout)
 
+    def _on_listening(self) -> None:
+        self._health.up()
+        self._listening.set()
+        self.interrupt()  # anything queued while we were not listening
+
+    def _on_notify(self, payload: str) -> None:
+        if payload in ("", self.provider):
+            self.interrupt()
+
     def _listen(self) -> None:
         while not self._closing.is_set():
             try:
-                with connect(self.url) as conn:
-                    self._conn = conn
-                    conn.execute(f"LISTEN {CHANNEL}")
-                    self._listening.set()
-                    self.interrupt()  # anything queued while we were not listening
-                    while not self._closing.is_set():
-                        # A short timeout lets close() end this thread without a cancel.
-                        for note in conn.notifies(timeout=0.5):
-                            if note.payload in ("", self.provider):
-                                self.interrupt()
-            except Exception as error:
+                listen(
+                    self.url,
+                    CHANNEL,
+                    self._on_notify,
+                    self._closing,
+                    on_listening=self._on_listening,
+                )
+            except HubError as error:
                 if self._closing.is_set():
                     return
                 self._listening.clear()
-                _log.warning("LISTEN %s unavailable, polling meanwhile: %s", CHANNEL, error)
+                self._health.down(error)
             if self._closing.wait(self.retry_seconds):
                 return
 

@@ -189,7 +189,9 @@ def test_unreachable_database_is_one_line(tmp_path):
         "migrate", cwd=tmp_path, DATABASE_URL="postgresql://hub:s3cret@127.0.0.1:1/hub"
     )
     assert done.returncode == 1
-    assert done.stderr.startswith("orchestrator: error: cannot connect to the database:")
+    assert done.stderr.startswith(
+        "orchestrator: error: cannot connect to postgresql://hub@127.0.0.1:1/hub:"
+    )
     assert len(done.stderr.strip().splitlines()) == 1
     assert "s3cret" not in done.stderr
 

@@ -34,7 +34,7 @@ UNREACHABLE = "postgresql://hub@127.0.0.1:1/nothing"
         (["--task-timeline", "not-a-uuid"], "malformed task id 'not-a-uuid'"),
         (["--hours", "0"], "--hours must be above 0"),
         (["--after", "xyz"], "malformed log id 'xyz'"),
-        ([], "cannot connect to the database"),
+        ([], f"cannot connect to {UNREACHABLE}"),
     ],
 )
 def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path, args, says):

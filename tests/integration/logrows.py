@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from orchestrator.db import calls
 from orchestrator.db.psycopg import PsycopgExecutor
+from orchestrator.logs import calls
 
 
 def entry(**overrides: Any) -> dict[str, Any]:

@@ -16,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from orchestrator.db import calls
 from orchestrator.db.asyncpg import AsyncpgExecutor, connect
 from orchestrator.db.psycopg import PsycopgExecutor
 from orchestrator.errors import DatabaseUnavailable
+from orchestrator.logs import calls
 from tests.integration.logrows import entry
 from tests.integration.test_pgbouncer import bouncer_of_one  # noqa: F401
 

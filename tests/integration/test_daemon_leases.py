@@ -1,4 +1,4 @@
-"""Duty leases (sql/0013) on real PostgreSQL: one holder at a time, under contention."""
+"""Duty leases (sql/functions/daemon/leases.sql) on real PostgreSQL: one holder at a time, under contention."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import threading
 import psycopg
 import pytest
 
-from orchestrator.daemon.leader import DutyLeases, LeaseLost, try_duty_lease
+from orchestrator.daemon.calls import try_duty_lease
+from orchestrator.daemon.leader import DutyLeases, LeaseLost
 from orchestrator.db.asyncpg import AsyncpgExecutor
 from orchestrator.db.psycopg import PsycopgExecutor
 

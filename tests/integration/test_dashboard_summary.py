@@ -1,15 +1,15 @@
-"""func_log_dashboard_summary (sql/0008): the dashboard header's numbers, checked
+"""func_log_dashboard_summary (sql/functions/logs/dashboard.sql): the dashboard header's numbers, checked
 against rows inserted at known distances from the database's clock."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import psycopg
 import pytest
 
-from orchestrator.dashboard.summary import DashboardSummary, dashboard_summary
+from orchestrator.dashboard.calls import DashboardSummary, dashboard_summary
 from orchestrator.db.psycopg import PsycopgExecutor
+from orchestrator.errors import InputRefused
 from orchestrator.jobs import calls as jobs_calls
 from tests.integration.logrows import entry, insert
 
@@ -110,12 +110,13 @@ def test_source_type_and_worker_filters_narrow_every_count(conn):
 def test_window_sets_the_number_of_buckets_and_is_checked(conn):
     """window_minutes buckets, oldest first; outside 1..1440 is refused with the range."""
     assert len(summary(conn, window_minutes=15).errors_per_minute) == 15
-    with pytest.raises(psycopg.errors.InvalidParameterValue, match="between 1 and 1440"):
+    with pytest.raises(InputRefused, match="between 1 and 1440") as refused:
         summary(conn, window_minutes=0)
+    assert refused.value.sqlstate == "22023"  # invalid_parameter_value
 
 
 def test_queue_depth_is_the_queued_count_of_func_queue_depth(conn):
-    """The queued jobs, from func_queue_depth() (sql/0015); without that function null;
+    """The queued jobs, from func_queue_depth() (sql/functions/jobs/reads.sql); without that function null;
     an error in it leaves the depth null, says why, and the log numbers still arrive."""
     executor = PsycopgExecutor(conn)
     executor.run(jobs_calls.upsert_hub_user("user-1", "org-1"))

@@ -17,10 +17,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from orchestrator.db.calls import InsertResult
+from orchestrator.errors import DatabaseUnavailable, InputRefused
+from orchestrator.logs.calls import InsertResult
 from orchestrator.logs.context import LogContext, set_correlation_id
-from orchestrator.logs.handler import DatabaseLogHandler
-from orchestrator.logs.sinks import DataSinkError, TransientSinkError
+from orchestrator.logs.setup import DatabaseLogHandler
 from orchestrator.logs.sinks.postgres import PostgresSink
 
 
@@ -119,13 +119,13 @@ class FlakySink:
         self.sends += 1
         if self.fail_before_send:
             self.fail_before_send -= 1
-            raise TransientSinkError("connection refused (test)")
+            raise DatabaseUnavailable("connection refused (test)")
         if self.poison and any(e["message"] == self.poison for e in entries):
-            raise DataSinkError("invalid byte sequence (test)")
+            raise InputRefused("invalid byte sequence (test)")
         result: InsertResult = self.inner.send(entries)
         if self.fail_after_send:
             self.fail_after_send -= 1
-            raise TransientSinkError("server closed the connection unexpectedly (test)")
+            raise DatabaseUnavailable("server closed the connection unexpectedly (test)")
         return result
 
     def check(self) -> None:
@@ -260,7 +260,7 @@ def test_unreachable_database_at_start_is_loud_and_marked_down(make_logger, capf
 
 CHILD = textwrap.dedent("""
     import logging, os, sys, time
-    from orchestrator.logs.handler import DatabaseLogHandler
+    from orchestrator.logs.setup import DatabaseLogHandler
     from orchestrator.logs.sinks.postgres import PostgresSink
     from orchestrator.logs.setup import exit_on_sigterm
     handler = DatabaseLogHandler(sink=lambda: PostgresSink(sys.argv[1]), source_id="child",

@@ -6,8 +6,8 @@ import pytest
 
 from orchestrator.config import Settings
 from orchestrator.db.executor import PsycopgSession, open_executor
-from orchestrator.db.supabase import RestCallError, RestUnavailable, SupabaseExecutor
-from orchestrator.errors import ConfigError, DatabaseUnavailable, QueryInputError
+from orchestrator.db.supabase import SupabaseExecutor
+from orchestrator.errors import ConfigError, DatabaseUnavailable, InputRefused
 from orchestrator.query import LogFilter, query_logs
 from tests.integration.logrows import entry, insert
 from tests.support.fake_postgrest import FakePostgrest
@@ -42,17 +42,19 @@ def test_supabase_settings_read_over_rest(db_url, conn):
 
 
 def test_rest_errors_say_what_and_whether_to_retry(db_url):
-    """A refused input is a RestCallError; a 503 or no answer is RestUnavailable."""
+    """A refused input is InputRefused (with the SQLSTATE); a 503 or no answer is
+    DatabaseUnavailable, with the server's Retry-After."""
     with FakePostgrest(db_url, KEY) as fake, SupabaseExecutor(fake.url, KEY) as rest:
-        with pytest.raises(RestCallError, match="HTTP 400: unknown log level 'x'") as info:
+        with pytest.raises(InputRefused, match="HTTP 400: unknown log level 'x'") as info:
             rest.rpc("func_query_logs", {"min_level": "x"})
         assert not isinstance(info.value, DatabaseUnavailable)
+        assert info.value.sqlstate == "22023"
         fake.fail_next(503, retry_after="2")
-        with pytest.raises(RestUnavailable) as busy:
+        with pytest.raises(DatabaseUnavailable, match="HTTP 503") as busy:
             rest.rpc("func_query_logs", {})
-        assert (busy.value.status, busy.value.retry_after) == (503, 2.0)
+        assert busy.value.retry_after == 2.0
         fake.stop()
-        with pytest.raises(RestUnavailable, match="unreachable: ConnectError"):
+        with pytest.raises(DatabaseUnavailable, match="unreachable: ConnectError"):
             rest.rpc("func_query_logs", {})
 
 
@@ -67,8 +69,9 @@ def test_session_survives_a_lost_connection(db_url, conn):
         with pytest.raises(DatabaseUnavailable, match="lost the connection to the test database"):
             query_logs(session, LogFilter())
         assert [r.message for r in query_logs(session, LogFilter()).rows] == ["still here"]
-        with pytest.raises(QueryInputError, match="unknown log level"):
+        with pytest.raises(InputRefused, match="unknown log level") as refused:
             session.run(_raw_query_call("nope"))
+        assert refused.value.sqlstate == "22023"
     finally:
         session.close()
 

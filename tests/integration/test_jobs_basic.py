@@ -99,7 +99,7 @@ def test_queue_statistics_count_by_state_user_and_organisation(h):
 
 
 def test_queue_depth_is_the_queued_count_of_the_statistics_in_every_state(h):
-    """func_queue_depth (the dashboard's cheap count, sql/0015) counts exactly what the
+    """func_queue_depth (the dashboard's cheap count, sql/functions/jobs/reads.sql) counts exactly what the
     statistics call queued: waiting and retry-backoff entries, nothing running or ended."""
     for n in range(6):
         h.submit("alice" if n % 2 else "bob", priority=n)

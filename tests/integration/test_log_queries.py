@@ -1,4 +1,4 @@
-"""The read contract of sql/0006 (func_query_logs, timelines, errors summary, cursors)
+"""The read contract of sql/functions/logs/queries.sql (func_query_logs, timelines, errors summary, cursors)
 through the Python API, on real PostgreSQL."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from orchestrator.db import calls as db_calls
 from orchestrator.db.psycopg import PsycopgExecutor
 from orchestrator.errors import QueryInputError
+from orchestrator.logs import calls as db_calls
 from orchestrator.query import Cursor, LogFilter, calls, iter_logs, iter_pages, query_logs
 from tests.integration.logrows import entry, insert, rows
 

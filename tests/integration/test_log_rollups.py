@@ -19,9 +19,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from orchestrator.db import calls
 from orchestrator.db.binary import register_copy_dumpers
 from orchestrator.db.psycopg import PsycopgExecutor
+from orchestrator.logs import calls
 from orchestrator.logs.sinks.postgres import PostgresSink, direct_rows
 from tests.integration.logrows import entry, handler_entry, insert
 
@@ -101,16 +101,16 @@ def test_the_jsonb_rpc_is_counted_and_a_retry_is_not(conn):
 
 
 def test_the_staged_copy_path_is_counted_and_a_retry_is_not(db_url):
-    """func_insert_staged_logs (sql/0004, the sink's fallback): counted once."""
+    """func_insert_staged_logs (sql/functions/logs/ingest.sql, the sink's fallback): counted once."""
     sink = PostgresSink(db_url)
     now = time.time()
     batch = [
         handler_entry(timestamp=now - i, log_level=LEVELS[i % 5], message=f"m{i % 3}")
         for i in range(200)
     ]
-    conn = sink._executor().conn
-    assert sink._send_staged(conn, batch).inserted == 200
-    assert sink._send_staged(conn, batch).duplicates == 200
+    assert sink.send_staged(batch).inserted == 200
+    assert sink.send_staged(batch).duplicates == 200
+    conn = sink.copier._connection()
     assert counted(conn) == stored(conn) == 200
     assert_rollups_match_raw(conn)
 
@@ -124,9 +124,9 @@ def test_the_handlers_direct_copy_into_the_parent_is_counted(db_url):
         handler_entry(timestamp=now - i / 10, log_level=LEVELS[i % 5], worker_id=f"w{i % 4}")
         for i in range(500)
     ]
-    conn = sink._executor().conn
-    rows = direct_rows(batch, 0.0)
-    assert rows is not None and sink._copy_direct(conn, rows)  # the direct path, not staged
+    rows = direct_rows(batch, sink.copier.server_offset())
+    assert rows is not None and sink.copier.copy_direct(rows)  # the direct path, not staged
+    conn = sink.copier._connection()
     assert counted(conn) == stored(conn) == 500
     assert sink.send(batch).duplicates == 500
     assert counted(conn) == stored(conn) == 500

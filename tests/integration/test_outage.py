@@ -16,7 +16,7 @@ import pytest
 
 from orchestrator.db import migrate
 from orchestrator.db.embedded import start_embedded
-from orchestrator.logs.handler import DatabaseLogHandler
+from orchestrator.logs.setup import DatabaseLogHandler
 from orchestrator.logs.sinks.postgres import PostgresSink
 
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from orchestrator.db import calls
 from orchestrator.db.psycopg import PsycopgExecutor
+from orchestrator.logs import calls
 from tests.integration.logrows import entry, insert, rows
 
 

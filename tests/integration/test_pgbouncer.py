@@ -20,10 +20,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from orchestrator.db import calls, migrate
+from orchestrator.db import migrate
 from orchestrator.db.psycopg import PsycopgExecutor, connect
-from orchestrator.logs.handler import DatabaseLogHandler
-from orchestrator.logs.sinks import TransientSinkError
+from orchestrator.errors import HubError
+from orchestrator.logs import calls
+from orchestrator.logs.setup import DatabaseLogHandler
 from orchestrator.logs.sinks.postgres import PostgresSink
 from tests.integration.logrows import entry
 from tests.support.pgbouncer import PgBouncer
@@ -198,7 +199,7 @@ def test_a_staging_table_of_another_shape_in_a_pooled_session_does_not_block_del
     sink = PostgresSink(url)
     try:
         for _ in range(2):  # the retry reconnects, yet lands on the same server session
-            with contextlib.suppress(TransientSinkError):
+            with contextlib.suppress(HubError):
                 sink.send([_entry("after an upgrade")])
                 break
         else:

@@ -200,7 +200,7 @@ def test_service_role_under_rls_falls_back_from_copy_to_the_staged_path(
     entry = handler_entry(source_id="rls", message="under rls", worker_id=None)
     try:
         result = sink.send([entry])
-        assert sink._direct_allowed is False
+        assert sink.copier.direct_allowed is False
         assert result.inserted == 1
     finally:
         sink.close()

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from orchestrator.db import calls as db_calls
+from bench.explain import explain, statement
+from orchestrator.logs import calls as db_calls
 from orchestrator.query import LogFilter, calls
-from orchestrator.query.explain import explain, statement
 from tests.integration.logrows import entry, insert
 
 NOW = datetime.now(UTC)

@@ -2,7 +2,7 @@
 
 Real PostgreSQL, the daemon's own duties, and the HTTP stand-in of a cloud provider
 (tests/support/fake_provider.py): once cancelled in the hub a job is no longer active,
-so only the remote-cancellation duty (sql/0014) still stops it at the provider.
+so only the remote-cancellation duty (sql/functions/jobs/remote_cancels.sql) still stops it at the provider.
 """
 
 # ruff: noqa: F811

@@ -8,7 +8,7 @@ import time
 
 import psycopg
 
-from orchestrator.logs.handler import DatabaseLogHandler
+from orchestrator.logs.setup import DatabaseLogHandler
 from orchestrator.logs.sinks.rest import RestSink
 from tests.support.fake_postgrest import FakePostgrest
 

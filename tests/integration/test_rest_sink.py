@@ -18,7 +18,8 @@ import pytest
 from postgrest.exceptions import APIError
 from supabase import Client, ClientOptions, create_client
 
-from orchestrator.logs.sinks import DataSinkError, TransientSinkError
+from orchestrator.errors import CallRefused, DatabaseUnavailable, InputRefused
+from orchestrator.logs.calls import cleanup_old_logs
 from orchestrator.logs.sinks.rest import RestSink
 from tests.integration.logrows import entry, rows
 from tests.support.fake_postgrest import FakePostgrest, status_for_sqlstate
@@ -101,7 +102,7 @@ def test_429_carries_retry_after(
     """HTTP 429 with Retry-After: 2 is transient with retry_after 2.0; the next send works."""
     fake.fail_next(429, retry_after="2")
     batch = [entry()]
-    with pytest.raises(TransientSinkError) as caught:
+    with pytest.raises(DatabaseUnavailable) as caught:
         sink.send(batch)
     assert caught.value.retry_after == 2.0
     assert "429" in str(caught.value)
@@ -129,7 +130,7 @@ def test_server_errors_are_transient(
     fake.fail_next(status, times=2, body=body)
     batch = [entry(), entry()]
     for _ in range(2):
-        with pytest.raises(TransientSinkError, match=str(status)) as caught:
+        with pytest.raises(DatabaseUnavailable, match=str(status)) as caught:
             sink.send(batch)
         assert caught.value.retry_after is None
     assert rows(conn) == []
@@ -138,35 +139,35 @@ def test_server_errors_are_transient(
 
 
 def test_class_22_error_is_a_data_error(fake: FakePostgrest, sink: RestSink) -> None:
-    """A PostgREST 400 whose code is a class-22 SQLSTATE raises DataSinkError (split it)."""
+    """A PostgREST 400 whose code is a class-22 SQLSTATE raises InputRefused (split it)."""
     fake.fail_next(
         400,
         body={"code": "22P02", "message": "invalid input syntax", "details": None, "hint": None},
     )
-    with pytest.raises(DataSinkError, match="400"):
+    with pytest.raises(InputRefused, match="400"):
         sink.send([entry()])
 
 
 def test_database_class_22_error_reaches_the_sink_as_data_error(sink: RestSink) -> None:
-    """A real SQLSTATE 22023 comes back as PostgREST's 400 and becomes DataSinkError."""
+    """A real SQLSTATE 22023 comes back as PostgREST's 400 and becomes InputRefused."""
     # func_insert_logs_batch never raises one, so another hub function goes through the
     # sink's own RPC path.
-    with pytest.raises(DataSinkError, match="retention_hours must be at least 1"):
-        sink._call("func_cleanup_old_logs", {"retention_hours": 0})
+    with pytest.raises(InputRefused, match="retention_hours must be at least 1"):
+        sink.executor.run(cleanup_old_logs(0))
 
 
 def test_wrong_key_is_refused_and_nothing_inserted(
     fake: FakePostgrest, conn: psycopg.Connection[Any]
 ) -> None:
-    """A wrong key gets 401, the sink raises TransientSinkError, nothing is inserted."""
-    # Transient: the handler keeps the records in memory and retries instead of dropping
-    # them; a 401 is never taken for a bad batch (it is not split or rejected).
+    """A wrong key gets 401, the sink raises CallRefused, nothing is inserted."""
+    # Not InputRefused: the handler keeps the records in memory and retries instead of
+    # dropping them; a 401 is never taken for a bad batch (it is not split or rejected).
     wrong = RestSink(fake.url, KEY[:-4] + "AAAA", timeout=5)
     try:
-        with pytest.raises(TransientSinkError, match="401") as caught:
+        with pytest.raises(CallRefused, match="401") as caught:
             wrong.send([entry()])
-        assert caught.value.retry_after is None
-        with pytest.raises(TransientSinkError):
+        assert not isinstance(caught.value, InputRefused)
+        with pytest.raises(CallRefused):
             wrong.check()
     finally:
         wrong.close()
@@ -181,20 +182,20 @@ def test_check_succeeds_against_the_fake(fake: FakePostgrest, sink: RestSink) ->
 
 
 def test_check_fails_once_the_server_stopped(fake: FakePostgrest, sink: RestSink) -> None:
-    """check() raises TransientSinkError after the REST server went away."""
+    """check() raises DatabaseUnavailable after the REST server went away."""
     sink.check()
     fake.stop()
-    with pytest.raises(TransientSinkError, match="ConnectError"):
+    with pytest.raises(DatabaseUnavailable, match="ConnectError"):
         sink.check()
 
 
 def test_check_fails_on_an_unreachable_port() -> None:
-    """check() raises TransientSinkError when nothing listens at the URL."""
+    """check() raises DatabaseUnavailable when nothing listens at the URL."""
     rest = RestSink(f"http://127.0.0.1:{closed_port()}", KEY, timeout=2)
     try:
-        with pytest.raises(TransientSinkError):
+        with pytest.raises(DatabaseUnavailable):
             rest.check()
-        with pytest.raises(TransientSinkError):
+        with pytest.raises(DatabaseUnavailable):
             rest.send([entry()])
     finally:
         rest.close()
@@ -203,9 +204,10 @@ def test_check_fails_on_an_unreachable_port() -> None:
 def test_check_fails_before_migrations(
     fake: FakePostgrest, sink: RestSink, conn: psycopg.Connection[Any]
 ) -> None:
-    """Without func_insert_logs_batch (PostgREST's 404 PGRST202) check() is transient."""
+    """Without func_insert_logs_batch (PostgREST's 404 PGRST202) check() is CallRefused,
+    which the handler retries (the migrations may come), naming the fix."""
     conn.execute("DROP FUNCTION public.func_insert_logs_batch(jsonb)")
-    with pytest.raises(TransientSinkError, match="404"):
+    with pytest.raises(CallRefused, match=r"404.*run `orchestrator migrate`"):
         sink.check()
 
 
@@ -225,14 +227,14 @@ def test_request_is_postgrest_rpc(fake: FakePostgrest, sink: RestSink) -> None:
 def test_unexpected_200_body_is_transient(fake: FakePostgrest, sink: RestSink) -> None:
     """A 200 that is not the function's JSON (a captive portal or proxy page) is transient."""
     fake.fail_next(200, body="<html><body>Please log in to the hotel Wi-Fi</body></html>")
-    with pytest.raises(TransientSinkError):
+    with pytest.raises(DatabaseUnavailable):
         sink.send([entry()])
 
 
 def test_payload_too_large_is_a_data_error(fake: FakePostgrest, sink: RestSink) -> None:
-    """A gateway's 413 means this batch is too big: DataSinkError so the caller splits it."""
+    """A gateway's 413 means this batch is too big: InputRefused so the caller splits it."""
     fake.fail_next(413, body="<html><h1>413 Request Entity Too Large</h1></html>")
-    with pytest.raises(DataSinkError):
+    with pytest.raises(InputRefused):
         sink.send([entry()])
 
 

@@ -1,4 +1,4 @@
-"""The staged fast path (sql/0004): COPY into the staging table, then one idempotent INSERT."""
+"""The staged fast path (sql/functions/logs/ingest.sql): COPY into the staging table, then one idempotent INSERT."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import uuid
 import psycopg
 import pytest
 
-from orchestrator.logs.sinks.postgres import STAGE_COPY, STAGE_TYPES, PostgresSink, _stage_row
+from orchestrator.db.log_copy import STAGE_COPY, STAGE_TYPES
+from orchestrator.logs.sinks.postgres import PostgresSink, _stage_row
 from tests.integration.logrows import handler_entry, rows
 
 _entry = handler_entry
@@ -75,7 +76,7 @@ def test_a_row_the_table_refuses_fails_the_call_for_the_client_to_split(conn, ba
 
 def test_the_sink_isolates_a_bad_row_by_splitting(db_url):
     """Through the sink: the refused row is named, the other rows of the batch are kept."""
-    from orchestrator.logs.handler import DatabaseLogHandler
+    from orchestrator.logs.setup import DatabaseLogHandler
 
     handler = DatabaseLogHandler(sink=lambda: PostgresSink(db_url), source_id="t")
     try:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from orchestrator.db import calls
 from orchestrator.db.psycopg import PsycopgExecutor
+from orchestrator.logs import calls
 from tests.integration.logrows import entry, insert
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from orchestrator.db.calls import Call
 from orchestrator.db.psycopg import PsycopgExecutor
+from orchestrator.errors import DatabaseUnavailable, InputRefused
 from orchestrator.logs.worker import (
     LogBuffer,
     WorkerDatabaseLogHandler,
@@ -157,8 +158,9 @@ def test_rejected_entries_are_reported_and_do_not_fail_the_heartbeat(conn):
 def test_caller_bugs_fail_the_heartbeat_with_a_clear_error(conn, worker_id, status, message):
     """A bad status or blank worker_id raises invalid_parameter_value; nothing is written."""
     call = heartbeat_call(worker_id, status, logs=[bare("lost with the call")])
-    with pytest.raises(psycopg.errors.InvalidParameterValue, match=message):
+    with pytest.raises(InputRefused, match=message) as refused:
         PsycopgExecutor(conn).run(call)
+    assert refused.value.sqlstate == "22023"  # invalid_parameter_value
     assert conn.execute("SELECT count(*) FROM workers").fetchone() == (0,)
     assert rows(conn) == []
 
@@ -170,7 +172,7 @@ def test_failed_heartbeat_restores_its_logs_and_the_next_beat_delivers_them_once
     buffer = LogBuffer()
     for n in range(3):
         buffer.add(bare(f"early {n}"))
-    with pytest.raises(psycopg.OperationalError):
+    with pytest.raises(DatabaseUnavailable):
         WorkerHeartbeat(closed_executor, "gpu-4", buffer).beat()
     assert len(buffer) == 3 and buffer.stats()["in_flight"] == 0
     buffer.add(bare("later"))

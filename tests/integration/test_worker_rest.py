@@ -11,8 +11,8 @@ import pytest
 
 from orchestrator.cli.worker_cmd import worker_database
 from orchestrator.config import Settings
-from orchestrator.db.supabase import RestUnavailable
-from orchestrator.errors import MigrationError
+from orchestrator.db.target import RestTarget
+from orchestrator.errors import DatabaseUnavailable, MigrationError
 from orchestrator.worker.runtime import WorkerCounts
 from orchestrator.worker.store import WorkerDatabase
 from tests.integration.test_worker_runtime import hub, job_row, run_worker, submit  # noqa: F401
@@ -40,7 +40,7 @@ def test_a_job_runs_and_its_logs_land_over_rest_only(hub, db_url, conn):  # noqa
     job_id = submit(hub, {"command": "sh -c 'echo first; echo second'"})
     with FakePostgrest(db_url, KEY) as fake:
         database = WorkerDatabase.supabase_rest(fake.url, KEY)
-        assert database.listen_url is None
+        assert isinstance(database.target, RestTarget)
         counts = run_worker(db_url, database=database)
         paths = {request.path for request in fake.requests}
         keys = {request.headers.get("apikey") for request in fake.requests}
@@ -128,8 +128,11 @@ def test_the_worker_command_checks_the_gateway_before_its_first_claim(db_url, em
     with FakePostgrest(db_url, KEY) as fake:
         settings = Settings(supabase_url=fake.url, supabase_service_role_key=KEY)
         fake.fail_next(503)
-        with pytest.raises(RestUnavailable, match="HTTP 503"), worker_database(settings, "w-rest"):
+        with (
+            pytest.raises(DatabaseUnavailable, match="HTTP 503"),
+            worker_database(settings, "w-rest"),
+        ):
             pass
         with worker_database(settings, "w-rest") as database:
             assert database.label == f"Supabase REST at {fake.url}"
-            assert database.listen_url is None
+            assert isinstance(database.target, RestTarget)

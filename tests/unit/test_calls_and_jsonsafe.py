@@ -9,6 +9,7 @@ import pytest
 from orchestrator.db import calls
 from orchestrator.db.jsonsafe import json_safe, safe_text
 from orchestrator.db.psycopg import call_statement
+from orchestrator.logs import calls as log_calls
 
 
 def test_call_names_must_be_identifiers():
@@ -21,7 +22,7 @@ def test_call_names_must_be_identifiers():
 
 def test_call_statement_uses_named_arguments():
     """Named arguments keep calls stable when a function gains a defaulted parameter."""
-    statement = call_statement(calls.cleanup_old_logs(24)).as_string(None)
+    statement = call_statement(log_calls.cleanup_old_logs(24)).as_string(None)
     assert (
         statement
         == 'SELECT public."func_cleanup_old_logs"("retention_hours" => %(retention_hours)s)'
@@ -54,7 +55,7 @@ def test_json_safe_output_always_encodes_as_utf8_json():
 
 def test_insert_result_decoding():
     """The jsonb reply becomes a typed result with its rejects."""
-    decode = calls.insert_logs_batch([]).decode
+    decode = log_calls.insert_logs_batch([]).decode
     result = decode(
         {
             "success": True,
@@ -63,4 +64,4 @@ def test_insert_result_decoding():
             "rejected": [{"index": 3, "reason": "bad"}],
         }
     )
-    assert result == calls.InsertResult(True, 2, 1, (calls.Rejected(3, "bad"),))
+    assert result == log_calls.InsertResult(True, 2, 1, (log_calls.Rejected(3, "bad"),))

@@ -137,7 +137,7 @@ def test_a_bad_daemon_setting_is_one_line(monkeypatch, name, value, accepted):
 def test_transaction_pooler_ports_imply_poll_only():
     """Supavisor's transaction port 6543 and PgBouncer's 6432 are recognised; 5432 and
     the embedded server's socket URL are not."""
-    from orchestrator.daemon.wakeup import looks_like_transaction_pooler
+    from orchestrator.db.target import behind_transaction_pooler as looks_like_transaction_pooler
 
     assert looks_like_transaction_pooler("postgresql://u:p@aws-0.pooler.supabase.com:6543/postgres")
     assert looks_like_transaction_pooler("postgresql://u@127.0.0.1:6432/db")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-import httpx
-import psycopg
 import pytest
 
+from orchestrator.dashboard.calls import DashboardSummary
 from orchestrator.dashboard.poller import describe_error
 from orchestrator.dashboard.render import SOURCE_WIDTH, clock, render_row
 from orchestrator.dashboard.state import (
@@ -18,8 +17,8 @@ from orchestrator.dashboard.state import (
     next_min_level,
     parse_level,
 )
-from orchestrator.dashboard.summary import DashboardSummary
 from orchestrator.dashboard.widgets import summary_text
+from orchestrator.db.failures import refusal
 from orchestrator.errors import DatabaseUnavailable, QueryInputError
 from orchestrator.query import Cursor, LogRow
 
@@ -127,16 +126,19 @@ def test_clock_shows_utc():
 
 
 def test_error_lines_separate_unreachable_from_failed_queries():
-    """Connection trouble reads 'database unreachable'; a missing function hints migrate."""
+    """Connection trouble reads 'database unreachable'; a missing function hints migrate.
+    The executors hand the poller the hub's errors, never a driver's."""
     assert describe_error(DatabaseUnavailable("cannot connect: refused\nmore")) == (
         "database unreachable: cannot connect: refused"
     )
-    assert describe_error(httpx.ConnectError("no route")).startswith("database unreachable")
-    assert describe_error(psycopg.OperationalError("server closed")).startswith(
-        "database unreachable: server closed"
+    assert describe_error(OSError("no route")).startswith("database unreachable")
+    lost = DatabaseUnavailable("lost the connection to the db: server closed")
+    assert describe_error(lost).startswith("database unreachable: lost the connection")
+    missing = describe_error(refusal("42883", "function x() does not exist", "the db"))
+    assert missing == (
+        "query failed: the db lacks a hub function (function x() does not exist); "
+        "run `orchestrator migrate`"
     )
-    missing = describe_error(psycopg.errors.UndefinedFunction("function x() does not exist"))
-    assert missing == "query failed: function x() does not exist (run `orchestrator migrate`)"
     assert len(describe_error(ValueError("x" * 500))) < 200
 
 

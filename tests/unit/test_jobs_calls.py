@@ -10,7 +10,7 @@ import pytest
 import orchestrator.jobs as jobs
 from orchestrator.jobs import calls
 from orchestrator.jobs.errors import JobError, job_error_from, job_errors
-from orchestrator.jobs.model import ClaimResult, Outcome
+from orchestrator.jobs.model import ClaimResult, Verdict
 
 
 def test_public_names_are_documented_and_complete():
@@ -20,7 +20,7 @@ def test_public_names_are_documented_and_complete():
         if name not in ("NOTIFY_CHANNEL", "DEFAULT_LEASE_SECONDS"):
             assert value.__doc__, name
     public = {n for n in vars(jobs) if not n.startswith("_")}
-    assert public - {"calls", "errors", "model", "views"} == set(jobs.__all__)
+    assert public - {"calls", "errors", "model", "views", "wakeup"} == set(jobs.__all__)
 
 
 def test_every_builder_targets_the_function_of_its_name():
@@ -70,8 +70,8 @@ def test_decoders_build_frozen_values_with_datetimes():
     assert isinstance(job.lease_expires_at, datetime) and job.lease_expires_at.tzinfo
     with pytest.raises(dataclasses.FrozenInstanceError):
         job.attempt = 2  # type: ignore[misc]
-    outcome = Outcome.from_raw({"accepted": False, "status": "running", "reason": "stale"})
-    assert outcome == Outcome(False, "running", "stale")
+    outcome = Verdict.from_raw({"accepted": False, "status": "running", "reason": "stale"})
+    assert outcome == Verdict(False, "running", "stale")
 
 
 class _DriverError(Exception):

@@ -5,57 +5,39 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.db import calls
-from orchestrator.db.calls import InsertResult
-from orchestrator.db.supabase import RestCallError, SupabaseExecutor
-from orchestrator.logs.sinks import DataSinkError, TransientSinkError, abandoned
+from orchestrator.db.supabase import SupabaseExecutor
+from orchestrator.errors import DatabaseUnavailable
+from orchestrator.logs.calls import InsertResult, insert_logs_batch
+from orchestrator.logs.sinks import abandoned
 
 
 class RestSink:
-    """Sends batches through Supabase's REST API with a :class:`SupabaseExecutor`.
-
-    A 429 or 5xx (or no answer) is a TransientSinkError with the server's Retry-After;
-    a 413 (the gateway's size limit) or a class-22 SQLSTATE is a DataSinkError, so the
-    handler halves or isolates the batch.
-    """
+    """Sends batches through Supabase's REST API with a :class:`SupabaseExecutor`, whose
+    errors are already the ones a sink raises: a 429, 5xx or no answer is
+    DatabaseUnavailable with the server's Retry-After; a 413 (the gateway's size
+    limit) or a class-22 SQLSTATE is InputRefused, so the handler halves or isolates
+    the batch; a wrong key or a missing function is CallRefused (retried later)."""
 
     def __init__(self, url: str, key: str, *, timeout: float = 10.0) -> None:
-        self._rest = SupabaseExecutor(url, key, timeout=timeout)
-        self.label = self._rest.label
-
-    def _call(self, function: str, args: dict[str, Any]) -> Any:
-        try:
-            return self._rest.rpc(function, args)
-        except RestCallError as error:
-            detail = str(error)
-            if error.status == 413:
-                raise DataSinkError(detail) from None
-            if error.transient:
-                raise TransientSinkError(detail, error.retry_after) from None
-            if error.code and error.code.startswith("22"):
-                raise DataSinkError(detail) from None
-            raise TransientSinkError(detail, error.retry_after) from None
+        self.executor = SupabaseExecutor(url, key, timeout=timeout)
+        self.label = self.executor.label
 
     def send(self, entries: Sequence[dict[str, Any]]) -> InsertResult:
-        call = calls.insert_logs_batch(entries)
-        raw = self._call(call.function, dict(call.args))
-        try:
-            return call.decode(raw)
-        except (KeyError, TypeError, ValueError):  # a proxy's page, an empty 204...
-            raise TransientSinkError(
-                f"HTTP {self._rest.last_status}: not a func_insert_logs_batch result: "
-                f"{str(raw)[:200]!r}"
-            ) from None
+        """Inserts the entries with one ``func_insert_logs_batch`` call."""
+        return self.executor.run(insert_logs_batch(entries))
 
     def check(self) -> None:
+        """An empty batch: proves the gateway, the key and the function."""
         result = self.send([])
         if not result.success:
-            raise TransientSinkError(
+            raise DatabaseUnavailable(
                 result.error or "func_insert_logs_batch refused an empty batch"
             )
 
     def close(self) -> None:
-        self._rest.close()
+        """Closes the HTTP connections."""
+        self.executor.close()
 
     def abandon(self) -> None:
-        abandoned.append(self._rest.http)
+        """Forgets the HTTP client without closing it (a forked child)."""
+        abandoned.append(self.executor.http)

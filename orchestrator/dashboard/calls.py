@@ -1,4 +1,5 @@
-"""The dashboard's header as one operation: ``func_log_dashboard_summary`` (sql/0008).
+"""The dashboard's header as one operation: ``func_log_dashboard_summary``
+(sql/functions/logs/dashboard.sql).
 
 The database counts over short windows (5 minutes for rates, the last hour of errors
 through the errors-only index), so a refresh costs a few milliseconds whatever the

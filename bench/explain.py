@@ -1,5 +1,9 @@
 """EXPLAIN what a read really runs, for benchmarks and for people asking "why slow?".
 
+Lives with the benches (``bench/query.py`` imports it as ``explain``, its neighbour);
+the plan tests import it as ``bench.explain``. It is not part of the installed package:
+nothing at run time needs it.
+
 A hub function's own plan hides the statement inside it, so this asks the database for
 that statement's text and explains it with the call's own arguments as parameters:
 
@@ -43,7 +47,6 @@ _PAGE_PARAMS = (
     ("after_id", "uuid"),
 )
 _PAGED = {"func_query_logs": 100, "func_task_timeline": 1000, "func_worker_timeline": 1000}
-_SCANS = ("Index Scan", "Index Only Scan", "Bitmap Index Scan", "Seq Scan", "Bitmap Heap Scan")
 
 
 @dataclass(frozen=True)
