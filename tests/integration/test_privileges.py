@@ -238,9 +238,7 @@ def _sink_sends_one(url: str, source_id: str) -> bool:
         sink.close()
 
 
-def test_service_role_under_rls_falls_back_from_copy_to_the_staged_path(
-    no_bypass_role, secured_db
-):
+def test_service_role_under_rls_falls_back_from_copy_to_the_staged_path(no_bypass_role, secured_db):
     """COPY FROM is refused on an RLS table for a role without BYPASSRLS; the sink falls
     back to INSERT through the staged functions and the records still land."""
     assert _sink_sends_one(with_role(secured_db, no_bypass_role), "rls") is False
