@@ -176,8 +176,62 @@ $$;
 COMMENT ON FUNCTION public.func_log_errors_summary(timestamptz, timestamptz, text, text, integer) IS
     'ERROR and CRITICAL logs in [since, until) (optionally of one source_type and/or worker), aggregated in the database from the rollups (exact for any window): {since, until, total, by_level: {ERROR, CRITICAL}, by_source: [{source_type, source_id, count}], by_worker: [{worker_id, count}], top_messages: [{message, count, first_seen, last_seen, log_level, source_type}], distinct_sources, distinct_workers, distinct_messages}. Messages are grouped by fingerprint (md5 of their first 200 characters) with level and source_type; "message" is the full text of the first message of its group. Lists hold the top entries by count (1..1000).';
 
+-- ERROR and CRITICAL logs of [since, until) counted per task: the seed's by_task, which
+-- its query_logs.py counted from at most 1,000 fetched rows. The rollups have no task, so
+-- this reads the rows through the errors partial index: its cost follows the errors of
+-- the window, not all of its logs, and it is a separate call so that the rollup-backed
+-- summary above keeps its cost.
+CREATE OR REPLACE FUNCTION public.func_log_errors_by_task(
+    since timestamptz,
+    until timestamptz DEFAULT now(),
+    source_type text DEFAULT NULL,
+    worker_id text DEFAULT NULL,
+    top integer DEFAULT 20
+) RETURNS jsonb
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, public, pg_temp
+SET TimeZone = 'UTC'
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_until timestamptz := coalesce(until, now());
+    v_result jsonb;
+BEGIN
+    IF since IS NULL THEN
+        RAISE EXCEPTION 'since is required (the start of the window)' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF top IS NULL OR top NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'top must be between 1 and 1000, got %', coalesce(top::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    WITH tasks AS MATERIALIZED (
+        SELECT s.task_id, count(*) AS n, max(s."timestamp") AS last_seen
+          FROM public.system_logs s
+         WHERE s."timestamp" >= since AND s."timestamp" < v_until
+           AND s.severity_number >= 17 AND s.task_id IS NOT NULL
+           AND (source_type IS NULL OR s.source_type = source_type)
+           AND (worker_id IS NULL OR s.worker_id = worker_id)
+         GROUP BY s.task_id
+    )
+    SELECT jsonb_build_object(
+        'since', since,
+        'until', v_until,
+        'by_task', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                'task_id', t.task_id, 'count', t.n, 'last_seen', t.last_seen)
+                ORDER BY t.n DESC, t.task_id)
+            FROM (SELECT * FROM tasks ORDER BY n DESC, task_id LIMIT top) t), '[]'::jsonb),
+        'distinct_tasks', (SELECT count(*) FROM tasks))
+      INTO v_result;
+    RETURN v_result;
+END;
+$$;
+COMMENT ON FUNCTION public.func_log_errors_by_task(timestamptz, timestamptz, text, text, integer) IS
+    'ERROR and CRITICAL logs in [since, until) that carry a task_id (optionally of one source_type and/or worker), counted per task: {since, until, by_task: [{task_id, count, last_seen}] (the top entries by count, 1..1000), distinct_tasks}. Reads the rows through the errors index (the rollups have no task).';
+
 SELECT hub_internal.func_hub_secure(
     p_functions => ARRAY[
+        'public.func_log_errors_by_task(timestamptz, timestamptz, text, text, integer)',
         'public.func_log_statistics(timestamptz, timestamptz)',
         'hub_internal.func_log_errors_summary_statement(text, text)',
         'public.func_log_errors_summary(timestamptz, timestamptz, text, text, integer)'
