@@ -12,6 +12,7 @@ Supabase grants.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import uuid
@@ -63,10 +64,9 @@ def create_role_if_missing(conn: psycopg.Connection[Any], role: str, attributes:
     (another test run, or the cluster's own Supabase-like set-up, may have made it)."""
     if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone():
         return
-    try:
+    # A concurrent test run may make it between the check and the CREATE.
+    with contextlib.suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
         conn.execute(f"CREATE ROLE {role} {attributes}")
-    except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
-        pass  # a concurrent test run made it between the check and the CREATE
 
 
 @pytest.fixture
