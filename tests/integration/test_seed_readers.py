@@ -106,11 +106,13 @@ def test_query_logs_reads_select_filter_order_and_limit_as_postgrest(seed, logge
 
 
 def test_rows_arrive_with_postgrests_json_types(seed, logged):
-    """Times as ISO 8601 in UTC, ids as text, metadata as an object: what the seed's
-    printing code parses."""
+    """The seed's columns, by name; times as ISO 8601 in UTC, ids as text, metadata as
+    an object: what the seed's printing code parses."""
+    names = ["id", "timestamp", "source_type", "source_id", "log_level", "message", "task_id",
+             "worker_id", "cycle_number", "metadata"]  # fmt: skip
     [row] = (
         seed.table("system_logs")
-        .select("*")
+        .select(",".join(names))
         .eq("task_id", TASK)
         .eq("log_level", "ERROR")
         .execute()
@@ -120,6 +122,7 @@ def test_rows_arrive_with_postgrests_json_types(seed, logged):
     assert datetime.fromisoformat(row["timestamp"]) == stored["timestamp"]
     assert row["timestamp"].endswith("+00:00")
     assert (row["id"], row["task_id"], row["metadata"]) == (str(stored["id"]), TASK, {})
+    assert list(row) == names
 
 
 def test_the_dashboard_reads_only_newer_rows_and_naive_times_are_utc(seed, logged):
@@ -157,6 +160,9 @@ def test_the_workers_list_reads_the_seeds_columns(fake, seed, conn):
     assert datetime.fromisoformat(one["last_heartbeat"]) == datetime.fromisoformat(
         one["last_heartbeat_at"]
     )
+    for column in ("id", "instance_type", "last_heartbeat"):  # generated: read-only
+        with pytest.raises(psycopg.errors.GeneratedAlways):
+            conn.execute(f"UPDATE workers SET {column} = NULL")
 
 
 def test_the_views_carry_the_seeds_columns(fake, seed, logged):
@@ -184,16 +190,18 @@ def test_a_plain_insert_from_the_sql_editor_works(conn):
     before = datetime.now(UTC)
     conn.execute(
         "INSERT INTO system_logs (source_type, source_id, log_level, message) VALUES "
-        "('api', 'editor', 'ERROR', 'by hand'), ('api', 'editor', 'warn', 'lower case')"
+        "('api', 'editor', 'ERROR', 'by hand'), ('api', 'editor', 'warn', 'lower case'), "
+        "('api', 'editor', 'Fatal', 'alias')"
     )
     stored = rows(conn)
-    assert [(r["log_level"], r["severity_number"]) for r in stored] == [
+    assert sorted((r["log_level"], r["severity_number"]) for r in stored) == [
+        ("CRITICAL", 21),
         ("ERROR", 17),
         ("WARNING", 13),
     ]
     assert all(r["timestamp"] >= before and r["id"].version == 7 for r in stored)
     summary = conn.execute("SELECT func_log_statistics()").fetchone()[0]
-    assert summary["errors"] == 1  # counted by the rollups like any other row
+    assert summary["errors"] == 2  # counted by the rollups like any other row
 
 
 def test_a_plain_insert_with_an_unknown_level_is_one_clear_line(conn):

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from orchestrator.jobs import calls
+from orchestrator.logs.calls import heartbeat_call
 from tests.integration.jobkit import hub
 from tests.integration.logrows import rows
 from tests.integration.seed_clients import WORKER, fake, post, seed, seed_beat, seed_log
@@ -131,6 +132,18 @@ def test_a_crashed_beat_releases_the_workers_jobs_as_the_reaper_would(db_url, fa
         ]
         assert h.counters() == {("organization", "org-1"): 0}  # every slot given back
         assert h.one("SELECT status FROM workers WHERE worker_id = 'gpu-crash'") == "dead"
+
+
+def test_a_hub_beat_that_says_dead_releases_the_jobs_too(db_url):
+    """The hub's own names: status `dead` takes the same path as the seed's `crashed`."""
+    with hub(db_url) as h:
+        h.user("alice", "org-1")
+        h.run(heartbeat_call("gpu-hub", "busy"))
+        h.submit("alice")
+        job = h.claim_one("gpu-hub", lease_seconds=600)
+        assert h.run(heartbeat_call("gpu-hub", "dead")).status == "dead"
+        assert h.status(job.job_id) == ("queued", "queued")
+        assert h.events(job.job_id)[-1] == ("worker_dead", "running", "queued")
 
 
 SEED_ARGS = {
