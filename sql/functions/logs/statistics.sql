@@ -141,6 +141,26 @@ $$;
 COMMENT ON FUNCTION hub_internal.func_log_errors_summary_statement(text, text) IS
     'The SQL text func_log_errors_summary executes (conditions on source_type/worker_id only when given), over $1 since, $2 until, $3 source_type, $4 worker_id, $5 top: counts from func_log_counts, messages from system_log_error_counts for whole hours and from system_logs for the partial edge hours. For EXPLAIN.';
 
+-- What both error aggregates below accept: a window with a start, lists of 1..1000.
+CREATE OR REPLACE FUNCTION hub_internal.func_log_errors_args_check(since timestamptz, top integer)
+RETURNS void
+LANGUAGE plpgsql
+IMMUTABLE
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    IF since IS NULL THEN
+        RAISE EXCEPTION 'since is required (the start of the window)' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF top IS NULL OR top NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'top must be between 1 and 1000, got %', coalesce(top::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION hub_internal.func_log_errors_args_check(timestamptz, integer) IS
+    'Raises invalid_parameter_value unless since is given and top is between 1 and 1000: the arguments func_log_errors_summary and func_log_errors_by_task share.';
+
 -- ERROR and CRITICAL logs of [since, until) summarised by the statement above: totals by
 -- level, by source, by worker and the most frequent messages. Lists hold the top entries by count; the distinct_* keys say
 -- how many groups there were, so a cut list is never mistaken for the whole.
@@ -160,13 +180,7 @@ DECLARE
     v_result jsonb;
     v_until timestamptz := coalesce(until, now());
 BEGIN
-    IF since IS NULL THEN
-        RAISE EXCEPTION 'since is required (the start of the window)' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF top IS NULL OR top NOT BETWEEN 1 AND 1000 THEN
-        RAISE EXCEPTION 'top must be between 1 and 1000, got %', coalesce(top::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM hub_internal.func_log_errors_args_check(since, top);
     EXECUTE hub_internal.func_log_errors_summary_statement(source_type, worker_id)
         INTO v_result
         USING since, v_until, source_type, worker_id, top;
@@ -198,13 +212,7 @@ DECLARE
     v_until timestamptz := coalesce(until, now());
     v_result jsonb;
 BEGIN
-    IF since IS NULL THEN
-        RAISE EXCEPTION 'since is required (the start of the window)' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF top IS NULL OR top NOT BETWEEN 1 AND 1000 THEN
-        RAISE EXCEPTION 'top must be between 1 and 1000, got %', coalesce(top::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM hub_internal.func_log_errors_args_check(since, top);
     WITH tasks AS MATERIALIZED (
         SELECT s.task_id, count(*) AS n, max(s."timestamp") AS last_seen
           FROM public.system_logs s
@@ -231,6 +239,7 @@ COMMENT ON FUNCTION public.func_log_errors_by_task(timestamptz, timestamptz, tex
 
 SELECT hub_internal.func_hub_secure(
     p_functions => ARRAY[
+        'hub_internal.func_log_errors_args_check(timestamptz, integer)',
         'public.func_log_errors_by_task(timestamptz, timestamptz, text, text, integer)',
         'public.func_log_statistics(timestamptz, timestamptz)',
         'hub_internal.func_log_errors_summary_statement(text, text)',

@@ -192,13 +192,13 @@ LANGUAGE sql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
     SELECT public.func_worker_heartbeat_with_logs(
-        worker_id => worker_id_param,
-        status => coalesce(status_param, 'active'),
-        metadata => jsonb_strip_nulls(jsonb_build_object(
-            'vram_total_mb', vram_total_mb_param, 'vram_used_mb', vram_used_mb_param)))
+        worker_id_param => worker_id_param::varchar,
+        vram_total_mb_param => vram_total_mb_param,
+        vram_used_mb_param => vram_used_mb_param,
+        status_param => status_param)
 $$;
 COMMENT ON FUNCTION public.func_update_worker_heartbeat(text, integer, integer, text) IS
-    'The seed orchestrator''s heartbeat without logs: func_worker_heartbeat_with_logs(worker_id => worker_id_param, status => status_param (default active), metadata => {vram_total_mb, vram_used_mb}). Returns what it returns.';
+    'The seed orchestrator''s heartbeat without logs: its func_worker_heartbeat_with_logs with no logs_param (status_param defaults to active). Returns what it returns.';
 
 SELECT hub_internal.func_hub_secure(
     p_functions => ARRAY[
