@@ -158,7 +158,7 @@ COMMENT ON FUNCTION public.func_worker_heartbeat_with_logs(text, text, uuid, jso
 -- vram_total_mb_param, vram_used_mb_param, logs_param, status_param}). PostgREST picks an
 -- overload by the set of argument names it is given: no name is shared with the hub's
 -- overload above and each needs its worker id, so every call fits exactly one of them
--- (tests/integration/test_seed_clients.py tries every shape). worker_id_param is
+-- (tests/integration/test_seed_workers.py tries every shape). worker_id_param is
 -- varchar, not text, for callers by position in SQL: an untyped literal prefers text, so
 -- func_worker_heartbeat_with_logs('gpu-1') is the hub's overload, not an ambiguity.
 CREATE OR REPLACE FUNCTION public.func_worker_heartbeat_with_logs(
