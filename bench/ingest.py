@@ -223,7 +223,7 @@ def insert_c4(db: Db, chunk: Sequence[Row]) -> int:
 def insert_c5(db: Db, chunk: Sequence[Row]) -> int:
     """The sink's staged path (retries, batches needing repairs): COPY into the staging
     table, then func_insert_staged_logs()."""
-    return db.sink._send_staged(db.sink._executor().conn, db.prepared[id(chunk)]).inserted
+    return db.sink.send_staged(db.prepared[id(chunk)]).inserted
 
 
 class Db:

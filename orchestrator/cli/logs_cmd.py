@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from orchestrator.cli import logs_render
+from orchestrator.cli import logs_render, logs_seed_keys
 from orchestrator.cli.logs_follow import follow
 from orchestrator.cli.logs_render import RowWriter
 from orchestrator.config import get_settings
@@ -319,6 +319,18 @@ def _rows(
     return shown, None
 
 
+def _seed_keys(
+    db: CallExecutor, request: Request, value: dict[str, Any], until: datetime
+) -> dict[str, Any]:
+    """The seed's keys for a summary's JSON (:mod:`orchestrator.cli.logs_seed_keys`)."""
+    if request.action == "stats":
+        return logs_seed_keys.stats_keys(value)
+    return logs_seed_keys.errors_summary_keys(
+        db, value, since=request.since, until=until, source_type=request.filter.source_type,
+        worker_id=request.filter.worker_id, top=request.limit or 20,
+    )  # fmt: skip
+
+
 def _summary(db: CallExecutor, request: Request, target: TextIO, out: TextIO) -> int:
     until = request.until or datetime.now(UTC)
     if request.action == "errors_summary":
@@ -330,7 +342,7 @@ def _summary(db: CallExecutor, request: Request, target: TextIO, out: TextIO) ->
         call = log_calls.log_statistics(request.since, until)
     value = dataclasses.asdict(db.run(call))
     if request.fmt in ("json", "jsonl", "csv"):
-        logs_render.print_json(target, value)
+        logs_render.print_json(target, value | _seed_keys(db, request, value, until))
         return 0
     colors = RowWriter(
         target, "table", color=target is out and logs_render.use_color(request.color, out)

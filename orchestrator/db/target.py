@@ -105,7 +105,8 @@ def resolve_database(settings: Settings, *, sql: bool = False) -> Target:
         if settings.supabase_service_role_key is None:
             raise ConfigError(
                 "SUPABASE_URL is set without SUPABASE_SERVICE_ROLE_KEY: set the project's "
-                "service_role key, or DATABASE_URL instead"
+                "service_role key, or DATABASE_URL instead (an anon key is not used: the "
+                "hub grants anon nothing)"
             )
         return RestTarget(
             settings.supabase_url, settings.supabase_service_role_key.get_secret_value()

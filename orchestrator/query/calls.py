@@ -14,6 +14,7 @@ from orchestrator.db.calls import Call
 from orchestrator.errors import QueryInputError
 from orchestrator.query.model import (
     Cursor,
+    ErrorsByTask,
     ErrorsSummary,
     LogFilter,
     LogPage,
@@ -94,6 +95,25 @@ def worker_timeline(
     return Call("func_worker_timeline", args, LogPage.from_json)
 
 
+def _errors_args(
+    since: datetime,
+    until: datetime | None,
+    source_type: str | None,
+    worker_id: str | None,
+    top: int,
+) -> dict[str, Any]:
+    """The arguments both error aggregates take, checked."""
+    if not 1 <= top <= 1000:
+        raise QueryInputError(f"top must be between 1 and 1000, got {top}")
+    return _args(
+        since=aware(since, "since"),
+        until=None if until is None else aware(until, "until"),
+        source_type=source_type,
+        worker_id=worker_id,
+        top=top,
+    )
+
+
 def errors_summary(
     since: datetime,
     until: datetime | None = None,
@@ -103,16 +123,21 @@ def errors_summary(
     top: int = 20,
 ) -> Call[ErrorsSummary]:
     """ERROR and CRITICAL counts of ``[since, until)`` (``func_log_errors_summary``)."""
-    if not 1 <= top <= 1000:
-        raise QueryInputError(f"top must be between 1 and 1000, got {top}")
-    args = _args(
-        since=aware(since, "since"),
-        until=None if until is None else aware(until, "until"),
-        source_type=source_type,
-        worker_id=worker_id,
-        top=top,
-    )
+    args = _errors_args(since, until, source_type, worker_id, top)
     return Call("func_log_errors_summary", args, ErrorsSummary.from_json)
+
+
+def errors_by_task(
+    since: datetime,
+    until: datetime | None = None,
+    *,
+    source_type: str | None = None,
+    worker_id: str | None = None,
+    top: int = 20,
+) -> Call[ErrorsByTask]:
+    """ERROR and CRITICAL counts of ``[since, until)`` per task (``func_log_errors_by_task``)."""
+    args = _errors_args(since, until, source_type, worker_id, top)
+    return Call("func_log_errors_by_task", args, ErrorsByTask.from_json)
 
 
 def log_cursor(

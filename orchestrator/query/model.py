@@ -1,5 +1,5 @@
 """The values of a log query: what to match (LogFilter), where a page ends (Cursor), and
-what comes back (LogRow, LogPage, ErrorsSummary).
+what comes back (LogRow, LogPage, ErrorsSummary, ErrorsByTask).
 
 Checks happen here, when a value is built, so the CLI, the dashboard and any other caller
 get the same one-line :class:`~orchestrator.errors.QueryInputError` before anything
@@ -239,6 +239,20 @@ class ErrorsSummary:
             distinct_workers=int(raw.get("distinct_workers", 0)),
             distinct_messages=int(raw.get("distinct_messages", 0)),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorsByTask:
+    """ERROR and CRITICAL logs of a window counted per task (``func_log_errors_by_task``):
+    the top tasks by count, and how many tasks there were."""
+
+    by_task: list[dict[str, Any]]
+    distinct_tasks: int
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ErrorsByTask:
+        """Decodes the function's result."""
+        return cls(list(raw["by_task"]), int(raw["distinct_tasks"]))
 
 
 def split_levels(values: Iterable[str]) -> tuple[str, ...]:

@@ -144,3 +144,17 @@ def test_follow_rides_out_a_lost_connection(db_url, tmp_path):
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+def test_the_seeds_anon_key_fallback_is_refused_in_one_line(tmp_path):
+    """The seed's scripts fell back to the anon key; the hub's name what they need."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "query_logs.py"), "--hours", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        env={**{k: v for k, v in os.environ.items() if k not in ACCEPTED and k != "TEST_DATABASE_URL"},
+             "SUPABASE_URL": "http://127.0.0.1:1", "SUPABASE_ANON_KEY": "anon-key"},
+    )  # fmt: skip
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "without SUPABASE_SERVICE_ROLE_KEY" in result.stderr
+    assert "an anon key is not used" in result.stderr

@@ -1,15 +1,21 @@
 """Supabase-style security, checked on a cluster where anon/authenticated/service_role exist.
 
 Roles are cluster-wide, so with the embedded server this module starts a second one of
-its own; with TEST_DATABASE_URL it creates the roles there (a test cluster). Supabase's
-default privileges (ALL on new objects in public to anon/authenticated/service_role) are
-reproduced before migrating, to prove the migrations revoke what Supabase grants.
+its own; with TEST_DATABASE_URL it creates the roles there when they are missing, with
+Supabase's attributes (service_role has BYPASSRLS there), and otherwise takes them as
+they are: a shared cluster's roles belong to whoever made them, so no test here alters
+or drops one, and every test passes with service_role with or without BYPASSRLS.
+Supabase's default privileges (ALL on new objects in public to anon/authenticated/
+service_role) are reproduced before migrating, to prove the migrations revoke what
+Supabase grants.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +28,12 @@ from orchestrator.db.embedded import start_embedded
 from tests.conftest import PgServer, with_dbname
 from tests.integration.logrows import entry, insert
 
-ROLES = ("anon", "authenticated", "service_role")
+# Supabase's API roles as its initial schema creates them (supabase/postgres).
+ROLES = {
+    "anon": "NOLOGIN NOINHERIT",
+    "authenticated": "NOLOGIN NOINHERIT",
+    "service_role": "NOLOGIN NOINHERIT BYPASSRLS",
+}
 SUPABASE_DEFAULTS = """
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;
@@ -39,17 +50,43 @@ def supabase_server() -> Iterator[PgServer]:
         embedded = None if url else start_embedded(Path(tmp) / "pgdata")
         server = PgServer(url or with_dbname(embedded.url, "postgres"), embedded)
         with server.admin() as conn:
-            for role in ROLES:
-                if (
-                    conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone()
-                    is None
-                ):
-                    conn.execute(f"CREATE ROLE {role} NOLOGIN")
+            for role, attributes in ROLES.items():
+                create_role_if_missing(conn, role, attributes)
         try:
             yield server
         finally:
             if embedded is not None:
                 embedded.stop()
+
+
+def create_role_if_missing(conn: psycopg.Connection[Any], role: str, attributes: str) -> None:
+    """Creates a cluster role unless it exists; one that exists is left exactly as it is
+    (another test run, or the cluster's own Supabase-like set-up, may have made it)."""
+    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone():
+        return
+    # A concurrent test run may make it between the check and the CREATE.
+    with contextlib.suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+        conn.execute(f"CREATE ROLE {role} {attributes}")
+
+
+@pytest.fixture
+def no_bypass_role(supabase_server: PgServer) -> Iterator[str]:
+    """A role of this test's own that is a member of service_role without BYPASSRLS (as a
+    login made for the hub on a self-hosted server is), dropped afterwards: whether
+    service_role itself bypasses RLS depends on who created it on this cluster."""
+    role = f"hub_test_nobypass_{uuid.uuid4().hex[:8]}"
+    with supabase_server.admin() as conn:
+        conn.execute(f"CREATE ROLE {role} NOLOGIN NOBYPASSRLS INHERIT IN ROLE service_role")
+    try:
+        yield role
+    finally:
+        with supabase_server.admin() as conn:
+            conn.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def with_role(url: str, role: str) -> str:
+    """The URL with every session of it running as ``role`` (libpq ``options``)."""
+    return url + ("&" if "?" in url else "?") + f"options=-c%20role%3D{role}"
 
 
 @pytest.fixture(scope="module")
@@ -187,27 +224,40 @@ def test_anon_is_refused_and_service_role_works_through_rls(admin):
     admin.execute("RESET ROLE")
 
 
-def test_service_role_under_rls_falls_back_from_copy_to_the_staged_path(
-    supabase_server, secured_db
-):
-    """COPY FROM is refused on an RLS table for a role without BYPASSRLS; the sink falls
-    back to INSERT through the staged functions and the records still land."""
+def _sink_sends_one(url: str, source_id: str) -> bool:
+    """Ships one record through PostgresSink at ``url``; whether it could COPY directly."""
     from orchestrator.logs.sinks.postgres import PostgresSink
     from tests.integration.logrows import handler_entry
 
-    url = secured_db + ("&" if "?" in secured_db else "?") + "options=-c%20role%3Dservice_role"
     sink = PostgresSink(url)
-    entry = handler_entry(source_id="rls", message="under rls", worker_id=None)
     try:
-        result = sink.send([entry])
-        assert sink.copier.direct_allowed is False
+        result = sink.send([handler_entry(source_id=source_id, message="m", worker_id=None)])
         assert result.inserted == 1
+        return sink.copier.direct_allowed
     finally:
         sink.close()
+
+
+def test_service_role_under_rls_falls_back_from_copy_to_the_staged_path(no_bypass_role, secured_db):
+    """COPY FROM is refused on an RLS table for a role without BYPASSRLS; the sink falls
+    back to INSERT through the staged functions and the records still land."""
+    assert _sink_sends_one(with_role(secured_db, no_bypass_role), "rls") is False
     with psycopg.connect(secured_db) as conn:
         assert conn.execute(
             "SELECT count(*) FROM system_logs WHERE source_id = 'rls'"
         ).fetchone() == (1,)
+
+
+def test_service_role_copies_directly_exactly_when_it_bypasses_rls(admin, secured_db):
+    """As service_role itself: Supabase's (BYPASSRLS) takes the direct COPY, one made
+    without it takes the staged path; the record lands either way."""
+    [bypass] = admin.execute(
+        "SELECT rolbypassrls FROM pg_roles WHERE rolname = 'service_role'"
+    ).fetchone()
+    assert _sink_sends_one(with_role(secured_db, "service_role"), "as-service-role") is bypass
+    assert admin.execute(
+        "SELECT count(*) FROM system_logs WHERE source_id = 'as-service-role'"
+    ).fetchone() == (1,)
 
 
 JOB_TABLES = (

@@ -86,11 +86,50 @@ def test_statistics_default_window_is_the_last_24_hours(conn):
     assert stats["total"] == 5
 
 
-def test_recent_errors_view_shows_errors_of_the_last_day_newest_first(conn):
-    """v_recent_errors: ERROR and CRITICAL within 24 h only."""
+def test_recent_error_logs_view_shows_errors_of_the_last_day_newest_first(conn):
+    """v_recent_error_logs: ERROR and CRITICAL within 24 h only, one row each."""
     _seed(conn)
-    messages = [m for (m,) in conn.execute("SELECT message FROM v_recent_errors").fetchall()]
+    messages = [m for (m,) in conn.execute("SELECT message FROM v_recent_error_logs").fetchall()]
     assert sorted(messages) == ["dead", "oom"]
+
+
+def test_recent_errors_view_groups_by_source_and_worker_with_the_seeds_columns(conn):
+    """v_recent_errors: the seed's grouped columns; the most frequent messages first,
+    told apart by their first 200 characters, at most 20, with how many there were."""
+    now = _seed(conn)
+    recent = (now - timedelta(minutes=5)).isoformat()
+    long = "x" * 200
+    insert(
+        conn,
+        [
+            entry(timestamp=recent, worker_id="gpu-1", log_level="ERROR", message="oom")
+            for _ in range(2)
+        ]
+        + [entry(timestamp=recent, worker_id="gpu-1", log_level="ERROR", message=long + "a")]
+        + [entry(timestamp=recent, worker_id="gpu-1", log_level="ERROR", message=long + "b")]
+        + [
+            entry(
+                timestamp=recent,
+                worker_id="gpu-3",
+                source_id="gpu-3",
+                message=f"e{i}",
+                log_level="ERROR",
+            )
+            for i in range(25)
+        ],
+    )
+    rows = conn.execute(
+        "SELECT source_id, worker_id, error_count, last_error_time, unique_messages, "
+        "distinct_messages FROM v_recent_errors ORDER BY source_id"
+    ).fetchall()
+    by_source = {r[0]: r[1:] for r in rows}
+    assert set(by_source) == {"gpu-1", "gpu-2", "gpu-3"}
+    worker, count, last, messages, distinct = by_source["gpu-1"]
+    assert (worker, count, distinct) == ("gpu-1", 5, 2)
+    assert messages == ["oom", long]
+    assert last == datetime.fromisoformat(recent)
+    assert by_source["gpu-2"][1:2] == (1,) and by_source["gpu-2"][3] == ["dead"]
+    assert len(by_source["gpu-3"][3]) == 20 and by_source["gpu-3"][4] == 25
 
 
 def test_worker_activity_view_covers_the_last_hour(conn):
@@ -101,6 +140,29 @@ def test_worker_activity_view_covers_the_last_hour(conn):
         "ORDER BY worker_id"
     ).fetchall()
     assert activity == [("gpu-1", 2, 1, 0), ("gpu-2", 2, 1, 1)]
+
+
+def test_worker_activity_view_joins_the_workers_heartbeats(conn):
+    """The seed's columns: status and last_heartbeat from workers, last_log_time from
+    the logs; a worker that only beat this hour is there with zero logs, one silent for
+    longer is not."""
+    _seed(conn)
+    executor = PsycopgExecutor(conn)
+    for worker in ("gpu-1", "gpu-idle", "gpu-gone"):
+        executor.run(calls.heartbeat_call(worker, "busy"))
+    conn.execute(
+        "UPDATE workers SET last_heartbeat_at = now() - interval '2 hours' "
+        "WHERE worker_id = 'gpu-gone'"
+    )
+    rows = conn.execute(
+        "SELECT worker_id, status, last_heartbeat IS NOT NULL, log_count, "
+        "last_log_time = last_seen FROM v_worker_log_activity ORDER BY worker_id"
+    ).fetchall()
+    assert rows == [
+        ("gpu-1", "busy", True, 2, True),
+        ("gpu-2", None, False, 2, True),
+        ("gpu-idle", "busy", True, 0, None),
+    ]
 
 
 def test_error_summary_groups_by_source_and_level(conn):

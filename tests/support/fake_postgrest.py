@@ -1,19 +1,25 @@
-"""A small PostgREST stand-in: ``POST /rest/v1/rpc/<function>`` served from a real database.
+"""A small PostgREST stand-in: ``POST /rest/v1/rpc/<function>`` and table reads
+(``GET /rest/v1/<table or view>``) served from a real database.
 
 Supabase's REST gateway (PostgREST) cannot be installed here and the project does not
 mock its own database, so this real HTTP server on 127.0.0.1 speaks the part of
-PostgREST's protocol the hub uses (RPC with named arguments, ``apikey``/``Authorization``,
-PostgREST-shaped JSON errors and status codes) and runs each call on real PostgreSQL.
-Tests queue canned failures (429, 503, an HTML proxy page...) with ``fail_next`` and
-inspect what clients sent in ``requests``.
+PostgREST's protocol the hub and the seed orchestrator's clients use (RPC with named
+arguments, overloads resolved by argument names as PostgREST resolves them, table reads
+as in :mod:`tests.support.postgrest_reads`, ``apikey``/``Authorization``, PostgREST-shaped
+JSON errors and status codes) and runs each request on real PostgreSQL. Tests queue
+canned failures (429, 503, an HTML proxy page...) with ``fail_next`` and inspect what
+clients sent in ``requests``.
 
-``max_rows`` plays PostgREST's ``db-max-rows``: a result that is a JSON array (what a
-set-returning function gives) is cut to that many elements, silently, as PostgREST does.
-A function returning one jsonb object (every hub function) is one row and is not cut.
+``max_rows`` plays PostgREST's ``db-max-rows``: a table read, and a function result that
+is a JSON array (what a set-returning function gives), are cut to that many rows,
+silently, as PostgREST does. A function returning one jsonb object (every hub function)
+is one row and is not cut.
 
-Not reproduced: JWT verification and roles (the key is compared as an opaque string;
-calls run as the role of ``database_url``), tables, GET/HEAD RPC, set-returning or void
-functions (every hub function returns one jsonb), ``Prefer``, schemas besides public.
+Roles: requests with ``api_key`` run as the role of ``database_url``, or as ``role`` when
+given (``SET ROLE``, as PostgREST switches to the JWT's role); requests with ``anon_key``
+run as ``anon``, as Supabase's anon key does. Not reproduced: JWT verification (keys are
+compared as opaque strings), GET/HEAD RPC, set-returning or void functions (every hub
+function returns one jsonb), ``Prefer``, writes to tables, schemas besides public.
 """
 
 from __future__ import annotations
@@ -29,8 +35,11 @@ from typing import Any, NamedTuple
 import psycopg
 from psycopg import sql
 
+from tests.support.postgrest_reads import ReadRefused, content_range, parse_read, read_statement
+
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _RPC_PATH = re.compile(r"^/rest/v1/rpc/([^/?#]+)/?(?:\?.*)?$")
+_TABLE_PATH = re.compile(r"^/rest/v1/([^/?#]+)/?(?:\?(.*))?$")
 _JSON = "application/json; charset=utf-8"
 
 # Every overload of public.<fn>: number of defaults, and the names, modes and types of
@@ -42,6 +51,12 @@ SELECT p.pronargdefaults, coalesce(p.proargnames, '{}'), coalesce(p.proargmodes:
                     WITH ORDINALITY AS u(t, n) ORDER BY n)
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname = 'public' AND p.proname = %s AND p.prokind = 'f'
+ ORDER BY p.oid
+"""
+# A relation PostgREST would serve: a table, partition, view or foreign table in public.
+_RELATION = """
+SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'public' AND c.relname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 """
 
 
@@ -86,12 +101,23 @@ def status_for_sqlstate(sqlstate: str) -> int:
 
 
 class FakePostgrest:
-    """PostgREST's RPC endpoint backed by ``database_url``; a context manager."""
+    """PostgREST's RPC endpoint and table reads backed by ``database_url``; a context
+    manager."""
 
-    def __init__(self, database_url: str, api_key: str, *, max_rows: int | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        api_key: str,
+        *,
+        max_rows: int | None = None,
+        role: str | None = None,
+        anon_key: str | None = None,
+    ) -> None:
         self.database_url = database_url
         self.api_key = api_key
         self.max_rows = max_rows
+        self.role = role
+        self.anon_key = anon_key
         self._lock = threading.Lock()
         self._canned: deque[tuple[str | None, _Reply]] = deque()
         self._requests: list[RecordedRequest] = []
@@ -105,9 +131,15 @@ class FakePostgrest:
         class Handler(BaseHTTPRequestHandler):
             # HTTP/1.0 (one request per connection): after stop() nothing still answers.
             def do_POST(self) -> None:
+                self._answer("POST")
+
+            def do_GET(self) -> None:
+                self._answer("GET")
+
+            def _answer(self, method: str) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                reply = fake._handle(self.path, headers, raw)
+                reply = fake._handle(self.path, headers, raw, method)
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.content_type)
                 self.send_header("Content-Length", str(len(reply.body)))
@@ -173,7 +205,9 @@ class FakePostgrest:
         with self._lock:
             return list(self._requests)
 
-    def _handle(self, path: str, headers: dict[str, str], raw: bytes) -> _Reply:
+    def _handle(
+        self, path: str, headers: dict[str, str], raw: bytes, method: str = "POST"
+    ) -> _Reply:
         try:  # PostgREST's JSON parser refuses NaN/Infinity, so this one does too
             body: Any = json.loads(raw, parse_constant=_refuse) if raw else None
             valid = body is None or isinstance(body, dict)
@@ -185,16 +219,23 @@ class FakePostgrest:
         if canned is not None:
             return canned
         bearer = headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if headers.get("apikey", bearer) != self.api_key or bearer not in ("", self.api_key):
+        key = headers.get("apikey", bearer)
+        if key not in (self.api_key, self.anon_key) or bearer not in ("", key):
             return _error(401, "PGRST301", "Invalid API key", None,
                           "Double check your Supabase `anon` or `service_role` API key.",
                           (("WWW-Authenticate", 'Bearer error="invalid_token"'),))  # fmt: skip
+        role = "anon" if key == self.anon_key else self.role
         match = _RPC_PATH.match(path)
+        if method == "GET":
+            table = _TABLE_PATH.match(path)
+            if match is not None or table is None:
+                return _error(404, "PGRST125", f"Invalid path specified in request URL: {path}")
+            return self._read(table.group(1), table.group(2) or "", role)
         if match is None:
             return _error(404, "PGRST125", f"Invalid path specified in request URL: {path}")
         if not valid:
             return _error(400, "PGRST102", "Empty or invalid json")
-        return self._call(match.group(1), body or {})
+        return self._call(match.group(1), body or {}, role)
 
     def _take_canned(self, path: str) -> _Reply | None:
         """The first canned reply meant for ``path`` (any path, or its function), if any;
@@ -207,7 +248,37 @@ class FakePostgrest:
                 return reply
         return None
 
-    def _call(self, function: str, args: dict[str, Any]) -> _Reply:
+    def _connect(self, role: str | None) -> psycopg.Connection[Any]:
+        """A connection for one request, in UTC (as Supabase's), as ``role`` if given."""
+        conn = psycopg.connect(self.database_url, autocommit=True, connect_timeout=5)
+        conn.execute("SET TimeZone = 'UTC'")
+        if role is not None:
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+        return conn
+
+    def _read(self, relation: str, query: str, role: str | None) -> _Reply:
+        """A table read (``GET /rest/v1/<relation>?...``) as a JSON array of rows."""
+        try:
+            read = parse_read(relation, query)
+        except ReadRefused as refused:
+            return _error(refused.status, refused.code, refused.message)
+        try:
+            with self._connect(role) as conn:
+                if conn.execute(_RELATION, [relation]).fetchone() is None:
+                    return _error(
+                        404, "PGRST205",
+                        f"Could not find the table 'public.{relation}' in the schema cache")  # fmt: skip
+                statement, params = read_statement(read, self.max_rows)
+                row = conn.execute(statement, params).fetchone()
+        except psycopg.Error as error:
+            return _db_error(error, anonymous=role == "anon")
+        text = row[0] if row is not None else "[]"
+        count = len(json.loads(text))
+        return _Reply(
+            200, text.encode(), _JSON, (("Content-Range", content_range(read.offset, count)),)
+        )
+
+    def _call(self, function: str, args: dict[str, Any], role: str | None = None) -> _Reply:
         """Runs ``SELECT public.<function>(<arg> => %s::<type>, ...)`` and returns its JSON."""
         signature = f"public.{function}({', '.join(sorted(args))})"
         not_found = _error(
@@ -217,10 +288,13 @@ class FakePostgrest:
         if not all(_IDENTIFIER.match(name) for name in (function, *args)):
             return not_found
         try:
-            with psycopg.connect(self.database_url, autocommit=True, connect_timeout=5) as conn:
-                arg_types = _resolve(conn, function, set(args))
-                if arg_types is None:
+            with self._connect(role) as conn:
+                candidates = _resolve(conn, function, set(args))
+                if not candidates:
                     return not_found
+                if len(candidates) > 1:
+                    return _ambiguous(function, candidates)
+                arg_types = candidates[0]
                 named = [  # names checked above; type names come from format_type()
                     sql.SQL("{} => %s::{}").format(sql.Identifier(n), sql.SQL(arg_types[n]))
                     for n in args
@@ -231,23 +305,36 @@ class FakePostgrest:
                     [_as_text(args[n], arg_types[n]) for n in args],
                 ).fetchone()
         except psycopg.Error as error:
-            return _db_error(error)
+            return _db_error(error, anonymous=role == "anon")
         text = row[0] if row is not None and row[0] is not None else "null"
         if self.max_rows is not None and text.startswith("["):
             text = json.dumps(json.loads(text)[: self.max_rows])
         return _Reply(200, text.encode())  # a jsonb result goes back as-is
 
 
-def _resolve(conn: psycopg.Connection[Any], fn: str, names: set[str]) -> dict[str, str] | None:
-    """{argument: type} of the overload PostgREST would pick (every argument it is given
-    is one of its own, every one without a default is given), or None."""
+def _resolve(conn: psycopg.Connection[Any], fn: str, names: set[str]) -> list[dict[str, str]]:
+    """{argument: type} of every overload that fits the call as PostgREST matches them
+    (every argument given is one of its own, every one without a default is given):
+    PostgREST calls the one that fits and refuses the call when several do."""
+    fitting = []
     for defaults, arg_names, modes, types in conn.execute(_LOOKUP, [fn]):
         inputs = [(arg_names[i] if i < len(arg_names) else "", t)
                   for i, t in enumerate(types) if not modes or modes[i] in "ibv"]  # fmt: skip
         required = {n for n, _ in inputs[: len(inputs) - defaults]}
         if required <= names <= {n for n, _ in inputs}:
-            return dict(inputs)
-    return None
+            fitting.append(dict(inputs))
+    return fitting
+
+
+def _ambiguous(function: str, candidates: list[dict[str, str]]) -> _Reply:
+    """PostgREST's answer when several overloads fit a call's argument names (300)."""
+    signatures = ", ".join(
+        f"public.{function}({', '.join(f'{n} => {t}' for n, t in c.items())})" for c in candidates
+    )
+    return _error(
+        300, "PGRST203", f"Could not choose the best candidate function between: {signatures}",
+        None, "Try renaming the parameters or the function itself in the database so "
+        "function overloading can be resolved")  # fmt: skip
 
 
 def _as_text(value: Any, type_name: str) -> str | None:
@@ -263,10 +350,12 @@ def _refuse(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _db_error(error: psycopg.Error) -> _Reply:
-    """A database error as PostgREST sends it: the SQLSTATE as ``code``, its own status."""
+def _db_error(error: psycopg.Error, *, anonymous: bool = False) -> _Reply:
+    """A database error as PostgREST sends it: the SQLSTATE as ``code``, its own status
+    (permission denied is 401 for the anonymous role, 403 for any other)."""
     state, d = error.sqlstate, error.diag
     if state is None:  # no answer from the server: connection refused or lost
         return _error(503, "PGRST001", "Database client error. Retrying the connection.")
     message = d.message_primary or str(error)
-    return _error(status_for_sqlstate(state), state, message, d.message_detail, d.message_hint)
+    status = 401 if anonymous and state == "42501" else status_for_sqlstate(state)
+    return _error(status, state, message, d.message_detail, d.message_hint)

@@ -132,13 +132,18 @@ $$;
 COMMENT ON FUNCTION public.func_cancel_job(uuid, text, text) IS
     'Cancels a job in any non-terminal state (awaiting_approval: its request is cancelled too; running: its slot is freed and the worker''s later complete/fail is rejected as stale). Returns {accepted, status, reason, previous_status}; a finished job gets accepted=false. Unknown job: P0001.';
 
-CREATE OR REPLACE FUNCTION public.func_reap_dead_workers(stale_after_seconds integer DEFAULT 30)
+-- The reaper's release of running jobs, shared with a heartbeat that declares its own
+-- worker dead (workers/heartbeat.sql: the seed's "crashed"): every running job whose
+-- lease expired or whose worker is dead goes back to the queue (failed when it was the
+-- last attempt), its slot freed, one event each (lease_expired or worker_dead), NOTIFY
+-- per provider. p_worker_id limits it to one worker's jobs. SKIP LOCKED and at most 1000
+-- per call: a job another transaction holds is left for the next pass.
+CREATE OR REPLACE FUNCTION hub_internal.func_job_release_lost(p_worker_id text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 DECLARE
-    v_dead text[];
     v_expired uuid[];
     v_orphaned uuid[];
     v_users text[] := '{}';
@@ -148,18 +153,7 @@ DECLARE
     v_failed integer := 0;
     v_row record;
 BEGIN
-    IF stale_after_seconds IS NULL OR stale_after_seconds NOT BETWEEN 1 AND 86400 THEN
-        RAISE EXCEPTION 'stale_after_seconds must be between 1 and 86400, got %',
-                        coalesce(stale_after_seconds::text, 'NULL') USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     PERFORM pg_advisory_xact_lock_shared(x'6a6f62736c6f7473'::bigint);
-    WITH dead AS (
-        UPDATE public.workers w SET status = 'dead'
-         WHERE w.last_heartbeat_at < now() - make_interval(secs => stale_after_seconds)
-           AND w.status NOT IN ('dead', 'stopped')
-        RETURNING w.worker_id
-    )
-    SELECT coalesce(array_agg(worker_id ORDER BY worker_id), '{}') INTO v_dead FROM dead;
     -- Running jobs whose lease expired, or whose worker is (now) declared dead. Jobs
     -- handed off to an external provider have no lease and are left to status polling.
     SELECT coalesce(array_agg(x.job_id) FILTER (WHERE x.expired), '{}'),
@@ -168,6 +162,7 @@ BEGIN
       FROM (SELECT q.job_id, q.lease_expires_at < now() AS expired
               FROM public.job_queue q
              WHERE q.status = 'running' AND q.lease_expires_at IS NOT NULL
+               AND (p_worker_id IS NULL OR q.worker_id = p_worker_id)
                AND (q.lease_expires_at < now()
                     OR q.worker_id IN (SELECT w.worker_id FROM public.workers w WHERE w.status = 'dead'))
              ORDER BY q.job_id
@@ -189,9 +184,37 @@ BEGIN
     END LOOP;
     PERFORM hub_internal.func_job_free_slots(v_users, v_orgs);
     PERFORM pg_notify('hub_jobs', p) FROM (SELECT DISTINCT unnest(v_providers) AS p) s;
-    RETURN jsonb_build_object('dead_workers', cardinality(v_dead), 'dead_worker_ids', to_jsonb(v_dead),
-                              'requeued', v_requeued, 'failed', v_failed,
+    RETURN jsonb_build_object('requeued', v_requeued, 'failed', v_failed,
                               'job_ids', to_jsonb(v_expired || v_orphaned));
+END;
+$$;
+COMMENT ON FUNCTION hub_internal.func_job_release_lost(text) IS
+    'Puts running jobs whose lease expired or whose worker is dead (of p_worker_id only, when given) back in the queue, or fails them on their last attempt, freeing their slots; one event each (lease_expired or worker_dead); SKIP LOCKED, at most 1000 per call. Returns {requeued, failed, job_ids}. Called by func_reap_dead_workers and by a heartbeat that reports its worker dead.';
+
+CREATE OR REPLACE FUNCTION public.func_reap_dead_workers(stale_after_seconds integer DEFAULT 30)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    v_dead text[];
+    v_jobs jsonb;
+BEGIN
+    IF stale_after_seconds IS NULL OR stale_after_seconds NOT BETWEEN 1 AND 86400 THEN
+        RAISE EXCEPTION 'stale_after_seconds must be between 1 and 86400, got %',
+                        coalesce(stale_after_seconds::text, 'NULL') USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM pg_advisory_xact_lock_shared(x'6a6f62736c6f7473'::bigint);
+    WITH dead AS (
+        UPDATE public.workers w SET status = 'dead'
+         WHERE w.last_heartbeat_at < now() - make_interval(secs => stale_after_seconds)
+           AND w.status NOT IN ('dead', 'stopped')
+        RETURNING w.worker_id
+    )
+    SELECT coalesce(array_agg(worker_id ORDER BY worker_id), '{}') INTO v_dead FROM dead;
+    v_jobs := hub_internal.func_job_release_lost();
+    RETURN jsonb_build_object('dead_workers', cardinality(v_dead), 'dead_worker_ids', to_jsonb(v_dead))
+           || v_jobs;
 END;
 $$;
 COMMENT ON FUNCTION public.func_reap_dead_workers(integer) IS
@@ -279,6 +302,7 @@ SELECT hub_internal.func_hub_secure(
         'public.func_upsert_hub_user(text, text, text)',
         'public.func_set_concurrency_limit(text, text, integer)',
         'public.func_cancel_job(uuid, text, text)',
+        'hub_internal.func_job_release_lost(text)',
         'public.func_reap_dead_workers(integer)',
         'public.func_record_provider_status(uuid, text, text, jsonb)'
     ]::regprocedure[]);

@@ -79,18 +79,18 @@ DECLARE
 BEGIN
     IF logs IS NULL OR jsonb_typeof(logs) <> 'array' THEN
         RETURN jsonb_build_object(
-            'success', false, 'inserted', 0, 'duplicates', 0, 'rejected', '[]'::jsonb,
+            'success', false, 'inserted', 0, 'duplicates', 0, 'rejected', '[]'::jsonb, 'errors', 1,
             'error', format('logs must be a JSON array of log entry objects, got %s',
                             coalesce('a JSON ' || jsonb_typeof(logs), 'SQL NULL')));
     END IF;
     v_count := jsonb_array_length(logs);
     IF v_count = 0 THEN
         RETURN jsonb_build_object('success', true, 'inserted', 0, 'duplicates', 0,
-                                  'rejected', '[]'::jsonb);
+                                  'rejected', '[]'::jsonb, 'errors', 0);
     END IF;
     IF v_count > 10000 THEN
         RETURN jsonb_build_object(
-            'success', false, 'inserted', 0, 'duplicates', 0, 'rejected', '[]'::jsonb,
+            'success', false, 'inserted', 0, 'duplicates', 0, 'rejected', '[]'::jsonb, 'errors', v_count,
             'error', format('a batch holds at most 10000 entries, got %s; split it', v_count));
     END IF;
     -- Rare case: entries that are not objects are swapped for a marker object, so the
@@ -199,12 +199,14 @@ BEGIN
               FROM checked WHERE reason IS NOT NULL)
       INTO v_inserted, v_valid, v_rejected;
 
+    -- errors: the seed's handler counts refused entries from this key.
     RETURN jsonb_build_object('success', true, 'inserted', v_inserted,
-                              'duplicates', v_valid - v_inserted, 'rejected', v_rejected);
+                              'duplicates', v_valid - v_inserted, 'rejected', v_rejected,
+                              'errors', jsonb_array_length(v_rejected));
 END;
 $$;
 COMMENT ON FUNCTION public.func_insert_logs_batch(jsonb) IS
-    'Inserts a JSON array of log entries (keys: id, timestamp, log_level or level, source_type, source_id, message, task_id, worker_id, cycle_number, metadata, logger_name, correlation_id, exception). Returns {success, inserted, duplicates, rejected: [{index, reason}]}; bad entries are rejected alone, retries of the same (timestamp, id) are counted as duplicates.';
+    'Inserts a JSON array of log entries (keys: id, timestamp, log_level or level, source_type, source_id, message, task_id, worker_id, cycle_number, metadata, logger_name, correlation_id, exception). Returns {success, inserted, duplicates, rejected: [{index, reason}], errors}; bad entries are rejected alone, retries of the same (timestamp, id) are counted as duplicates; errors counts the entries not stored for another reason (the rejected ones; every entry of a batch refused whole; 1 for logs that is not an array), as the seed''s log handler reads it.';
 
 CREATE OR REPLACE FUNCTION public.func_prepare_log_stage()
 RETURNS void

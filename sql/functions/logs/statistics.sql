@@ -141,6 +141,26 @@ $$;
 COMMENT ON FUNCTION hub_internal.func_log_errors_summary_statement(text, text) IS
     'The SQL text func_log_errors_summary executes (conditions on source_type/worker_id only when given), over $1 since, $2 until, $3 source_type, $4 worker_id, $5 top: counts from func_log_counts, messages from system_log_error_counts for whole hours and from system_logs for the partial edge hours. For EXPLAIN.';
 
+-- What both error aggregates below accept: a window with a start, lists of 1..1000.
+CREATE OR REPLACE FUNCTION hub_internal.func_log_errors_args_check(since timestamptz, top integer)
+RETURNS void
+LANGUAGE plpgsql
+IMMUTABLE
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    IF since IS NULL THEN
+        RAISE EXCEPTION 'since is required (the start of the window)' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF top IS NULL OR top NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'top must be between 1 and 1000, got %', coalesce(top::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION hub_internal.func_log_errors_args_check(timestamptz, integer) IS
+    'Raises invalid_parameter_value unless since is given and top is between 1 and 1000: the arguments func_log_errors_summary and func_log_errors_by_task share.';
+
 -- ERROR and CRITICAL logs of [since, until) summarised by the statement above: totals by
 -- level, by source, by worker and the most frequent messages. Lists hold the top entries by count; the distinct_* keys say
 -- how many groups there were, so a cut list is never mistaken for the whole.
@@ -160,13 +180,7 @@ DECLARE
     v_result jsonb;
     v_until timestamptz := coalesce(until, now());
 BEGIN
-    IF since IS NULL THEN
-        RAISE EXCEPTION 'since is required (the start of the window)' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF top IS NULL OR top NOT BETWEEN 1 AND 1000 THEN
-        RAISE EXCEPTION 'top must be between 1 and 1000, got %', coalesce(top::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM hub_internal.func_log_errors_args_check(since, top);
     EXECUTE hub_internal.func_log_errors_summary_statement(source_type, worker_id)
         INTO v_result
         USING since, v_until, source_type, worker_id, top;
@@ -176,8 +190,57 @@ $$;
 COMMENT ON FUNCTION public.func_log_errors_summary(timestamptz, timestamptz, text, text, integer) IS
     'ERROR and CRITICAL logs in [since, until) (optionally of one source_type and/or worker), aggregated in the database from the rollups (exact for any window): {since, until, total, by_level: {ERROR, CRITICAL}, by_source: [{source_type, source_id, count}], by_worker: [{worker_id, count}], top_messages: [{message, count, first_seen, last_seen, log_level, source_type}], distinct_sources, distinct_workers, distinct_messages}. Messages are grouped by fingerprint (md5 of their first 200 characters) with level and source_type; "message" is the full text of the first message of its group. Lists hold the top entries by count (1..1000).';
 
+-- ERROR and CRITICAL logs of [since, until) counted per task: the seed's by_task, which
+-- its query_logs.py counted from at most 1,000 fetched rows. The rollups have no task, so
+-- this reads the rows through the errors partial index: its cost follows the errors of
+-- the window, not all of its logs, and it is a separate call so that the rollup-backed
+-- summary above keeps its cost.
+CREATE OR REPLACE FUNCTION public.func_log_errors_by_task(
+    since timestamptz,
+    until timestamptz DEFAULT now(),
+    source_type text DEFAULT NULL,
+    worker_id text DEFAULT NULL,
+    top integer DEFAULT 20
+) RETURNS jsonb
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, public, pg_temp
+SET TimeZone = 'UTC'
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_until timestamptz := coalesce(until, now());
+    v_result jsonb;
+BEGIN
+    PERFORM hub_internal.func_log_errors_args_check(since, top);
+    WITH tasks AS MATERIALIZED (
+        SELECT s.task_id, count(*) AS n, max(s."timestamp") AS last_seen
+          FROM public.system_logs s
+         WHERE s."timestamp" >= since AND s."timestamp" < v_until
+           AND s.severity_number >= 17 AND s.task_id IS NOT NULL
+           AND (source_type IS NULL OR s.source_type = source_type)
+           AND (worker_id IS NULL OR s.worker_id = worker_id)
+         GROUP BY s.task_id
+    )
+    SELECT jsonb_build_object(
+        'since', since,
+        'until', v_until,
+        'by_task', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                'task_id', t.task_id, 'count', t.n, 'last_seen', t.last_seen)
+                ORDER BY t.n DESC, t.task_id)
+            FROM (SELECT * FROM tasks ORDER BY n DESC, task_id LIMIT top) t), '[]'::jsonb),
+        'distinct_tasks', (SELECT count(*) FROM tasks))
+      INTO v_result;
+    RETURN v_result;
+END;
+$$;
+COMMENT ON FUNCTION public.func_log_errors_by_task(timestamptz, timestamptz, text, text, integer) IS
+    'ERROR and CRITICAL logs in [since, until) that carry a task_id (optionally of one source_type and/or worker), counted per task: {since, until, by_task: [{task_id, count, last_seen}] (the top entries by count, 1..1000), distinct_tasks}. Reads the rows through the errors index (the rollups have no task).';
+
 SELECT hub_internal.func_hub_secure(
     p_functions => ARRAY[
+        'hub_internal.func_log_errors_args_check(timestamptz, integer)',
+        'public.func_log_errors_by_task(timestamptz, timestamptz, text, text, integer)',
         'public.func_log_statistics(timestamptz, timestamptz)',
         'hub_internal.func_log_errors_summary_statement(text, text)',
         'public.func_log_errors_summary(timestamptz, timestamptz, text, text, integer)'

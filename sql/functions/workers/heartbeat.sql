@@ -10,6 +10,8 @@
 --     heartbeat itself always lands;
 --   * it was SECURITY DEFINER and open to anon -> an ordinary function, executable by
 --     service_role only.
+-- The seed's own workers call it by other argument names and with other statuses: see
+-- the overload and func_update_worker_heartbeat at the end of this file.
 
 -- Parameters have no p_ prefix: they are the RPC's public argument names (supabase-py's
 -- rpc() and PostgREST pass them by name). Inside, they are copied into v_ variables and
@@ -27,7 +29,11 @@ AS $$
 #variable_conflict use_column
 DECLARE
     v_worker_id text := func_worker_heartbeat_with_logs.worker_id;
-    v_status text := lower(btrim(func_worker_heartbeat_with_logs.status));
+    -- The seed's statuses in the hub's words: a worker that crashed is dead.
+    v_status text := CASE lower(btrim(func_worker_heartbeat_with_logs.status))
+                         WHEN 'active' THEN 'idle' WHEN 'inactive' THEN 'stopped'
+                         WHEN 'terminated' THEN 'stopped' WHEN 'crashed' THEN 'dead'
+                         ELSE lower(btrim(func_worker_heartbeat_with_logs.status)) END;
     v_task_id uuid := func_worker_heartbeat_with_logs.current_task_id;
     v_metadata jsonb := coalesce(func_worker_heartbeat_with_logs.metadata, '{}'::jsonb);
     v_logs jsonb := coalesce(func_worker_heartbeat_with_logs.logs, '[]'::jsonb);
@@ -39,6 +45,7 @@ DECLARE
     v_error text;
     v_state text;
     v_row record;
+    v_released jsonb;
 BEGIN
     -- Caller bugs fail the heartbeat, loudly, before anything is written.
     IF v_worker_id IS NULL OR btrim(v_worker_id) = '' OR length(v_worker_id) > 255 THEN
@@ -47,7 +54,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF v_status IS NULL OR v_status NOT IN ('starting', 'idle', 'busy', 'draining', 'stopped', 'dead') THEN
-        RAISE EXCEPTION 'unknown worker status %; accepted: starting, idle, busy, draining, stopped, dead',
+        RAISE EXCEPTION 'unknown worker status %; accepted: starting, idle, busy, draining, stopped, dead (and the seed''s active, inactive, terminated, crashed)',
                         coalesce(quote_literal(left(func_worker_heartbeat_with_logs.status, 40)), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -102,6 +109,7 @@ BEGIN
         GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
         v_log_result := jsonb_build_object(
             'success', false, 'inserted', 0, 'duplicates', 0, 'rejected', '[]'::jsonb,
+            'errors', CASE WHEN jsonb_typeof(v_logs) = 'array' THEN jsonb_array_length(v_logs) ELSE 1 END,
             'error', format('the logs of this heartbeat were not stored: %s (SQLSTATE %s)', v_error, v_state));
     END;
 
@@ -124,6 +132,12 @@ BEGIN
         heartbeat_count = w.heartbeat_count + 1
     RETURNING w.worker_id, w.status, w.heartbeat_count, w.last_heartbeat_at INTO v_row;
 
+    -- A worker that says it is dead (the seed's "crashed") gets its jobs released now,
+    -- as the reaper would release them once its heartbeat went stale.
+    IF v_status = 'dead' THEN
+        v_released := hub_internal.func_job_release_lost(v_worker_id);
+    END IF;
+
     RETURN jsonb_build_object(
         'success', true,
         'worker', jsonb_build_object(
@@ -131,13 +145,64 @@ BEGIN
             'status', v_row.status,
             'heartbeat_count', v_row.heartbeat_count,
             'last_heartbeat_at', v_row.last_heartbeat_at),
-        'logs', v_log_result);
+        'logs', v_log_result)
+        || CASE WHEN v_released IS NULL THEN '{}'::jsonb
+                ELSE jsonb_build_object('released_jobs', v_released) END;
 END;
 $$;
 COMMENT ON FUNCTION public.func_worker_heartbeat_with_logs(text, text, uuid, jsonb, jsonb) IS
-    'A worker''s heartbeat: upserts its workers row in one statement (status, current_task_id, metadata merged, hostname/vram_total_mb/vram_used_mb taken from metadata, heartbeat_count + 1) and inserts the log entries it carries through func_insert_logs_batch (defaults: source_type worker, source_id and worker_id = worker_id, task_id = current_task_id). Returns {success, worker: {worker_id, status, heartbeat_count, last_heartbeat_at}, logs: {success, inserted, duplicates, rejected, error?}}. Raises invalid_parameter_value for a blank worker_id, an unknown status or non-object metadata; a failure of the log part never fails the heartbeat.';
+    'A worker''s heartbeat: upserts its workers row in one statement (status, current_task_id, metadata merged, hostname/vram_total_mb/vram_used_mb taken from metadata, heartbeat_count + 1) and inserts the log entries it carries through func_insert_logs_batch (defaults: source_type worker, source_id and worker_id = worker_id, task_id = current_task_id). Statuses: starting, idle, busy, draining, stopped, dead, and the seed''s active (idle), inactive and terminated (stopped), crashed (dead); a dead beat releases the worker''s running jobs at once as func_reap_dead_workers would (released_jobs: {requeued, failed, job_ids}). Returns {success, worker: {worker_id, status, heartbeat_count, last_heartbeat_at}, logs: {success, inserted, duplicates, rejected, errors, error?}, released_jobs?}. Raises invalid_parameter_value for a blank worker_id, an unknown status or non-object metadata; a failure of the log part never fails the heartbeat.';
+
+-- The seed's own workers, unchanged: the same heartbeat under the seed's argument names
+-- (POST /rest/v1/rpc/func_worker_heartbeat_with_logs with {worker_id_param,
+-- vram_total_mb_param, vram_used_mb_param, logs_param, status_param}). PostgREST picks an
+-- overload by the set of argument names it is given: no name is shared with the hub's
+-- overload above and each needs its worker id, so every call fits exactly one of them
+-- (tests/integration/test_seed_workers.py tries every shape). worker_id_param is
+-- varchar, not text, for callers by position in SQL: an untyped literal prefers text, so
+-- func_worker_heartbeat_with_logs('gpu-1') is the hub's overload, not an ambiguity.
+CREATE OR REPLACE FUNCTION public.func_worker_heartbeat_with_logs(
+    worker_id_param varchar,
+    vram_total_mb_param integer DEFAULT NULL,
+    vram_used_mb_param integer DEFAULT NULL,
+    logs_param jsonb DEFAULT '[]'::jsonb,
+    status_param text DEFAULT 'active'
+) RETURNS jsonb
+LANGUAGE sql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+    SELECT public.func_worker_heartbeat_with_logs(
+        worker_id => worker_id_param::text,
+        status => coalesce(status_param, 'active'),
+        metadata => jsonb_strip_nulls(jsonb_build_object(
+            'vram_total_mb', vram_total_mb_param, 'vram_used_mb', vram_used_mb_param)),
+        logs => logs_param)
+$$;
+COMMENT ON FUNCTION public.func_worker_heartbeat_with_logs(varchar, integer, integer, jsonb, text) IS
+    'The seed orchestrator''s heartbeat, as its workers call it: func_worker_heartbeat_with_logs(worker_id => worker_id_param, status => status_param (default active), metadata => {vram_total_mb, vram_used_mb}, logs => logs_param), with everything that function promises; log entries may name their level "level". Returns what it returns.';
+
+-- The seed's heartbeat without logs.
+CREATE OR REPLACE FUNCTION public.func_update_worker_heartbeat(
+    worker_id_param text,
+    vram_total_mb_param integer DEFAULT NULL,
+    vram_used_mb_param integer DEFAULT NULL,
+    status_param text DEFAULT 'active'
+) RETURNS jsonb
+LANGUAGE sql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+    SELECT public.func_worker_heartbeat_with_logs(
+        worker_id_param => worker_id_param::varchar,
+        vram_total_mb_param => vram_total_mb_param,
+        vram_used_mb_param => vram_used_mb_param,
+        status_param => status_param)
+$$;
+COMMENT ON FUNCTION public.func_update_worker_heartbeat(text, integer, integer, text) IS
+    'The seed orchestrator''s heartbeat without logs: its func_worker_heartbeat_with_logs with no logs_param (status_param defaults to active). Returns what it returns.';
 
 SELECT hub_internal.func_hub_secure(
     p_functions => ARRAY[
-        'public.func_worker_heartbeat_with_logs(text, text, uuid, jsonb, jsonb)'
+        'public.func_worker_heartbeat_with_logs(text, text, uuid, jsonb, jsonb)',
+        'public.func_worker_heartbeat_with_logs(varchar, integer, integer, jsonb, text)',
+        'public.func_update_worker_heartbeat(text, integer, integer, text)'
     ]::regprocedure[]);
