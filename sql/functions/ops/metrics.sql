@@ -5,7 +5,7 @@
 -- the queue through the claim's partial index, log counts from the minute rollups, audit
 -- counts from audit_event_counts, duties from daemon_duty_status.
 
-CREATE OR REPLACE FUNCTION public.func_ops_metrics(categories text[] DEFAULT NULL)
+CREATE OR REPLACE FUNCTION public.func_ops_metrics(categories jsonb DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, public, pg_temp
@@ -13,7 +13,8 @@ AS $$
 #variable_conflict use_variable
 DECLARE
     v_all text[] := ARRAY['jobs', 'provider', 'health', 'approvals', 'audit', 'logs'];
-    v_want text[] := coalesce(categories, v_all);
+    v_want text[] := CASE WHEN jsonb_typeof(categories) = 'array'
+                          THEN ARRAY(SELECT jsonb_array_elements_text(categories)) ELSE v_all END;
     v_out jsonb := jsonb_build_object('now', extract(epoch FROM clock_timestamp())::double precision);
     v_minute timestamptz := date_trunc('minute', clock_timestamp());
 BEGIN
@@ -85,7 +86,7 @@ BEGIN
     RETURN v_out;
 END;
 $$;
-COMMENT ON FUNCTION public.func_ops_metrics(text[]) IS
-    'The database-derived Prometheus metrics for the given categories (jobs, provider, health, approvals, audit, logs; NULL = all) in one call: jobs by status, submitted and finished totals, run time and estimated cost (from job_status_totals), queue depth and oldest wait, duty runs, approvals, audit event counts, log rows of the last minute and hour by level.';
+COMMENT ON FUNCTION public.func_ops_metrics(jsonb) IS
+    'The database-derived Prometheus metrics for the given categories (a JSON array of: jobs, provider, health, approvals, audit, logs; NULL = all) in one call: jobs by status, submitted and finished totals, run time and estimated cost (from job_status_totals), queue depth and oldest wait, duty runs, approvals, audit event counts, log rows of the last minute and hour by level.';
 
-SELECT hub_internal.func_hub_secure(p_functions => ARRAY['public.func_ops_metrics(text[])']::regprocedure[]);
+SELECT hub_internal.func_hub_secure(p_functions => ARRAY['public.func_ops_metrics(jsonb)']::regprocedure[]);

@@ -4,7 +4,7 @@
 -- the change audited (config_changed, secret values redacted) in the same transaction.
 -- Validation of the values is the caller's (pydantic models shared with the YAML).
 
-CREATE OR REPLACE FUNCTION public.func_get_settings(scopes text[])
+CREATE OR REPLACE FUNCTION public.func_get_settings(scopes jsonb)
 RETURNS jsonb
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, public, pg_temp
@@ -13,10 +13,11 @@ AS $$
                'settings', s.settings, 'version', s.version, 'updated_at', s.updated_at,
                'updated_by', s.updated_by)), '{}'::jsonb)
       FROM public.hub_settings s
-     WHERE s.scope = ANY (scopes) AND s.version > 0
+     WHERE s.scope IN (SELECT jsonb_array_elements_text(CASE WHEN jsonb_typeof(scopes) = 'array' THEN scopes ELSE '[]'::jsonb END))
+       AND s.version > 0
 $$;
-COMMENT ON FUNCTION public.func_get_settings(text[]) IS
-    'The stored settings of the given scopes: {scope: {settings, version, updated_at, updated_by}}; a scope never written is absent.';
+COMMENT ON FUNCTION public.func_get_settings(jsonb) IS
+    'The stored settings of the given scopes (a JSON array of names): {scope: {settings, version, updated_at, updated_by}}; a scope never written is absent.';
 
 CREATE OR REPLACE FUNCTION hub_internal.func_settings_redacted(p_settings jsonb, p_secret_keys text[])
 RETURNS jsonb
@@ -32,7 +33,7 @@ COMMENT ON FUNCTION hub_internal.func_settings_redacted(jsonb, text[]) IS
 
 CREATE OR REPLACE FUNCTION public.func_put_settings(
     scope text, patch jsonb, expected_version bigint DEFAULT NULL, updated_by text DEFAULT NULL,
-    secret_keys text[] DEFAULT '{}', actor_ip text DEFAULT NULL, correlation_id text DEFAULT NULL,
+    secret_keys jsonb DEFAULT '[]'::jsonb, actor_ip text DEFAULT NULL, correlation_id text DEFAULT NULL,
     instance_id text DEFAULT NULL
 ) RETURNS jsonb
 LANGUAGE plpgsql
@@ -44,6 +45,8 @@ DECLARE
     v_old jsonb;
     v_new jsonb;
     v_version bigint;
+    v_secret text[] := ARRAY(SELECT jsonb_array_elements_text(
+                          CASE WHEN jsonb_typeof(secret_keys) = 'array' THEN secret_keys ELSE '[]'::jsonb END));
 BEGIN
     IF scope IS NULL OR scope !~ '^(metrics|provider:[a-z0-9][a-z0-9_-]{0,62})$' THEN
         RAISE EXCEPTION 'unknown settings scope %; accepted: metrics, provider:<name>',
@@ -79,20 +82,20 @@ BEGIN
     PERFORM public.func_audit_append(
         event_type => 'config_changed', action => 'update', actor => updated_by, actor_ip => actor_ip,
         target_type => 'settings', target_id => scope,
-        details => jsonb_build_object('before', hub_internal.func_settings_redacted(v_old, secret_keys),
-                                      'after', hub_internal.func_settings_redacted(v_new, secret_keys),
+        details => jsonb_build_object('before', hub_internal.func_settings_redacted(v_old, v_secret),
+                                      'after', hub_internal.func_settings_redacted(v_new, v_secret),
                                       'version', v_version),
         correlation_id => correlation_id, instance_id => instance_id);
     RETURN jsonb_build_object('conflict', false, 'changed', true, 'scope', scope, 'version', v_version,
                               'settings', v_new);
 END;
 $$;
-COMMENT ON FUNCTION public.func_put_settings(text, jsonb, bigint, text, text[], text, text, text) IS
+COMMENT ON FUNCTION public.func_put_settings(text, jsonb, bigint, text, jsonb, text, text, text) IS
     'Merges patch into the settings of scope (metrics, provider:<name>; a null value removes a key). With expected_version, a stale version changes nothing and answers {conflict: true, version, settings}. A change bumps the version and appends a config_changed audit event (values of secret_keys redacted) in the same transaction. Returns {conflict, changed, scope, version, settings}.';
 
 SELECT hub_internal.func_hub_secure(
     p_functions => ARRAY[
-        'public.func_get_settings(text[])',
+        'public.func_get_settings(jsonb)',
         'hub_internal.func_settings_redacted(jsonb, text[])',
-        'public.func_put_settings(text, jsonb, bigint, text, text[], text, text, text)'
+        'public.func_put_settings(text, jsonb, bigint, text, jsonb, text, text, text)'
     ]::regprocedure[]);
