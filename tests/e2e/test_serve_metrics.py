@@ -16,7 +16,11 @@ from tests.support.workload import mixed_workload
 
 def promtool() -> str | None:
     """Debian's promtool: on PATH, at $PROMTOOL, or where .ci/run unpacks it."""
-    for candidate in (os.environ.get("PROMTOOL"), shutil.which("promtool"), "/opt/promtool/usr/bin/promtool"):
+    for candidate in (
+        os.environ.get("PROMTOOL"),
+        shutil.which("promtool"),
+        "/opt/promtool/usr/bin/promtool",
+    ):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -50,16 +54,34 @@ def test_scraped_database_metrics_equal_direct_sql_counts(worked_hub, db_url):
     text = worked_hub.get("/metrics").text
     with job_hub(db_url) as h:
         by_status = dict(h.sql("SELECT status, count(*) FROM jobs GROUP BY 1"))
-        for status in ("awaiting_approval", "queued", "running", "completed", "failed", "cancelled"):
-            assert metric_value(text, "orchestrator_jobs", status=status) == by_status.get(status, 0), status
-        assert metric_value(text, "orchestrator_jobs_submitted_total") == h.one("SELECT count(*) FROM jobs")
+        for status in (
+            "awaiting_approval",
+            "queued",
+            "running",
+            "completed",
+            "failed",
+            "cancelled",
+        ):
+            assert metric_value(text, "orchestrator_jobs", status=status) == by_status.get(
+                status, 0
+            ), status
+        assert metric_value(text, "orchestrator_jobs_submitted_total") == h.one(
+            "SELECT count(*) FROM jobs"
+        )
         for status in ("completed", "failed", "cancelled"):
-            assert metric_value(text, "orchestrator_jobs_finished_total", status=status) == by_status.get(status, 0)
+            assert metric_value(
+                text, "orchestrator_jobs_finished_total", status=status
+            ) == by_status.get(status, 0)
             ran = h.one(
                 "SELECT count(*) FROM jobs WHERE status = %s AND started_at IS NOT NULL", [status]
             )
-            assert metric_value(text, "orchestrator_job_run_duration_seconds_count", status=status) == ran
-        assert metric_value(text, "orchestrator_jobs_active") == by_status.get("queued", 0) + by_status.get("running", 0)
+            assert (
+                metric_value(text, "orchestrator_job_run_duration_seconds_count", status=status)
+                == ran
+            )
+        assert metric_value(text, "orchestrator_jobs_active") == by_status.get(
+            "queued", 0
+        ) + by_status.get("running", 0)
         for provider, n in h.sql(
             "SELECT provider, count(*) FROM jobs WHERE status IN ('queued', 'running') GROUP BY 1"
         ):
@@ -79,7 +101,16 @@ def test_scraped_database_metrics_equal_direct_sql_counts(worked_hub, db_url):
             "AND timestamp < date_trunc('minute', now()) GROUP BY 1"
         ):
             assert metric_value(text, "orchestrator_logs_last_hour", level=level) == n
-    assert metric_value(text, "orchestrator_http_requests_total", method="GET", route="<unmatched>", status="404") == 1
+    assert (
+        metric_value(
+            text,
+            "orchestrator_http_requests_total",
+            method="GET",
+            route="<unmatched>",
+            status="404",
+        )
+        == 1
+    )
     assert metric_value(text, "orchestrator_health_component_status", component="database") == 2
     assert metric_value(text, "orchestrator_log_handler_queue_depth") is not None
     assert metric_value(text, "process_resident_memory_bytes") is not None
@@ -94,7 +125,11 @@ def test_promtool_accepts_a_full_scrape(worked_hub):
             pytest.fail("promtool is not installed: .ci/run should have unpacked it")
         pytest.skip("promtool not installed (apt-get download prometheus; see .ci/run)")
     text = worked_hub.get("/metrics").text
-    assert "orchestrator_jobs{" in text and "orchestrator_http_request_duration_seconds_bucket" in text
-    checked = subprocess.run([tool, "check", "metrics"], input=text, capture_output=True, text=True, check=False)
+    assert (
+        "orchestrator_jobs{" in text and "orchestrator_http_request_duration_seconds_bucket" in text
+    )
+    checked = subprocess.run(
+        [tool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.strip() == "" and checked.stderr.strip() == ""

@@ -103,7 +103,9 @@ def test_a_killed_daemon_leaves_its_duty_stale_in_full_health(db_url, tmp_path):
             assert stale
             report = hub.get("/health")
             assert report.status_code == 503
-            component = next(c for c in report.json()["components"] if c["name"] == "duty:worker_reaping")
+            component = next(
+                c for c in report.json()["components"] if c["name"] == "duty:worker_reaping"
+            )
             assert component["message"].startswith("stale: last succeeded ")
             assert "duty:worker_reaping: stale" in report.json()["detail"]
             assert hub.stop() == 0

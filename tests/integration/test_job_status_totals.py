@@ -31,15 +31,21 @@ def test_counters_equal_the_jobs_table_after_a_mixed_workload(db_url):
         assert {s: n for s, n in metrics["jobs_by_status"].items() if n} == truth
         assert metrics["jobs_submitted"] == h.one("SELECT count(*) FROM jobs")
         active = dict(
-            h.sql("SELECT provider, count(*) FROM jobs WHERE status IN ('queued', 'running') GROUP BY 1")
+            h.sql(
+                "SELECT provider, count(*) FROM jobs WHERE status IN ('queued', 'running') GROUP BY 1"
+            )
         )
-        assert {p: v["jobs"] for p, v in metrics["active_by_provider"].items() if v["jobs"]} == active
+        assert {
+            p: v["jobs"] for p, v in metrics["active_by_provider"].items() if v["jobs"]
+        } == active
         ran = h.one(
             "SELECT count(*) FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') "
             "AND started_at IS NOT NULL"
         )
         assert sum(v["run_count"] for v in metrics["jobs_finished"].values()) == ran
-        assert metrics["queue"]["depth"] == h.one("SELECT count(*) FROM job_queue WHERE status = 'queued'")
+        assert metrics["queue"]["depth"] == h.one(
+            "SELECT count(*) FROM job_queue WHERE status = 'queued'"
+        )
 
 
 def test_a_rebuild_from_the_events_gives_the_same_totals(db_url):
