@@ -107,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
     init_from_env(settings)
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.error").addFilter(_drop_color_message)
+    # During an outage asyncpg logs a traceback every second for each pool that keeps a
+    # floor (the daemon's); health, readiness and the duties' own one-line errors say it.
+    logging.getLogger("asyncpg.pool").setLevel(logging.ERROR)
     secrets = build_secrets_manager(settings)
     secrets.resolve("ORCHESTRATOR_API_TOKEN")
     for problem in secrets.errors().values():  # e.g. a secrets file others may read

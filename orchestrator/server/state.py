@@ -70,7 +70,9 @@ class HubState:
 
     async def start(self) -> None:
         """Opens the pool and, unless API-only, starts the daemon's duties in this loop."""
-        self.executor = await AsyncpgExecutor.connect(self.dsn, max_size=4, label=self.label)
+        self.executor = await AsyncpgExecutor.connect(
+            self.dsn, max_size=4, min_size=0, label=self.label
+        )
         if self.run_daemon:
             self.manager = BackgroundTaskManager(self.config, self.settings, dsn=self.dsn)
             try:
