@@ -74,6 +74,10 @@ def main() -> None:
                 f"{without:,.0f}",
                 f"{with_:,.0f}",
                 f"{ratio:.2f}",
+                " ".join(
+                    f"{w / o:.2f}"
+                    for w, o in zip(rates[batch, True], rates[batch, False], strict=True)
+                ),
                 ">= 0.90",
                 "met" if ratio >= 0.9 else "NOT met",
             ]
@@ -90,6 +94,7 @@ def main() -> None:
                 "without counters",
                 "with counters",
                 "with/without",
+                "each round",
                 "target",
                 "verdict",
             ],
