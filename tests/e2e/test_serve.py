@@ -294,6 +294,39 @@ def test_metrics_config_is_shared_and_disabling_answers_404(db_url, tmp_path):
         assert {e["instance_id"] for e in changes["entries"]} == {
             changes["entries"][0]["instance_id"]
         }
+        # Both instances append at once, three client addresses each: still one chain,
+        # and the throttle (one row per address per minute) holds across instances.
+        import threading
+
+        import httpx
+
+        def hammer(server, source: str) -> None:
+            transport = httpx.HTTPTransport(local_address=source)
+            with httpx.Client(transport=transport, base_url=server.url) as client:
+                for _ in range(5):
+                    client.get("/api/audit", headers={"Authorization": "Bearer nope"})
+
+        threads = [
+            threading.Thread(target=hammer, args=(server, source))
+            for server in (a, b)
+            for source in ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        failed = b.get("/api/audit", token=TOKEN, params={"event_type": "auth_failed"}).json()
+        assert sorted(e["actor_ip"] for e in failed["entries"]) == [
+            "127.0.0.2",
+            "127.0.0.3",
+            "127.0.0.4",
+        ]
+        preview = a.get("/api/cloud/metrics/config/preview?categories=audit", token=TOKEN).text
+        assert (
+            metric_value(preview, "orchestrator_audit_events_total", event_type="auth_failed") == 30
+        )
+        verdict = a.get("/api/audit/verify", token=TOKEN).json()
+        assert verdict["valid"] is True and verdict["checked"] == 5
         assert a.stop() == 0 and b.stop() == 0
 
 
@@ -351,3 +384,54 @@ def test_a_secrets_file_others_may_read_is_refused(db_url, tmp_path):
         f"read it; run chmod 600 {secrets}"
     )
     assert TOKEN not in hub.output()
+
+
+def test_secret_values_appear_in_no_output(db_url, tmp_path):
+    """The admin token (from the 0600 secrets file) and another secret of that file are
+    found in no response, no log line (stdout or system_logs), no metric, no audit row."""
+    other = "hf-file-secret-77e1c0"
+    secrets = tmp_path / "private.json"
+    secrets.write_text(json.dumps({"ORCHESTRATOR_API_TOKEN": TOKEN, "hf-token": other}))
+    secrets.chmod(0o600)
+    with HubServer(
+        tmp_path,
+        DATABASE_URL=db_url,
+        ORCHESTRATOR_SECRETS_FILE=str(secrets),
+        ENABLE_DB_LOGGING="true",
+        ORCHESTRATOR_LOG_LEVEL="DEBUG",
+        DB_LOG_LEVEL="DEBUG",
+    ) as hub:
+        seen = []
+        assert (
+            hub.request("POST", "/api/cloud/metrics/config/templates/full", token=TOKEN).status_code
+            == 200
+        )
+        for path in (
+            "/health",
+            "/health?include_providers=true",
+            "/health/ready",
+            "/metrics",
+            "/api/cloud/metrics/config",
+            "/api/audit",
+            "/api/audit/verify",
+            "/docs",
+            "/openapi.json",
+        ):
+            seen.append(hub.get(path, token=TOKEN).text)
+        seen.append(hub.get("/api/audit", token=TOKEN + "-wrong").text)
+        seen.append(hub.get("/api/audit", token=other).text)
+        assert (
+            '"secrets","status":"healthy","message":"ORCHESTRATOR_API_TOKEN configured (file)"'
+            in seen[0]
+        )
+        assert hub.stop() == 0
+        seen.append(hub.output())
+    with psycopg.connect(db_url) as conn:
+        seen.append(str(conn.execute("SELECT array_agg(t::text) FROM system_logs t").fetchone()[0]))
+        seen.append(str(conn.execute("SELECT array_agg(a::text) FROM audit_log a").fetchone()[0]))
+        seen.append(
+            str(conn.execute("SELECT array_agg(h::text) FROM hub_settings h").fetchone()[0])
+        )
+    everything = "\n".join(seen)
+    assert "Admin authentication failed" in everything  # the logs were looked at
+    assert TOKEN not in everything and other not in everything
