@@ -22,10 +22,6 @@ EVENT_TYPES = (
 )
 
 
-def _as_dict(raw: Any) -> dict[str, Any]:
-    return dict(raw)
-
-
 def audit_append(
     event_type: str,
     action: str,
@@ -56,7 +52,7 @@ def audit_append(
             "throttle_key": throttle_key,
             "throttle_seconds": throttle_seconds,
         },
-        _as_dict,
+        dict,
     )
 
 
@@ -84,15 +80,15 @@ def audit_query(
             "after_id": after_id,
             "row_limit": limit,
         },
-        _as_dict,
+        dict,
     )
 
 
 def audit_verify(from_id: int | None = None, to_id: int | None = None) -> Call[dict[str, Any]]:
     """Recompute the chain: ``{valid, checked, first_id, last_id, broken_at, reason}``."""
-    return Call("func_audit_verify", {"from_id": from_id, "to_id": to_id}, _as_dict)
+    return Call("func_audit_verify", {"from_id": from_id, "to_id": to_id}, dict)
 
 
 def audit_prune(retention_days: int) -> Call[dict[str, Any]]:
     """Delete entries older than ``retention_days`` (the newest is always kept)."""
-    return Call("func_audit_prune", {"retention_days": retention_days}, _as_dict)
+    return Call("func_audit_prune", {"retention_days": retention_days}, dict)

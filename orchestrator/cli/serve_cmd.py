@@ -20,14 +20,11 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from orchestrator.cli.schema import prepare_schema
+from orchestrator.cli.schema import prepared_database
 from orchestrator.config import Settings, get_settings
 from orchestrator.daemon.config import load_enterprise_config, set_enterprise_config
-from orchestrator.db.target import resolve_database
 from orchestrator.errors import ConfigError
 from orchestrator.logs.format import init_from_env
-from orchestrator.logs.setup import setup_db_logging
-from orchestrator.logs.sinks.postgres import PostgresSink
 from orchestrator.secrets import build_secrets_manager
 
 logger = logging.getLogger("orchestrator.server")
@@ -119,47 +116,34 @@ def run(args: argparse.Namespace) -> int:
 
     from orchestrator.server.app import create_app
 
-    with resolve_database(settings, sql=True) as target:
-        applied = prepare_schema(target)
-        if applied:
-            logger.info("Applied %d migration(s) to %s", len(applied), target.label)
-        url, label = target.url, target.label
-        handler = setup_db_logging(
-            settings, sink=lambda: PostgresSink(url, label), handle_sigterm=False
+    with prepared_database(settings, logger) as target:
+        app = create_app(
+            settings, target.url, label=target.label, config=config, run_daemon=not args.no_daemon
         )
+        app.state.hub.secrets = secrets
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                ssl_certfile=certfile,
+                ssl_keyfile=keyfile,
+                proxy_headers=False,
+                server_header=False,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+                timeout_graceful_shutdown=GRACEFUL_SECONDS,
+            )
+        )
+        # uvicorn re-raises the signal it caught once it has shut down gracefully; a
+        # handler of ours receives it, so the exit status is 0, not "killed".
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
         try:
-            app = create_app(
-                settings, url, label=label, config=config, run_daemon=not args.no_daemon
-            )
-            app.state.hub.secrets = secrets
-            server = uvicorn.Server(
-                uvicorn.Config(
-                    app,
-                    host=host,
-                    port=port,
-                    ssl_certfile=certfile,
-                    ssl_keyfile=keyfile,
-                    proxy_headers=False,
-                    server_header=False,
-                    log_config=None,
-                    access_log=False,
-                    lifespan="on",
-                    timeout_graceful_shutdown=GRACEFUL_SECONDS,
-                )
-            )
-            # uvicorn re-raises the signal it caught once it has shut down gracefully;
-            # a handler of ours receives it, so the exit status is 0, not "killed".
-            previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
-            try:
-                server.run()
-            finally:
-                signal.signal(signal.SIGTERM, previous)
-            if not server.started:
-                return 1
-            logger.info("Server stopped")
-            return 0
+            server.run()
         finally:
-            if handler is not None:
-                handler.flush(10)
-                logging.getLogger().removeHandler(handler)
-                handler.close()
+            signal.signal(signal.SIGTERM, previous)
+        if not server.started:
+            return 1
+        logger.info("Server stopped")
+        return 0

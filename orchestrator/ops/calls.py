@@ -9,13 +9,9 @@ from typing import Any
 from orchestrator.db.calls import Call
 
 
-def _as_dict(raw: Any) -> dict[str, Any]:
-    return dict(raw)
-
-
 def get_settings(scopes: Sequence[str]) -> Call[dict[str, Any]]:
     """``{scope: {settings, version, updated_at, updated_by}}`` of the scopes ever written."""
-    return Call("func_get_settings", {"scopes": list(scopes)}, _as_dict)
+    return Call("func_get_settings", {"scopes": list(scopes)}, dict)
 
 
 def put_settings(
@@ -42,7 +38,7 @@ def put_settings(
             "correlation_id": correlation_id,
             "instance_id": instance_id,
         },
-        _as_dict,
+        dict,
     )
 
 
@@ -51,5 +47,5 @@ def ops_metrics(categories: Sequence[str] | None = None) -> Call[dict[str, Any]]
     return Call(
         "func_ops_metrics",
         {"categories": list(categories) if categories is not None else None},
-        _as_dict,
+        dict,
     )

@@ -25,6 +25,21 @@ $$;
 COMMENT ON FUNCTION hub_internal.func_audit_entry_hash(bytea, bigint, timestamptz, text, text, inet, text, text, text, jsonb, text, text) IS
     'Internal: sha256(prev_hash || the entry''s fields as a canonical JSON array), the chain link of audit_log; used by func_audit_append and func_audit_verify alike.';
 
+CREATE OR REPLACE FUNCTION hub_internal.func_audit_inet(p_address text)
+RETURNS inet
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN p_address::inet;
+EXCEPTION WHEN invalid_text_representation THEN
+    RAISE EXCEPTION 'actor_ip must be an IPv4 or IPv6 address, got %', quote_literal(left(p_address, 80))
+        USING ERRCODE = 'invalid_parameter_value';
+END;
+$$;
+COMMENT ON FUNCTION hub_internal.func_audit_inet(text) IS
+    'Internal: an actor_ip as inet (NULL stays NULL), or SQLSTATE 22023 naming what is accepted.';
+
 CREATE OR REPLACE FUNCTION public.func_audit_append(
     event_type text, action text, actor text DEFAULT NULL, actor_ip text DEFAULT NULL,
     target_type text DEFAULT NULL, target_id text DEFAULT NULL, details jsonb DEFAULT '{}'::jsonb,
@@ -71,14 +86,7 @@ BEGIN
         RAISE EXCEPTION 'throttle_seconds must be from 1 to 86400 with a throttle_key, got %',
             coalesce(throttle_seconds::text, 'NULL') USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF actor_ip IS NOT NULL THEN
-        BEGIN
-            v_ip := actor_ip::inet;
-        EXCEPTION WHEN invalid_text_representation THEN
-            RAISE EXCEPTION 'actor_ip must be an IPv4 or IPv6 address, got %', quote_literal(left(actor_ip, 80))
-                USING ERRCODE = 'invalid_parameter_value';
-        END;
-    END IF;
+    v_ip := hub_internal.func_audit_inet(actor_ip);
     -- Under REPEATABLE READ the newest row read below would be the snapshot's, not the
     -- latest committed one, and two appenders would fork the chain.
     IF current_setting('transaction_isolation') <> 'read committed' THEN
@@ -149,14 +157,7 @@ BEGIN
         RAISE EXCEPTION 'limit must be from 1 to 1000, got %', coalesce(row_limit::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF actor_ip IS NOT NULL THEN
-        BEGIN
-            v_ip := actor_ip::inet;
-        EXCEPTION WHEN invalid_text_representation THEN
-            RAISE EXCEPTION 'actor_ip must be an IPv4 or IPv6 address, got %', quote_literal(left(actor_ip, 80))
-                USING ERRCODE = 'invalid_parameter_value';
-        END;
-    END IF;
+    v_ip := hub_internal.func_audit_inet(actor_ip);
     -- Only the filters given, values as parameters: the planner picks the index of the
     -- filter (a generic "$1 IS NULL OR ..." plan could not).
     IF event_type IS NOT NULL THEN v_sql := v_sql || ' AND a.event_type = $1'; END IF;
@@ -293,6 +294,7 @@ COMMENT ON FUNCTION public.func_audit_prune(integer) IS
 SELECT hub_internal.func_hub_secure(
     p_functions => ARRAY[
         'hub_internal.func_audit_entry_hash(bytea, bigint, timestamptz, text, text, inet, text, text, text, jsonb, text, text)',
+        'hub_internal.func_audit_inet(text)',
         'public.func_audit_append(text, text, text, text, text, text, jsonb, text, text, text, integer)',
         'public.func_audit_query(text, timestamptz, timestamptz, text, text, text, bigint, integer)',
         'public.func_audit_verify(bigint, bigint)',
