@@ -28,7 +28,8 @@ import job_queue
 
 TRIGGER = "job_events_status_totals"
 COUNTED = """
-SELECT (SELECT coalesce(sum(transitions), 0) FROM job_status_totals WHERE to_status = 'completed'),
+SELECT (SELECT coalesce(sum(transitions), 0) FROM job_status_totals WHERE to_status = 'completed')
+       + (SELECT coalesce(sum(transitions), 0) FROM job_status_deltas WHERE to_status = 'completed'),
        (SELECT count(*) FROM jobs WHERE status = 'completed')
 """
 
@@ -38,7 +39,7 @@ def set_trigger(url: str, enabled: bool) -> None:
         conn.execute(
             f"ALTER TABLE job_events {'ENABLE' if enabled else 'DISABLE'} TRIGGER {TRIGGER}"
         )
-        conn.execute("TRUNCATE job_status_totals")
+        conn.execute("TRUNCATE job_status_totals, job_status_deltas")
 
 
 def main() -> None:

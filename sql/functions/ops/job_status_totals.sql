@@ -1,15 +1,16 @@
 -- sql/functions/ops/job_status_totals.sql
--- Job counters kept on write (table in sql/migrations/0032), so a metrics scrape reads a
--- few hundred counter rows instead of counting a million jobs, and no claim waits on a
--- single hot counter row: each statement's transitions go to the shard row of its
--- backend (pg_backend_pid() % 16).
+-- Job counters kept on write (tables in sql/migrations/0032), so a metrics scrape reads
+-- a few hundred counter rows instead of counting a million jobs, and no claim or
+-- completion waits on a counter row: the trigger only appends to job_status_deltas (no
+-- index, no key, no conflict); folding the deltas into job_status_totals happens off the
+-- hot path, in func_ops_metrics (sql/functions/ops/metrics.sql).
 --
 -- Which events are status transitions: every job_events row with a to_status is one
 -- change of jobs.status (from_status -> to_status; from_status NULL when the job was
 -- created), EXCEPT the events whose type starts with provider_ (provider_status,
 -- provider_cancelled, provider_cancel_failed), whose statuses are the external
 -- provider's words. A new event type that changes jobs.status must follow that rule;
--- tests/integration/test_job_status_totals.py compares the totals with the jobs table.
+-- tests/integration/test_job_status_totals.py compares the counters with the jobs table.
 
 CREATE OR REPLACE FUNCTION hub_internal.func_job_status_totals_trigger()
 RETURNS trigger
@@ -17,9 +18,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
-    INSERT INTO public.job_status_totals AS t
-        (provider, from_status, to_status, shard, transitions, run_seconds, run_count, estimated_cost)
-    SELECT j.provider, coalesce(e.from_status, ''), e.to_status, (pg_backend_pid() % 16)::smallint, count(*),
+    INSERT INTO public.job_status_deltas
+        (provider, from_status, to_status, transitions, run_seconds, run_count, estimated_cost)
+    SELECT j.provider, coalesce(e.from_status, ''), e.to_status, count(*),
            coalesce(sum(extract(epoch FROM e.created_at - j.started_at))
                         FILTER (WHERE e.to_status IN ('completed', 'failed', 'cancelled') AND j.started_at IS NOT NULL), 0),
            count(*) FILTER (WHERE e.to_status IN ('completed', 'failed', 'cancelled') AND j.started_at IS NOT NULL),
@@ -27,23 +28,51 @@ BEGIN
       FROM new_rows e
       JOIN public.jobs j ON j.job_id = e.job_id
      WHERE e.to_status IS NOT NULL AND e.event_type NOT LIKE 'provider\_%'
-     GROUP BY 1, 2, 3
-     ORDER BY 1, 2, 3  -- one lock order for the rows of a statement
-    ON CONFLICT ON CONSTRAINT job_status_totals_pkey DO UPDATE SET
-        transitions = t.transitions + EXCLUDED.transitions,
-        run_seconds = t.run_seconds + EXCLUDED.run_seconds,
-        run_count = t.run_count + EXCLUDED.run_count,
-        estimated_cost = t.estimated_cost + EXCLUDED.estimated_cost;
+     GROUP BY 1, 2, 3;
     RETURN NULL;
 END;
 $$;
 COMMENT ON FUNCTION hub_internal.func_job_status_totals_trigger() IS
-    'Internal statement trigger on job_events: adds the statement''s job status transitions (events with a to_status, except provider_* events) to job_status_totals, in the backend''s shard.';
+    'Internal statement trigger on job_events: appends the statement''s job status transitions (events with a to_status, except provider_* events) to job_status_deltas.';
 
 CREATE OR REPLACE TRIGGER job_events_status_totals
     AFTER INSERT ON public.job_events
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION hub_internal.func_job_status_totals_trigger();
+
+-- Moves the deltas into the totals. Each delta row is deleted (and so counted) exactly
+-- once even when two folds overlap: the second waits for the first's row locks and then
+-- finds those rows gone. Appends committed meanwhile stay for the next fold.
+CREATE OR REPLACE FUNCTION hub_internal.func_job_status_totals_fold()
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    v_rows bigint;
+BEGIN
+    WITH moved AS (
+        DELETE FROM public.job_status_deltas RETURNING *
+    ), summed AS (
+        SELECT provider, from_status, to_status, sum(transitions) AS transitions,
+               sum(run_seconds) AS run_seconds, sum(run_count) AS run_count,
+               sum(estimated_cost) AS estimated_cost
+          FROM moved GROUP BY 1, 2, 3
+    )
+    INSERT INTO public.job_status_totals AS t
+        (provider, from_status, to_status, transitions, run_seconds, run_count, estimated_cost)
+    SELECT * FROM summed ORDER BY 1, 2, 3
+    ON CONFLICT ON CONSTRAINT job_status_totals_pkey DO UPDATE SET
+        transitions = t.transitions + EXCLUDED.transitions,
+        run_seconds = t.run_seconds + EXCLUDED.run_seconds,
+        run_count = t.run_count + EXCLUDED.run_count,
+        estimated_cost = t.estimated_cost + EXCLUDED.estimated_cost;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN jsonb_build_object('keys', v_rows);
+END;
+$$;
+COMMENT ON FUNCTION hub_internal.func_job_status_totals_fold() IS
+    'Internal: folds job_status_deltas into job_status_totals (each delta counted once, however many folds overlap). Returns {keys}.';
 
 -- Recomputes the totals from job_events (after hand edits, or to check them). Inserts of
 -- events wait meanwhile (SHARE lock), so the totals and the events meet exactly.
@@ -56,11 +85,12 @@ DECLARE
     v_rows bigint;
 BEGIN
     LOCK TABLE public.job_events IN SHARE MODE;
-    LOCK TABLE public.job_status_totals IN EXCLUSIVE MODE;
+    LOCK TABLE public.job_status_totals, public.job_status_deltas IN EXCLUSIVE MODE;
+    DELETE FROM public.job_status_deltas;
     DELETE FROM public.job_status_totals;
     INSERT INTO public.job_status_totals
-        (provider, from_status, to_status, shard, transitions, run_seconds, run_count, estimated_cost)
-    SELECT j.provider, coalesce(e.from_status, ''), e.to_status, 0::smallint, count(*),
+        (provider, from_status, to_status, transitions, run_seconds, run_count, estimated_cost)
+    SELECT j.provider, coalesce(e.from_status, ''), e.to_status, count(*),
            coalesce(sum(extract(epoch FROM e.created_at - j.started_at))
                         FILTER (WHERE e.to_status IN ('completed', 'failed', 'cancelled') AND j.started_at IS NOT NULL), 0),
            count(*) FILTER (WHERE e.to_status IN ('completed', 'failed', 'cancelled') AND j.started_at IS NOT NULL),
@@ -74,17 +104,20 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION hub_internal.func_job_status_totals_rebuild() IS
-    'Recomputes job_status_totals from job_events (owner only). Returns {rows}.';
+    'Recomputes job_status_totals from job_events and empties job_status_deltas (owner only). Returns {rows}.';
 
--- Backfill: a database that had jobs before the totals existed gets them counted once.
--- Cheap when there is nothing to do (two index probes); the trigger above counts every
--- event from here on (creating it locked job_events against inserts until commit).
+-- Backfill: a database that had jobs before the counters existed gets them counted once.
+-- Cheap when there is nothing to do (index and heap probes); the trigger above counts
+-- every event from here on (creating it locked job_events against inserts until commit).
 SELECT hub_internal.func_job_status_totals_rebuild()
- WHERE NOT EXISTS (SELECT 1 FROM public.job_status_totals) AND EXISTS (SELECT 1 FROM public.job_events);
+ WHERE NOT EXISTS (SELECT 1 FROM public.job_status_totals)
+   AND NOT EXISTS (SELECT 1 FROM public.job_status_deltas)
+   AND EXISTS (SELECT 1 FROM public.job_events);
 
 SELECT hub_internal.func_hub_secure(
     p_functions => ARRAY[
         'hub_internal.func_job_status_totals_trigger()',
+        'hub_internal.func_job_status_totals_fold()',
         'hub_internal.func_job_status_totals_rebuild()'
     ]::regprocedure[]);
 DO $$

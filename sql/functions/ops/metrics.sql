@@ -1,13 +1,14 @@
 -- sql/functions/ops/metrics.sql
 -- Every database-derived metric of a Prometheus scrape in ONE call (one round trip, one
 -- transaction), for the categories asked. Each part reads something small whatever the
--- history holds: job counts from the job_status_totals counters (not the jobs table),
+-- history holds: job counts from the job_status_totals counters and their pending deltas
+-- (not the jobs table; the call folds the deltas, so it writes: not STABLE),
 -- the queue through the claim's partial index, log counts from the minute rollups, audit
 -- counts from audit_event_counts, duties from daemon_duty_status.
 
 CREATE OR REPLACE FUNCTION public.func_ops_metrics(categories jsonb DEFAULT NULL)
 RETURNS jsonb
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -19,10 +20,20 @@ DECLARE
     v_minute timestamptz := date_trunc('minute', clock_timestamp());
 BEGIN
     IF v_want && ARRAY['jobs', 'provider'] THEN
+        -- Fold the job counters' deltas unless another scrape is folding right now; the
+        -- read below takes totals and deltas in one snapshot either way, so it is exact.
+        IF pg_try_advisory_xact_lock(x'6875625f666f6c64'::bigint) THEN  -- 'hub_fold'
+            PERFORM hub_internal.func_job_status_totals_fold();
+        END IF;
         WITH t AS (
             SELECT provider, from_status, to_status, sum(transitions) AS n, sum(run_seconds) AS run_seconds,
                    sum(run_count) AS run_count, sum(estimated_cost) AS cost
-              FROM public.job_status_totals GROUP BY 1, 2, 3
+              FROM (SELECT provider, from_status, to_status, transitions, run_seconds, run_count, estimated_cost
+                      FROM public.job_status_totals
+                    UNION ALL
+                    SELECT provider, from_status, to_status, transitions, run_seconds, run_count, estimated_cost
+                      FROM public.job_status_deltas) c
+             GROUP BY 1, 2, 3
         ), per_status AS (  -- jobs now in each status, per provider: in minus out
             SELECT provider, status, sum(n) AS n, sum(cost) AS cost FROM (
                 SELECT provider, to_status AS status, n, cost FROM t
