@@ -28,8 +28,10 @@ import job_queue
 
 TRIGGER = "job_events_status_totals"
 COUNTED = """
-SELECT (SELECT coalesce(sum(transitions), 0) FROM job_status_totals WHERE to_status = 'completed')
-       + (SELECT coalesce(sum(transitions), 0) FROM job_status_deltas WHERE to_status = 'completed'),
+SELECT (SELECT coalesce(sum(transitions), 0) FROM (
+            SELECT to_status, transitions FROM job_status_totals
+            UNION ALL SELECT to_status, transitions FROM job_status_deltas) c
+         WHERE to_status = 'completed'),
        (SELECT count(*) FROM jobs WHERE status = 'completed')
 """
 
