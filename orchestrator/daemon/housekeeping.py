@@ -1,5 +1,6 @@
-"""Retention of the operations tables the daemon owns: the audit trail
-(``func_audit_prune``, ``AUDIT_RETENTION_DAYS``)."""
+"""Upkeep of the operations tables: audit retention (``func_audit_prune``,
+``AUDIT_RETENTION_DAYS``) and folding the job counters' deltas (``func_fold_job_counters``),
+so they stay small where no one scrapes metrics."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 
 from orchestrator.audit.calls import audit_prune
 from orchestrator.db.calls import AsyncCallExecutor
+from orchestrator.ops.calls import fold_job_counters
 
 logger = logging.getLogger("orchestrator.daemon.housekeeping")
 
@@ -20,3 +22,8 @@ async def prune_audit(executor: AsyncCallExecutor, retention_days: int) -> None:
             result["deleted"],
             retention_days,
         )
+
+
+async def fold_counters(executor: AsyncCallExecutor) -> None:
+    """Moves the job counters' pending deltas into their totals."""
+    await executor.run(fold_job_counters())

@@ -22,6 +22,7 @@ duty                      when                         what
 ``worker_reaping``        every 10 s                   ``func_reap_dead_workers``
 ``log_maintenance``       hourly, unless pg_cron       partitions and retention
 ``audit_retention``       hourly                       ``func_audit_prune``
+``job_counters``          every minute                 ``func_fold_job_counters``
 ========================  ===========================  ==============================
 """
 
@@ -37,7 +38,7 @@ from orchestrator.config import Settings, get_settings
 from orchestrator.daemon import duties
 from orchestrator.daemon.config import EnterpriseConfig, get_enterprise_config
 from orchestrator.daemon.duty_status import DutyStatusRecorder
-from orchestrator.daemon.housekeeping import prune_audit
+from orchestrator.daemon.housekeeping import fold_counters, prune_audit
 from orchestrator.daemon.leader import DutyLeases, make_holder_id
 from orchestrator.daemon.loop import ControlLoop, Duty, DutyOutcome
 from orchestrator.daemon.wakeup import NotifyListener
@@ -160,6 +161,14 @@ class BackgroundTaskManager:
                 3600,
                 functools.partial(prune_audit, ex, self.settings.audit_retention_days),
                 "Error in audit retention",
+            )
+        )
+        built.append(
+            Duty(
+                "job_counters",
+                60,
+                functools.partial(fold_counters, ex),
+                "Error in job counters",
             )
         )
         return built

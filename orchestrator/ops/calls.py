@@ -49,3 +49,8 @@ def ops_metrics(categories: Sequence[str] | None = None) -> Call[dict[str, Any]]
         {"categories": list(categories) if categories is not None else None},
         dict,
     )
+
+
+def fold_job_counters() -> Call[dict[str, Any]]:
+    """Fold the job counters' pending deltas into ``job_status_totals``."""
+    return Call("func_fold_job_counters", {}, dict)

@@ -3,7 +3,7 @@
 -- a few hundred counter rows instead of counting a million jobs, and no claim or
 -- completion waits on a counter row: the trigger only appends to job_status_deltas (no
 -- index, no key, no conflict); folding the deltas into job_status_totals happens off the
--- hot path, in func_ops_metrics (sql/functions/ops/metrics.sql).
+-- hot path (func_fold_job_counters: every scrape, and the daemon every minute).
 --
 -- Which events are status transitions: every job_events row with a to_status is one
 -- change of jobs.status (from_status -> to_status; from_status NULL when the job was
@@ -12,6 +12,10 @@
 -- provider's words. A new event type that changes jobs.status must follow that rule;
 -- tests/integration/test_job_status_totals.py compares the counters with the jobs table.
 
+-- A row trigger whose WHEN clause (evaluated without calling the function) skips the
+-- provider's words: measured on PostgreSQL 15 it costs a completion about a third of a
+-- statement trigger over the transition table, whose query is planned afresh on every
+-- call (bench/RESULTS.md, job_counters).
 CREATE OR REPLACE FUNCTION hub_internal.func_job_status_totals_trigger()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -20,30 +24,33 @@ AS $$
 BEGIN
     INSERT INTO public.job_status_deltas
         (provider, from_status, to_status, transitions, run_seconds, run_count, estimated_cost)
-    SELECT j.provider, coalesce(e.from_status, ''), e.to_status, count(*),
-           coalesce(sum(extract(epoch FROM e.created_at - j.started_at))
-                        FILTER (WHERE e.to_status IN ('completed', 'failed', 'cancelled') AND j.started_at IS NOT NULL), 0),
-           count(*) FILTER (WHERE e.to_status IN ('completed', 'failed', 'cancelled') AND j.started_at IS NOT NULL),
-           coalesce(sum(j.estimated_cost), 0)
-      FROM new_rows e
-      JOIN public.jobs j ON j.job_id = e.job_id
-     WHERE e.to_status IS NOT NULL AND e.event_type NOT LIKE 'provider\_%'
-     GROUP BY 1, 2, 3;
+    SELECT j.provider, coalesce(NEW.from_status, ''), NEW.to_status, 1,
+           CASE WHEN NEW.to_status IN ('completed', 'failed', 'cancelled') AND j.started_at IS NOT NULL
+                THEN extract(epoch FROM NEW.created_at - j.started_at) ELSE 0 END,
+           CASE WHEN NEW.to_status IN ('completed', 'failed', 'cancelled') AND j.started_at IS NOT NULL
+                THEN 1 ELSE 0 END,
+           coalesce(j.estimated_cost, 0)
+      FROM public.jobs j
+     WHERE j.job_id = NEW.job_id;
     RETURN NULL;
 END;
 $$;
 COMMENT ON FUNCTION hub_internal.func_job_status_totals_trigger() IS
-    'Internal statement trigger on job_events: appends the statement''s job status transitions (events with a to_status, except provider_* events) to job_status_deltas.';
+    'Internal row trigger on job_events: appends the event''s job status transition (an event with a to_status, except provider_* events) to job_status_deltas.';
 
-CREATE OR REPLACE TRIGGER job_events_status_totals
+DROP TRIGGER IF EXISTS job_events_status_totals ON public.job_events;
+CREATE TRIGGER job_events_status_totals
     AFTER INSERT ON public.job_events
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION hub_internal.func_job_status_totals_trigger();
+    FOR EACH ROW
+    WHEN (NEW.to_status IS NOT NULL AND NEW.event_type NOT LIKE 'provider\_%')
+    EXECUTE FUNCTION hub_internal.func_job_status_totals_trigger();
 
 -- Moves the deltas into the totals. Each delta row is deleted (and so counted) exactly
 -- once even when two folds overlap: the second waits for the first's row locks and then
--- finds those rows gone. Appends committed meanwhile stay for the next fold.
-CREATE OR REPLACE FUNCTION hub_internal.func_job_status_totals_fold()
+-- finds those rows gone. Appends committed meanwhile stay for the next fold. Called by
+-- func_ops_metrics on every scrape and by the daemon's job_counters duty every minute,
+-- so the deltas stay small even where nobody scrapes.
+CREATE OR REPLACE FUNCTION public.func_fold_job_counters()
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
@@ -71,8 +78,8 @@ BEGIN
     RETURN jsonb_build_object('keys', v_rows);
 END;
 $$;
-COMMENT ON FUNCTION hub_internal.func_job_status_totals_fold() IS
-    'Internal: folds job_status_deltas into job_status_totals (each delta counted once, however many folds overlap). Returns {keys}.';
+COMMENT ON FUNCTION public.func_fold_job_counters() IS
+    'Folds the job counters'' pending deltas (job_status_deltas) into job_status_totals; each delta is counted once however many folds overlap. Returns {keys}.';
 
 -- Recomputes the totals from job_events (after hand edits, or to check them). Inserts of
 -- events wait meanwhile (SHARE lock), so the totals and the events meet exactly.
@@ -117,7 +124,7 @@ SELECT hub_internal.func_job_status_totals_rebuild()
 SELECT hub_internal.func_hub_secure(
     p_functions => ARRAY[
         'hub_internal.func_job_status_totals_trigger()',
-        'hub_internal.func_job_status_totals_fold()',
+        'public.func_fold_job_counters()',
         'hub_internal.func_job_status_totals_rebuild()'
     ]::regprocedure[]);
 DO $$

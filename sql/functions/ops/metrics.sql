@@ -23,7 +23,7 @@ BEGIN
         -- Fold the job counters' deltas unless another scrape is folding right now; the
         -- read below takes totals and deltas in one snapshot either way, so it is exact.
         IF pg_try_advisory_xact_lock(x'6875625f666f6c64'::bigint) THEN  -- 'hub_fold'
-            PERFORM hub_internal.func_job_status_totals_fold();
+            PERFORM public.func_fold_job_counters();
         END IF;
         WITH t AS (
             SELECT provider, from_status, to_status, sum(transitions) AS n, sum(run_seconds) AS run_seconds,
