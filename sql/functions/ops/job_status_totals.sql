@@ -12,32 +12,6 @@
 -- provider's words. A new event type that changes jobs.status must follow that rule;
 -- tests/integration/test_job_status_totals.py compares the counters with the jobs table.
 
--- The two rules, each in one place, used by the trigger and by the rebuild alike: which
--- events are job status transitions, and what one adds to the counters. Plain SQL
--- without a SET clause, so the planner inlines them.
-CREATE OR REPLACE FUNCTION hub_internal.func_job_event_is_transition(p_event_type text, p_to_status text)
-RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$
-    SELECT p_to_status IS NOT NULL AND p_event_type NOT LIKE 'provider\_%'
-$$;
-COMMENT ON FUNCTION hub_internal.func_job_event_is_transition(text, text) IS
-    'Internal: whether a job_events row is a change of jobs.status (it has a to_status and is not a provider_* event).';
-
-CREATE OR REPLACE FUNCTION hub_internal.func_job_transition_delta(e public.job_events, j public.jobs)
-RETURNS public.job_status_deltas
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$
-    SELECT j.provider, coalesce(e.from_status, ''), e.to_status, 1::bigint,
-           CASE WHEN e.to_status IN ('completed', 'failed', 'cancelled') AND j.started_at IS NOT NULL
-                THEN extract(epoch FROM e.created_at - j.started_at)::double precision ELSE 0 END,
-           CASE WHEN e.to_status IN ('completed', 'failed', 'cancelled') AND j.started_at IS NOT NULL
-                THEN 1::bigint ELSE 0 END,
-           coalesce(j.estimated_cost, 0)
-$$;
-COMMENT ON FUNCTION hub_internal.func_job_transition_delta(public.job_events, public.jobs) IS
-    'Internal: what one status transition of job j adds to the counters: provider, from/to status, 1 transition, run seconds (first start to end, for an ended job that ran), estimated cost.';
-
 -- A row trigger whose WHEN clause (evaluated without calling the function) skips the
 -- provider's words: measured on PostgreSQL 15 it costs a completion about a third of a
 -- statement trigger over the transition table, whose query is planned afresh on every
@@ -49,19 +23,26 @@ SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
     INSERT INTO public.job_status_deltas
-    SELECT d.* FROM public.jobs j, LATERAL hub_internal.func_job_transition_delta(NEW, j) d
+        (provider, from_status, to_status, transitions, run_seconds, run_count, estimated_cost)
+    SELECT j.provider, coalesce(NEW.from_status, ''), NEW.to_status, 1,
+           CASE WHEN NEW.to_status IN ('completed', 'failed', 'cancelled') AND j.started_at IS NOT NULL
+                THEN extract(epoch FROM NEW.created_at - j.started_at) ELSE 0 END,
+           CASE WHEN NEW.to_status IN ('completed', 'failed', 'cancelled') AND j.started_at IS NOT NULL
+                THEN 1 ELSE 0 END,
+           coalesce(j.estimated_cost, 0)
+      FROM public.jobs j
      WHERE j.job_id = NEW.job_id;
     RETURN NULL;
 END;
 $$;
 COMMENT ON FUNCTION hub_internal.func_job_status_totals_trigger() IS
-    'Internal row trigger on job_events: appends the event''s job status transition (func_job_event_is_transition) to job_status_deltas.';
+    'Internal row trigger on job_events: appends the event''s job status transition (an event with a to_status, except provider_* events) to job_status_deltas.';
 
 DROP TRIGGER IF EXISTS job_events_status_totals ON public.job_events;
 CREATE TRIGGER job_events_status_totals
     AFTER INSERT ON public.job_events
     FOR EACH ROW
-    WHEN (hub_internal.func_job_event_is_transition(NEW.event_type, NEW.to_status))
+    WHEN (NEW.to_status IS NOT NULL AND NEW.event_type NOT LIKE 'provider\_%')
     EXECUTE FUNCTION hub_internal.func_job_status_totals_trigger();
 
 -- Moves the deltas into the totals. Each delta row is deleted (and so counted) exactly
@@ -107,21 +88,30 @@ RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
+DECLARE
+    v_rows bigint;
 BEGIN
     LOCK TABLE public.job_events IN SHARE MODE;
     LOCK TABLE public.job_status_totals, public.job_status_deltas IN EXCLUSIVE MODE;
     DELETE FROM public.job_status_deltas;
     DELETE FROM public.job_status_totals;
-    INSERT INTO public.job_status_deltas
-    SELECT d.* FROM public.job_events e
-      JOIN public.jobs j ON j.job_id = e.job_id,
-           LATERAL hub_internal.func_job_transition_delta(e, j) d
-     WHERE hub_internal.func_job_event_is_transition(e.event_type, e.to_status);
-    RETURN public.func_fold_job_counters();
+    INSERT INTO public.job_status_totals
+        (provider, from_status, to_status, transitions, run_seconds, run_count, estimated_cost)
+    SELECT j.provider, coalesce(e.from_status, ''), e.to_status, count(*),
+           coalesce(sum(extract(epoch FROM e.created_at - j.started_at))
+                        FILTER (WHERE e.to_status IN ('completed', 'failed', 'cancelled') AND j.started_at IS NOT NULL), 0),
+           count(*) FILTER (WHERE e.to_status IN ('completed', 'failed', 'cancelled') AND j.started_at IS NOT NULL),
+           coalesce(sum(j.estimated_cost), 0)
+      FROM public.job_events e
+      JOIN public.jobs j ON j.job_id = e.job_id
+     WHERE e.to_status IS NOT NULL AND e.event_type NOT LIKE 'provider\_%'
+     GROUP BY 1, 2, 3;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN jsonb_build_object('rows', v_rows);
 END;
 $$;
 COMMENT ON FUNCTION hub_internal.func_job_status_totals_rebuild() IS
-    'Recomputes job_status_totals from job_events (owner only). Returns {keys}.';
+    'Recomputes job_status_totals from job_events and empties job_status_deltas (owner only). Returns {rows}.';
 
 -- Backfill: a database that had jobs before the counters existed gets them counted once.
 -- Cheap when there is nothing to do (index and heap probes); the trigger above counts
@@ -133,8 +123,6 @@ SELECT hub_internal.func_job_status_totals_rebuild()
 
 SELECT hub_internal.func_hub_secure(
     p_functions => ARRAY[
-        'hub_internal.func_job_event_is_transition(text, text)',
-        'hub_internal.func_job_transition_delta(public.job_events, public.jobs)',
         'hub_internal.func_job_status_totals_trigger()',
         'public.func_fold_job_counters()',
         'hub_internal.func_job_status_totals_rebuild()'
