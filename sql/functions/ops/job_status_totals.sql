@@ -82,7 +82,10 @@ COMMENT ON FUNCTION public.func_fold_job_counters() IS
     'Folds the job counters'' pending deltas (job_status_deltas) into job_status_totals; each delta is counted once however many folds overlap. Returns {keys}.';
 
 -- Recomputes the totals from job_events (after hand edits, or to check them). Inserts of
--- events wait meanwhile (SHARE lock), so the totals and the events meet exactly.
+-- events wait meanwhile (SHARE lock), so the totals and the events meet exactly. Its
+-- WHERE and expressions mirror the trigger's on purpose: helpers shared by both are not
+-- inlined into a trigger and made every completion 50 % dearer (bench/RESULTS.md);
+-- tests/integration/test_job_status_totals.py checks that the two agree.
 CREATE OR REPLACE FUNCTION hub_internal.func_job_status_totals_rebuild()
 RETURNS jsonb
 LANGUAGE plpgsql
