@@ -63,7 +63,7 @@ GENERATE = """
 INSERT INTO public.system_logs (id, "timestamp", observed_at, source_type, source_id,
     log_level, severity_number, logger_name, message, task_id, worker_id, cycle_number,
     exception, metadata)
-SELECT public.func_uuid_v7(ts), ts, ts + interval '40 milliseconds',
+SELECT hub_internal.func_uuid_v7(ts), ts, ts + interval '40 milliseconds',
        CASE WHEN orch THEN 'orchestrator_gpu' ELSE 'worker' END,
        CASE WHEN orch THEN 'orch-1' ELSE worker END,
        lvl, sev,

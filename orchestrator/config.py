@@ -76,6 +76,29 @@ class Settings(BaseSettings):
         default=None, gt=0, le=86_400, validation_alias="ORCHESTRATOR_JOB_POLL_INTERVAL"
     )
     poll_only: bool | None = Field(default=None, validation_alias="ORCHESTRATOR_POLL_ONLY")
+    # `orchestrator serve` (the HTTP face); the admin token is a secret, resolved by
+    # orchestrator.secrets (environment, then the secrets file), never a plain setting.
+    http_host: str = Field(
+        default="127.0.0.1", min_length=1, validation_alias="ORCHESTRATOR_HTTP_HOST"
+    )
+    http_port: int = Field(default=8080, ge=1, le=65535, validation_alias="ORCHESTRATOR_HTTP_PORT")
+    public_url: str | None = Field(default=None, validation_alias="ORCHESTRATOR_PUBLIC_URL")
+    ssl_cert: Path | None = Field(default=None, validation_alias="ORCHESTRATOR_SSL_CERT")
+    ssl_key: Path | None = Field(default=None, validation_alias="ORCHESTRATOR_SSL_KEY")
+    secrets_file: Path | None = Field(default=None, validation_alias="ORCHESTRATOR_SECRETS_FILE")
+    secrets_ttl: float = Field(
+        default=300, ge=0, le=86_400, validation_alias="ORCHESTRATOR_SECRETS_TTL"
+    )
+    secrets_env_prefix: str = Field(default="", validation_alias="ORCHESTRATOR_SECRETS_ENV_PREFIX")
+    audit_retention_days: int = Field(
+        default=365, ge=1, le=36_500, validation_alias="AUDIT_RETENTION_DAYS"
+    )
+    metrics_db_cache_seconds: float = Field(
+        default=10, ge=0, le=3600, validation_alias="ORCHESTRATOR_METRICS_DB_CACHE_SECONDS"
+    )
+    duty_stale_after: float | None = Field(
+        default=None, gt=0, le=86_400, validation_alias="ORCHESTRATOR_DUTY_STALE_AFTER"
+    )
 
     @field_validator("db_log_level", "log_level", mode="before")
     @classmethod
@@ -87,17 +110,25 @@ class Settings(BaseSettings):
     def _lower_format(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("job_poll_interval", "poll_only", mode="before")
+    @field_validator("job_poll_interval", "poll_only", "duty_stale_after", mode="before")
     @classmethod
     def _blank_daemon_setting_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("log_file", "embedded_pg_data_dir", "daemon_config_file", mode="before")
+    @field_validator(
+        "log_file",
+        "embedded_pg_data_dir",
+        "daemon_config_file",
+        "ssl_cert",
+        "ssl_key",
+        "secrets_file",
+        mode="before",
+    )
     @classmethod
     def _blank_path_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("database_url", "supabase_url", mode="before")
+    @field_validator("database_url", "supabase_url", "public_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -109,11 +140,11 @@ class Settings(BaseSettings):
             raise ValueError("expected a URL starting with postgresql:// or postgres://")
         return value
 
-    @field_validator("supabase_url")
+    @field_validator("supabase_url", "public_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("https://", "http://")):
-            raise ValueError("expected the project URL, such as https://abcd.supabase.co")
+            raise ValueError("expected a URL starting with https:// or http://")
         return value
 
     @property
@@ -147,6 +178,17 @@ ACCEPTED: dict[str, str] = {
     "ORCHESTRATOR_CONFIG": "the path of the daemon's YAML config file",
     "ORCHESTRATOR_JOB_POLL_INTERVAL": "a number of seconds above 0 and at most 86400",
     "ORCHESTRATOR_POLL_ONLY": "true or false (also 1/0, yes/no, on/off)",
+    "ORCHESTRATOR_HTTP_HOST": "an address to bind, such as 127.0.0.1 or 0.0.0.0",
+    "ORCHESTRATOR_HTTP_PORT": "a TCP port from 1 to 65535",
+    "ORCHESTRATOR_PUBLIC_URL": "the external base URL, starting with https:// or http://",
+    "ORCHESTRATOR_SSL_CERT": "the path of a PEM certificate (chain) file",
+    "ORCHESTRATOR_SSL_KEY": "the path of the PEM private key file",
+    "ORCHESTRATOR_SECRETS_FILE": "the path of a JSON or YAML secrets file",
+    "ORCHESTRATOR_SECRETS_TTL": "a number of seconds from 0 to 86400",
+    "ORCHESTRATOR_SECRETS_ENV_PREFIX": "a prefix of secret environment variables, or empty",
+    "AUDIT_RETENTION_DAYS": "an integer from 1 to 36500 (days)",
+    "ORCHESTRATOR_METRICS_DB_CACHE_SECONDS": "a number of seconds from 0 to 3600",
+    "ORCHESTRATOR_DUTY_STALE_AFTER": "a number of seconds above 0 and at most 86400",
 }
 
 

@@ -12,12 +12,15 @@ from collections.abc import Sequence
 
 from orchestrator import __version__
 from orchestrator.cli import (
+    audit_cmd,
     dashboard_cmd,
     demo,
     jobs_cmd,
     logs_cmd,
     migrate_cmd,
     run_cmd,
+    secrets_cmd,
+    serve_cmd,
     worker_cmd,
 )
 from orchestrator.errors import HubError
@@ -38,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard_cmd.register(commands)
     worker_cmd.register(commands)
     jobs_cmd.register(commands)
+    serve_cmd.register(commands)
+    audit_cmd.register(commands)
+    secrets_cmd.register(commands)
     return parser
 
 

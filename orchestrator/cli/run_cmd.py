@@ -17,7 +17,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from orchestrator.cli.schema import prepare_schema
+from orchestrator.cli.schema import prepared_database
 from orchestrator.config import Settings, get_settings
 from orchestrator.daemon.config import (
     EnterpriseConfig,
@@ -25,10 +25,7 @@ from orchestrator.daemon.config import (
     set_enterprise_config,
 )
 from orchestrator.daemon.tasks import BackgroundTaskManager
-from orchestrator.db.target import resolve_database
 from orchestrator.logs.format import init_from_env
-from orchestrator.logs.setup import setup_db_logging
-from orchestrator.logs.sinks.postgres import PostgresSink
 
 logger = logging.getLogger("orchestrator.daemon")
 
@@ -62,21 +59,8 @@ def run(args: argparse.Namespace) -> int:
     init_from_env(settings)
     # The embedded server's package narrates every start and stop at INFO.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
-    with resolve_database(settings, sql=True) as target:
-        applied = prepare_schema(target)
-        if applied:
-            logger.info("Applied %d migration(s) to %s", len(applied), target.label)
-        url, label = target.url, target.label
-        handler = setup_db_logging(
-            settings, sink=lambda: PostgresSink(url, label), handle_sigterm=False
-        )
-        try:
-            return asyncio.run(serve(url, config, settings, once=args.once))
-        finally:
-            if handler is not None:
-                handler.flush(10)
-                logging.getLogger().removeHandler(handler)
-                handler.close()
+    with prepared_database(settings, logger) as target:
+        return asyncio.run(serve(target.url, config, settings, once=args.once))
 
 
 async def serve(dsn: str, config: EnterpriseConfig, settings: Settings, *, once: bool) -> int:

@@ -9,10 +9,17 @@ operator's back, and the check only reads, so it works for a login that may not 
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from orchestrator.config import Settings
 from orchestrator.db import migrate
 from orchestrator.db.psycopg import connect
-from orchestrator.db.target import SqlTarget
+from orchestrator.db.target import SqlTarget, resolve_database
 from orchestrator.errors import MigrationError
+from orchestrator.logs.setup import setup_db_logging
+from orchestrator.logs.sinks.postgres import PostgresSink
 
 
 def prepare_schema(target: SqlTarget) -> list[str]:
@@ -35,3 +42,25 @@ def prepare_schema(target: SqlTarget) -> list[str]:
             f"{current.behind()}: run `orchestrator migrate`"
         )
     return []
+
+
+@contextlib.contextmanager
+def prepared_database(settings: Settings, logger: logging.Logger) -> Iterator[SqlTarget]:
+    """For the long-running commands (``run``, ``serve``): the SQL database, its schema
+    prepared as above, and database logging to it (``ENABLE_DB_LOGGING``) until the block
+    ends, when the handler is flushed (10 s at most) and closed."""
+    with resolve_database(settings, sql=True) as target:
+        applied = prepare_schema(target)
+        if applied:
+            logger.info("Applied %d migration(s) to %s", len(applied), target.label)
+        url, label = target.url, target.label
+        handler = setup_db_logging(
+            settings, sink=lambda: PostgresSink(url, label), handle_sigterm=False
+        )
+        try:
+            yield target
+        finally:
+            if handler is not None:
+                handler.flush(10)
+                logging.getLogger().removeHandler(handler)
+                handler.close()

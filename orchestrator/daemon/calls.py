@@ -1,5 +1,6 @@
 """The daemon's own operations as :class:`~orchestrator.db.calls.Call` values: duty
-leases (``sql/functions/daemon/leases.sql``), so two daemons never run the same duty at once."""
+leases (``sql/functions/daemon/leases.sql``), so two daemons never run the same duty at once,
+and what each duty did last (``sql/functions/daemon/duty_status.sql``)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,32 @@ def release_duty_lease(duty: str, holder: str) -> Call[bool]:
         {"duty": duty, "holder": holder},
         lambda raw: bool(raw["released"]),
     )
+
+
+def record_duty_run(
+    duty: str,
+    holder: str,
+    *,
+    ok: bool,
+    error: str | None = None,
+    duration_ms: float | None = None,
+    interval_seconds: float | None = None,
+) -> Call[dict[str, Any]]:
+    """Record one run of ``duty`` (cluster-wide status for health and metrics)."""
+    return Call(
+        "func_record_duty_run",
+        {
+            "duty": duty,
+            "holder": holder,
+            "ok": ok,
+            "error": error,
+            "duration_ms": duration_ms,
+            "interval_seconds": interval_seconds,
+        },
+        dict,
+    )
+
+
+def duty_status() -> Call[dict[str, Any]]:
+    """Every duty's last run as the database sees it now: ``{now, duties: [...]}``."""
+    return Call("func_duty_status", {}, dict)

@@ -7,7 +7,9 @@ ends when they all have finished. The cycle number is set with
 from any duty, carries ``cycle_number`` N into ``system_logs``.
 
 Duties are isolated: one that raises logs its own error message (the seed's, such as
-"Error in job polling") and the others run on, in this cycle and the next.
+"Error in job polling") and the others run on, in this cycle and the next. Every run this
+daemon makes ends in :meth:`ControlLoop._run_duty`, which tells ``on_run`` (the
+cluster-wide duty status of :mod:`~orchestrator.daemon.duty_status`).
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from orchestrator.daemon.leader import DutyLeases, LeaseLost
-from orchestrator.errors import HubError
+from orchestrator.errors import HubError, first_line
 from orchestrator.logs.context import set_cycle_number
 
 logger = logging.getLogger("orchestrator.daemon.loop")
 
 DutyOutcome = Literal["ran", "held elsewhere", "failed"]
+# Told after every run this daemon made (not when another held the lease): the duty, its
+# outcome, the error line of a failure and the run's seconds; must not raise.
+RunRecorder = Callable[["Duty", DutyOutcome, str | None, float], Awaitable[None]]
 
 
 @dataclass(eq=False)
@@ -61,8 +66,10 @@ class ControlLoop:
         leases: DutyLeases | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        on_run: RunRecorder | None = None,
     ) -> None:
         self.duties = list(duties)
+        self.on_run = on_run
         self.leases = leases
         self.clock = clock
         self.cycle = 0
@@ -99,19 +106,27 @@ class ControlLoop:
 
     async def _run_duty(self, duty: Duty) -> DutyOutcome:
         duty.next_due = self.clock() + duty.interval
+        started = time.monotonic()
+        outcome: DutyOutcome = "failed"
+        error: str | None = None
         try:
             if self.leases is None:
                 await duty.action()
-                return "ran"
-            ran, _ = await self.leases.run_exclusive(duty.name, duty.ttl, duty.action)
-            return "ran" if ran else "held elsewhere"
+                outcome = "ran"
+            else:
+                ran, _ = await self.leases.run_exclusive(duty.name, duty.ttl, duty.action)
+                outcome = "ran" if ran else "held elsewhere"
         except asyncio.CancelledError:
             raise
-        except (HubError, LeaseLost) as error:  # expected trouble (database down...): one line
-            logger.error("%s: %s", duty.error_message, error)
-        except Exception:
+        except (HubError, LeaseLost) as exc:  # expected trouble (database down...): one line
+            logger.error("%s: %s", duty.error_message, exc)
+            error = str(exc)
+        except Exception as exc:
             logger.exception(duty.error_message)
-        return "failed"
+            error = first_line(exc)
+        if self.on_run is not None and outcome != "held elsewhere":
+            await self.on_run(duty, outcome, error, time.monotonic() - started)
+        return outcome
 
     async def run_once(self) -> dict[str, DutyOutcome]:
         """One cycle of every duty, due or not (``orchestrator run --once``)."""

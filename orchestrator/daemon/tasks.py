@@ -21,6 +21,8 @@ duty                      when                         what
 ``approval_expiration``   every 5 min                  ``func_expire_approvals``
 ``worker_reaping``        every 10 s                   ``func_reap_dead_workers``
 ``log_maintenance``       hourly, unless pg_cron       partitions and retention
+``audit_retention``       hourly                       ``func_audit_prune``
+``job_counters``          every minute                 ``func_fold_job_counters``
 ========================  ===========================  ==============================
 """
 
@@ -35,6 +37,8 @@ from typing import Any
 from orchestrator.config import Settings, get_settings
 from orchestrator.daemon import duties
 from orchestrator.daemon.config import EnterpriseConfig, get_enterprise_config
+from orchestrator.daemon.duty_status import DutyStatusRecorder
+from orchestrator.daemon.housekeeping import fold_counters, prune_audit
 from orchestrator.daemon.leader import DutyLeases, make_holder_id
 from orchestrator.daemon.loop import ControlLoop, Duty, DutyOutcome
 from orchestrator.daemon.wakeup import NotifyListener
@@ -89,7 +93,11 @@ class BackgroundTaskManager:
         self.executor = await AsyncpgExecutor.connect(self.dsn, max_size=4)
         if not self.providers:
             self.providers = build_providers(self.executor, self.config.providers)
-        self.loop = ControlLoop(self.build_duties(), DutyLeases(self.executor, self.holder))
+        self.loop = ControlLoop(
+            self.build_duties(),
+            DutyLeases(self.executor, self.holder),
+            on_run=DutyStatusRecorder(self.executor, self.holder),
+        )
 
     def build_duties(self) -> list[Duty]:
         """The enabled duties, from the config."""
@@ -147,6 +155,22 @@ class BackgroundTaskManager:
                     "Error in log maintenance",
                 )
             )
+        built.append(
+            Duty(
+                "audit_retention",
+                3600,
+                functools.partial(prune_audit, ex, self.settings.audit_retention_days),
+                "Error in audit retention",
+            )
+        )
+        built.append(
+            Duty(
+                "job_counters",
+                60,
+                functools.partial(fold_counters, ex),
+                "Error in job counters",
+            )
+        )
         return built
 
     def _on_notify(self, payload: str) -> None:

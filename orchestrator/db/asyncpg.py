@@ -123,13 +123,21 @@ class AsyncpgExecutor:
 
     @classmethod
     async def connect(
-        cls, dsn: str, *, max_size: int = 4, timeout: float = 10, label: str = "the database"
+        cls,
+        dsn: str,
+        *,
+        max_size: int = 4,
+        min_size: int = 1,
+        timeout: float = 10,
+        label: str = "the database",
     ) -> AsyncpgExecutor:
-        """Opens a pool of up to ``max_size`` connections to ``dsn`` (one at first)."""
+        """Opens a pool of up to ``max_size`` connections to ``dsn`` (``min_size`` at
+        first and kept open; 0 opens them on demand, so an outage is not retried in the
+        background and logged every second)."""
         try:
             pool = await asyncpg.create_pool(
                 dsn,
-                min_size=1,
+                min_size=min_size,
                 max_size=max_size,
                 statement_cache_size=0,
                 timeout=timeout,

@@ -404,3 +404,26 @@ def test_internals_live_outside_the_exposed_schema(admin):
         "AND e.extnamespace = 'public'::regnamespace"
     ).fetchone()[0]
     assert trgm_in_public == 0
+
+
+def test_service_role_appends_to_the_audit_trail_but_never_changes_it(admin):
+    """As service_role: func_audit_append and reads work; UPDATE, DELETE and TRUNCATE
+    of audit_log are refused by privilege; retention only through func_audit_prune."""
+    admin.execute("SET ROLE service_role")
+    try:
+        appended = admin.execute(
+            "SELECT func_audit_append('auth_failed', 'authenticate', actor_ip => '10.1.2.3')"
+        ).fetchone()[0]
+        assert appended["id"] is not None
+        assert admin.execute("SELECT func_audit_verify()").fetchone()[0]["valid"] is True
+        for statement in (
+            "UPDATE audit_log SET actor = 'eve'",
+            "DELETE FROM audit_log",
+            "TRUNCATE audit_log",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                admin.execute(statement)
+        pruned = admin.execute("SELECT func_audit_prune(1)").fetchone()[0]
+        assert pruned["deleted"] == 0  # nothing is a day old; the newest is always kept
+    finally:
+        admin.execute("RESET ROLE")

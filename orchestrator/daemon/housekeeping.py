@@ -1,0 +1,29 @@
+"""Upkeep of the operations tables: audit retention (``func_audit_prune``,
+``AUDIT_RETENTION_DAYS``) and folding the job counters' deltas (``func_fold_job_counters``),
+so they stay small where no one scrapes metrics."""
+
+from __future__ import annotations
+
+import logging
+
+from orchestrator.audit.calls import audit_prune
+from orchestrator.db.calls import AsyncCallExecutor
+from orchestrator.ops.calls import fold_job_counters
+
+logger = logging.getLogger("orchestrator.daemon.housekeeping")
+
+
+async def prune_audit(executor: AsyncCallExecutor, retention_days: int) -> None:
+    """Deletes audit entries older than ``retention_days`` (the newest is always kept)."""
+    result = await executor.run(audit_prune(retention_days))
+    if result.get("deleted"):
+        logger.info(
+            "Audit retention: removed %d entries older than %d days",
+            result["deleted"],
+            retention_days,
+        )
+
+
+async def fold_counters(executor: AsyncCallExecutor) -> None:
+    """Moves the job counters' pending deltas into their totals."""
+    await executor.run(fold_job_counters())

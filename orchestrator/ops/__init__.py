@@ -1,0 +1,1 @@
+"""Operations state shared by every hub instance: runtime settings and DB-derived metrics."""

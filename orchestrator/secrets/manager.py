@@ -1,0 +1,109 @@
+"""Resolving a secret by name through the providers, with a TTL cache.
+
+The seed cached every answer forever, misses too, so a rotated or newly set secret needed
+a restart. Here a found value is kept ``ttl`` seconds and a miss at most 30 s; a provider
+that fails is reported (health, ``secrets check``) and the next provider is asked.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from pydantic import SecretStr
+
+from orchestrator.config import Settings
+from orchestrator.secrets.base import SecretsError, SecretsProvider, normalise_name
+from orchestrator.secrets.env import EnvSecrets
+from orchestrator.secrets.file import FileSecrets, default_secrets_file
+
+# Names the hub itself asks for (OPS §13); `secrets check` lists them.
+WELL_KNOWN = (
+    "ORCHESTRATOR_API_TOKEN",
+    "CLOUD_WEBHOOK_SECRET",
+    "SUPABASE_SERVICE_ROLE_KEY",
+    "HF_TOKEN",
+    "REPLICATE_API_TOKEN",
+)
+MISS_TTL = 30.0
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A secret's value (never printed) and the provider that had it."""
+
+    value: SecretStr
+    provider: str
+
+
+class SecretsManager:
+    """Asks the providers in order; thread-safe (the CLI, the event loop, handlers)."""
+
+    def __init__(
+        self,
+        providers: Sequence[SecretsProvider],
+        ttl: float = 300,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.providers = list(providers)
+        self.ttl = ttl
+        self.clock = clock
+        self._cache: dict[str, tuple[float, Resolved | None]] = {}
+        self._errors: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, name: str) -> Resolved | None:
+        """The secret ``name`` from the first provider that has it, or None."""
+        key = normalise_name(name)
+        now = self.clock()
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None and cached[0] > now:
+                return cached[1]
+        found: Resolved | None = None
+        for provider in self.providers:
+            try:
+                value = provider.get(key)
+            except SecretsError as error:
+                with self._lock:
+                    self._errors[provider.name] = str(error)
+                continue
+            with self._lock:
+                self._errors.pop(provider.name, None)
+            if value is not None:
+                found = Resolved(SecretStr(value), provider.name)
+                break
+        ttl = self.ttl if found is not None else min(MISS_TTL, self.ttl)
+        with self._lock:
+            self._cache[key] = (now + ttl, found)
+        return found
+
+    def get(self, name: str) -> str | None:
+        """The plain value of ``name``, or None: for the code that uses the secret."""
+        found = self.resolve(name)
+        return found.value.get_secret_value() if found is not None else None
+
+    def errors(self) -> dict[str, str]:
+        """Providers whose last use failed, with the one-line reason (no values)."""
+        with self._lock:
+            return dict(self._errors)
+
+    def check(self, names: Iterable[str]) -> list[tuple[str, str | None]]:
+        """``(name, provider or None)`` for each name, asking the providers afresh."""
+        self.invalidate()
+        return [(normalise_name(n), getattr(self.resolve(n), "provider", None)) for n in names]
+
+    def invalidate(self) -> None:
+        """Forgets every cached answer."""
+        with self._lock:
+            self._cache.clear()
+
+
+def build_secrets_manager(settings: Settings) -> SecretsManager:
+    """Environment, then the secrets file, as the settings say."""
+    path = settings.secrets_file or default_secrets_file()
+    providers: list[SecretsProvider] = [EnvSecrets(settings.secrets_env_prefix), FileSecrets(path)]
+    return SecretsManager(providers, settings.secrets_ttl)
