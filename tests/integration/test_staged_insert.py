@@ -82,7 +82,8 @@ def test_the_sink_isolates_a_bad_row_by_splitting(db_url):
     try:
         handler._sink.send([_entry()])  # warm: the sink works
         entries = [_entry(message=f"ok{i}") for i in range(7)] + [_entry(log_level="LOUD")]
-        handler._deliver(entries)
+        handler._parts = [entries]
+        handler._deliver_parts()
         stats = handler.stats()
     finally:
         handler.close(timeout=2)
