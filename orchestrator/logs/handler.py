@@ -328,10 +328,17 @@ def _reinit_in_child() -> None:
     for handler in handlers:
         handler._after_fork_in_child()
     # A multiprocessing child (fork start: Process, Pool, ProcessPoolExecutor) ends in
-    # os._exit, which skips atexit; multiprocessing runs its own exit finalizers first.
+    # os._exit, which skips atexit, but runs multiprocessing's exit finalizers first.
+    # Its bootstrap clears the finalizers it inherited, then runs the after-fork hooks:
+    # so the finalizer is registered from one of those.
     mp_util = sys.modules.get("multiprocessing.util")
     if handlers and mp_util is not None:
-        mp_util.Finalize(None, _close_all_at_exit, exitpriority=100)
+        mp_util.register_after_fork(handlers[0], _drain_at_multiprocessing_exit)
+
+
+def _drain_at_multiprocessing_exit(_handler: object) -> None:
+    mp_util = sys.modules["multiprocessing.util"]
+    mp_util.Finalize(None, _close_all_at_exit, exitpriority=100)
 
 
 def _close_all_at_exit() -> None:
