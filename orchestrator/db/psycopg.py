@@ -15,10 +15,10 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from orchestrator.db.calls import Call
 from orchestrator.db.failures import refusal
+from orchestrator.db.jsonsafe import dumps_json
 from orchestrator.db.statement import call_sql
 from orchestrator.errors import DatabaseUnavailable, HubError, first_line
 
@@ -52,7 +52,10 @@ def call_statement(call: Call[Any]) -> sql.SQL:
 
 
 def _adapt(value: Any) -> Any:
-    return Jsonb(value) if isinstance(value, dict | list) else value
+    """JSON values go as text of no declared type, so the server reads them as the
+    parameter's own type: json (the insert functions take json, which keeps what jsonb
+    would refuse until they repair it) or jsonb."""
+    return dumps_json(value) if isinstance(value, dict | list) else value
 
 
 class PsycopgExecutor:

@@ -5,7 +5,10 @@
 --     beats could lose one another's update -> the row is upserted in ONE statement
 --     (INSERT ... ON CONFLICT DO UPDATE), counters and metadata merged by the database;
 --   * a failing log part failed the heartbeat (and the logs were lost) -> the logs go
---     through func_insert_logs_batch() inside one subtransaction per heartbeat: a bad
+--     through func_insert_logs_batch's rules (hub_internal.func_insert_log_entries, after
+--     the same repair of NUL and lone surrogate escapes; logs is json, not jsonb, so
+--     such text cannot fail the call at its parameter) inside one subtransaction per
+--     heartbeat: a bad
 --     entry is rejected alone, an unexpected error is reported in the reply, and the
 --     heartbeat itself always lands;
 --   * it was SECURITY DEFINER and open to anon -> an ordinary function, executable by
@@ -19,7 +22,7 @@ CREATE OR REPLACE FUNCTION public.func_worker_heartbeat_with_logs(
     status text DEFAULT 'idle',
     current_task_id uuid DEFAULT NULL,
     metadata jsonb DEFAULT '{}'::jsonb,
-    logs jsonb DEFAULT '[]'::jsonb
+    logs json DEFAULT '[]'::json
 ) RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
@@ -30,7 +33,7 @@ DECLARE
     v_status text := lower(btrim(func_worker_heartbeat_with_logs.status));
     v_task_id uuid := func_worker_heartbeat_with_logs.current_task_id;
     v_metadata jsonb := coalesce(func_worker_heartbeat_with_logs.metadata, '{}'::jsonb);
-    v_logs jsonb := coalesce(func_worker_heartbeat_with_logs.logs, '[]'::jsonb);
+    v_logs jsonb;
     v_metadata_bytes integer;
     v_hostname text;
     v_vram_total integer;
@@ -81,6 +84,11 @@ BEGIN
     -- One subtransaction per heartbeat (not per row): whatever goes wrong in here is
     -- rolled back alone and reported, and the heartbeat goes on.
     BEGIN
+        -- NUL and lone surrogate escapes repaired, like func_insert_logs_batch does.
+        v_logs := hub_internal.func_logs_jsonb(coalesce(func_worker_heartbeat_with_logs.logs, '[]'::json));
+        IF v_logs IS NULL THEN
+            RAISE EXCEPTION 'logs nest deeper than the server can parse' USING ERRCODE = 'program_limit_exceeded';
+        END IF;
         IF jsonb_typeof(v_logs) = 'array' AND jsonb_array_length(v_logs) BETWEEN 1 AND 10000 THEN
             -- Defaults for what a worker's entry leaves out (missing or JSON null); the
             -- entry's own values win. Non-objects pass through for the batch function to
@@ -97,7 +105,7 @@ BEGIN
               INTO v_logs
               FROM jsonb_array_elements(v_logs) WITH ORDINALITY AS e(value, ord);
         END IF;
-        v_log_result := public.func_insert_logs_batch(v_logs);
+        v_log_result := hub_internal.func_insert_log_entries(v_logs);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
         v_log_result := jsonb_build_object(
@@ -134,10 +142,10 @@ BEGIN
         'logs', v_log_result);
 END;
 $$;
-COMMENT ON FUNCTION public.func_worker_heartbeat_with_logs(text, text, uuid, jsonb, jsonb) IS
+COMMENT ON FUNCTION public.func_worker_heartbeat_with_logs(text, text, uuid, jsonb, json) IS
     'A worker''s heartbeat: upserts its workers row in one statement (status, current_task_id, metadata merged, hostname/vram_total_mb/vram_used_mb taken from metadata, heartbeat_count + 1) and inserts the log entries it carries through func_insert_logs_batch (defaults: source_type worker, source_id and worker_id = worker_id, task_id = current_task_id). Returns {success, worker: {worker_id, status, heartbeat_count, last_heartbeat_at}, logs: {success, inserted, duplicates, rejected, error?}}. Raises invalid_parameter_value for a blank worker_id, an unknown status or non-object metadata; a failure of the log part never fails the heartbeat.';
 
 SELECT hub_internal.func_hub_secure(
     p_functions => ARRAY[
-        'public.func_worker_heartbeat_with_logs(text, text, uuid, jsonb, jsonb)'
+        'public.func_worker_heartbeat_with_logs(text, text, uuid, jsonb, json)'
     ]::regprocedure[]);
