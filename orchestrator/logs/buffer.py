@@ -55,13 +55,14 @@ class BoundedBuffer(Generic[T]):
         self.held_bytes = 0  # the same in bytes
         self.healthy = False  # set by the shipper: waiting for room is worth it
         self._waiters = 0
-        self._room = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()  # entered as a C-level context manager: cheap
+        self._room = threading.Condition(self._lock)  # waits on the same lock
         self._drops: Counter[str] = Counter()
 
     def push(self, item: T, levelno: int, size: int) -> int:
         """Appends ``item`` unless the policy refuses it; returns the number of records
         now held, or -1 when it was dropped (counted)."""
-        with self._room:
+        with self._lock:
             count, nbytes = self.held, self.held_bytes + size
             if count >= self._low_count or nbytes > self._low_bytes:
                 warning_plus = levelno >= logging.WARNING

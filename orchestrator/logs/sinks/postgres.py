@@ -55,12 +55,14 @@ def _stage_row(ord_: int, entry: dict[str, Any]) -> tuple[Any, ...]:
     text, so 2**32 + 42 or true are judged, and kept, as there), the time as exact
     microseconds beside its JSON text (the text is what a clamp keeps)."""
     at, cycle = entry.get("timestamp"), entry.get("cycle_number")
-    numeric = type(at) is float or type(at) is int
+    exact = None
+    if (type(at) is float or type(at) is int) and math.isfinite(at):
+        exact = epoch_microseconds(at)
     return (
         ord_,
         entry.get("id"),
-        dumps_json(at) if numeric else at,
-        epoch_microseconds(at) if numeric and math.isfinite(at) else None,
+        dumps_json(at) if exact is not None or not (at is None or type(at) is str) else at,
+        exact,
         entry.get("source_type"),
         entry.get("source_id"),
         entry.get("log_level"),
