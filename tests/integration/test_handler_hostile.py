@@ -336,3 +336,47 @@ def _wait(predicate: Any, timeout: float) -> bool:
             return True
         time.sleep(0.02)
     return bool(predicate())
+
+
+def test_the_worker_heartbeat_ships_through_the_same_engine(conn, monkeypatch):
+    """One engine: a worker's record that cannot be encoded is dropped alone, as the
+    handler's is; a log part the database keeps failing because of one entry is halved
+    beat after beat until that entry is rejected alone, and every beat lands."""
+    from orchestrator.db.psycopg import PsycopgExecutor
+    from orchestrator.logs.worker import LogBuffer, WorkerDatabaseLogHandler, WorkerHeartbeat
+
+    conn.execute(
+        "CREATE FUNCTION pg_temp.refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN IF NEW.message = 'boom' THEN RAISE EXCEPTION 'no booms here'; END IF;"
+        " RETURN NEW; END $$"
+    )
+    conn.execute(
+        "CREATE TRIGGER refuse_boom BEFORE INSERT ON system_logs"
+        " FOR EACH ROW EXECUTE FUNCTION pg_temp.refuse_boom()"
+    )
+    real = shipping.to_entry
+
+    def fragile(snap: Any, *source: Any) -> dict[str, Any]:
+        if snap[3] == "poison":
+            raise ValueError("cannot encode")
+        return real(snap, *source)
+
+    monkeypatch.setattr(shipping, "to_entry", fragile)
+    buffer = LogBuffer()
+    handler = WorkerDatabaseLogHandler("gpu-e", buffer, logging.DEBUG)
+    logger = logging.getLogger(f"test.hostile.worker.{time.monotonic_ns()}")
+    logger.propagate = False
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    for message in ["a", "poison", "b", "boom", "c", "d", "e", "f"]:
+        logger.info(message)
+    heartbeat = WorkerHeartbeat(PsycopgExecutor(conn), "gpu-e", buffer)
+    beats = 0
+    while len(buffer) and beats < 30:
+        assert heartbeat.beat("busy").heartbeat_count == beats + 1
+        beats += 1
+    stats = heartbeat.stats()
+    assert len(buffer) == 0 and stats["buffer"]["dropped"] == {"unencodable": 1}
+    assert stats["rejected"] == 1 and "no booms here" in (stats["last_rejection"] or "")
+    stored_messages = [m for (m,) in conn.execute("SELECT message FROM system_logs ORDER BY 1")]
+    assert stored_messages == ["a", "b", "c", "d", "e", "f"]
