@@ -274,6 +274,26 @@ def main() -> None:
         rows = entries(args.rows)
         a = ceiling(url, psql, rows)
         c = sink_seconds(url, rows)
+        # The costs of the trigger and of the trigram index, same run, this scratch
+        # database only: the sink again without each.
+        with psycopg.connect(url, autocommit=True) as conn:
+            set_rollups(conn, "off")
+        c_no_rollups = sink_seconds(url, rows)
+        with psycopg.connect(url, autocommit=True) as conn:
+            set_rollups(conn, args.rollups)
+            conn.execute("DROP INDEX IF EXISTS system_logs_message_trgm_idx")
+        c_no_trigram = sink_seconds(url, rows) if trigram else None
+        if trigram:
+            with psycopg.connect(url, autocommit=True) as conn:
+                schema = conn.execute(
+                    "SELECT n.nspname FROM pg_opclass o JOIN pg_namespace n"
+                    " ON n.oid = o.opcnamespace WHERE o.opcname = 'gin_trgm_ops'"
+                ).fetchone()
+                assert schema is not None
+                conn.execute(
+                    f"CREATE INDEX system_logs_message_trgm_idx ON system_logs"  # type: ignore[arg-type]
+                    f" USING gin (message {schema[0]}.gin_trgm_ops)"
+                )
         print(
             f"PostgreSQL {version}; trigram index: {trigram}; "
             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; rollup trigger: {args.rollups}"
@@ -294,6 +314,22 @@ def main() -> None:
                         f"{c:.2f}",
                         f"{args.rows / c:,.0f}",
                         f"{a / c:.0%}",
+                    ),
+                    (
+                        "  the same without the rollup trigger",
+                        args.rows,
+                        f"{c_no_rollups:.2f}",
+                        f"{args.rows / c_no_rollups:,.0f}",
+                        f"{a / c_no_rollups:.0%} (trigger costs {1 - c_no_rollups / c:.0%})",
+                    ),
+                    (
+                        "  the same without the trigram index",
+                        args.rows,
+                        f"{c_no_trigram:.2f}" if c_no_trigram else "-",
+                        f"{args.rows / c_no_trigram:,.0f}" if c_no_trigram else "-",
+                        f"{a / c_no_trigram:.0%} (index costs {1 - c_no_trigram / c:.0%})"
+                        if c_no_trigram
+                        else "no pg_trgm here",
                     ),
                 ],
                 headers=["path", "rows", "seconds", "rows/s", "ratio of ceiling"],

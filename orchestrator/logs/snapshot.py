@@ -61,9 +61,6 @@ Snapshot = tuple[
     int | None,
 ]
 
-# Keys that have a column of their own instead of a place in metadata.
-PROMOTED = ("task_id", "worker_id", "cycle_number")
-
 # A record without extra= keys has exactly this many attributes (fewer, without
 # taskName before Python 3.12): one len() tells whether to look for extras at all.
 _PLAIN_ATTRS = len(logging.LogRecord("", 0, "", 0, "", (), None).__dict__)
@@ -127,6 +124,9 @@ def exception_text(exc: str | traceback.TracebackException) -> str:
     return text[:-1] if text.endswith("\n") else text
 
 
+_LEVEL_NAMES = {n: level_for_number(n) for n in (10, 20, 30, 40, 50)}
+
+
 def to_entry(
     snap: Snapshot, source_type: str, source_id: str, worker_id: str | None
 ) -> dict[str, Any]:
@@ -134,39 +134,48 @@ def to_entry(
     only on a bug: whatever the values hold is encoded, bounded and noted."""
     (levelno, created, name, message, cut_from, exc, extra, fields, correlation_id,
      task_id, ctx_worker, cycle) = snap  # fmt: skip
-    metadata: dict[str, Any] = {**fields, **extra} if fields and extra else dict(extra or fields)
-    promoted = {key: metadata.pop(key) for key in PROMOTED if key in metadata}
-    notes: dict[str, int] = {}
-    if cut_from is not None:
-        notes["message_truncated_from"] = cut_from
-    exception = None
-    if exc is not None:
-        exception = exception_text(exc)
-        if len(exception) > EXCEPTION_MAX:
-            notes["exception_truncated_from"] = len(exception)
-            exception = exception[:EXCEPTION_MAX]
-        exception = safe_text(exception)
     safe: Any = {}
-    if metadata:
-        safe, cut = bounded_json(metadata, METADATA_MAX)
-        if cut:
-            safe = {}
-            notes["metadata_dropped_bytes"] = METADATA_MAX + 1
-    if notes:
-        safe["_ingest"] = notes
-    cycle = promoted.get("cycle_number", cycle)
+    exception = None
+    if extra or fields or exc is not None or cut_from is not None:  # else the common case
+        metadata: dict[str, Any] = (
+            {**fields, **extra} if fields and extra else dict(extra or fields)
+        )
+        if "task_id" in metadata:
+            task_id = metadata.pop("task_id")
+        if "worker_id" in metadata:
+            ctx_worker = metadata.pop("worker_id")
+        if "cycle_number" in metadata:
+            cycle = metadata.pop("cycle_number")
+        notes: dict[str, int] = {}
+        if cut_from is not None:
+            notes["message_truncated_from"] = cut_from
+        if exc is not None:
+            exception = exception_text(exc)
+            if len(exception) > EXCEPTION_MAX:
+                notes["exception_truncated_from"] = len(exception)
+                exception = exception[:EXCEPTION_MAX]
+            exception = safe_text(exception)
+        if metadata:
+            safe, cut = bounded_json(metadata, METADATA_MAX)
+            if cut:
+                safe = {}
+                notes["metadata_dropped_bytes"] = METADATA_MAX + 1
+        if notes:
+            safe["_ingest"] = notes
+    if "\x00" in message or not message.isascii():
+        message = safe_text(message)
     return {
         "id": str(uuid_utils.uuid7()),
         "timestamp": created,  # Unix epoch seconds: cheaper than an ISO string
-        "log_level": level_for_number(levelno),
+        "log_level": _LEVEL_NAMES.get(levelno) or level_for_number(levelno),
         "source_type": source_type,
         "source_id": source_id,
-        "message": safe_text(message),
-        "logger_name": safe_text(name),
-        "task_id": _optional_text(promoted.get("task_id", task_id)),
-        "worker_id": _optional_text(promoted.get("worker_id", ctx_worker or worker_id)),
+        "message": message,
+        "logger_name": name if name.isascii() and "\x00" not in name else safe_text(name),
+        "task_id": None if task_id is None else _optional_text(task_id),
+        "worker_id": _optional_text(ctx_worker or worker_id),
         "cycle_number": cycle if cycle is None or type(cycle) is int else _optional_text(cycle),
-        "correlation_id": _optional_text(correlation_id),
+        "correlation_id": None if correlation_id is None else _optional_text(correlation_id),
         "exception": exception,
         "metadata": safe,
     }

@@ -173,7 +173,9 @@ def test_a_cut_message_is_noted_as_the_database_notes_it(make_logger, sink, db_u
 def test_a_healthy_burst_from_four_threads_loses_nothing(make_logger, sink, db_url):
     """A burst far beyond the buffer, database up: callers wait for room instead of
     dropping, and every record is stored."""
-    logger, handler = make_logger(sink, capacity=200, batch_size=50)
+    # max_block generous: on a loaded machine one batch may take longer than the default
+    # 1 s, and the behaviour under test is waiting rather than dropping.
+    logger, handler = make_logger(sink, capacity=200, batch_size=50, max_block=30)
     assert _wait(lambda: handler.stats()["state"] == "up", 20)
 
     def burst(thread: int) -> None:
