@@ -56,6 +56,21 @@ $$;
 COMMENT ON FUNCTION hub_internal.func_parse_log_timestamp(text) IS
     'ISO 8601 (2026-11-23T18:20:00.123Z; no zone = UTC) or Unix epoch seconds to timestamptz; NULL when malformed. Never raises.';
 
+-- The reply of every insert path, shaped once: {success, inserted, duplicates, rejected:
+-- [{index, reason}]} and, when the batch as a whole was refused, success false with an
+-- error saying what is accepted.
+CREATE OR REPLACE FUNCTION hub_internal.func_log_batch_reply(
+    p_inserted integer, p_duplicates integer, p_rejected jsonb, p_error text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT jsonb_build_object('success', p_error IS NULL, 'inserted', p_inserted,
+                              'duplicates', p_duplicates, 'rejected', p_rejected)
+           || CASE WHEN p_error IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('error', p_error) END
+$$;
+COMMENT ON FUNCTION hub_internal.func_log_batch_reply(integer, integer, jsonb, text) IS
+    'The reply of the log insert functions: {success, inserted, duplicates, rejected[, error]}.';
+
 -- The staging table both entry points fill: one row per entry as the client sent it
 -- (texts, so nothing is refused before the rules below see it), except the time, which
 -- the handler sends as whole microseconds (epoch_us; exact) beside its own text.
@@ -247,8 +262,7 @@ BEGIN
               FROM checked WHERE reason IS NOT NULL)
       INTO v_inserted, v_valid, v_rejected;
     DELETE FROM pg_temp.system_logs_stage_v2;  -- a second batch in the same transaction starts empty
-    RETURN jsonb_build_object('success', true, 'inserted', v_inserted,
-                              'duplicates', v_valid - v_inserted, 'rejected', v_rejected);
+    RETURN hub_internal.func_log_batch_reply(v_inserted, v_valid - v_inserted, v_rejected);
 END;
 $$;
 COMMENT ON FUNCTION hub_internal.func_ingest_staged_logs() IS
@@ -298,20 +312,17 @@ DECLARE
     v_count integer;
 BEGIN
     IF p_logs IS NULL OR jsonb_typeof(p_logs) <> 'array' THEN
-        RETURN jsonb_build_object(
-            'success', false, 'inserted', 0, 'duplicates', 0, 'rejected', '[]'::jsonb,
-            'error', format('logs must be a JSON array of log entry objects, got %s',
-                            coalesce('a JSON ' || jsonb_typeof(p_logs), 'SQL NULL')));
+        RETURN hub_internal.func_log_batch_reply(0, 0, '[]', format(
+            'logs must be a JSON array of log entry objects, got %s',
+            coalesce('a JSON ' || jsonb_typeof(p_logs), 'SQL NULL')));
     END IF;
     v_count := jsonb_array_length(p_logs);
     IF v_count = 0 THEN
-        RETURN jsonb_build_object('success', true, 'inserted', 0, 'duplicates', 0,
-                                  'rejected', '[]'::jsonb);
+        RETURN hub_internal.func_log_batch_reply(0, 0, '[]');
     END IF;
     IF v_count > 10000 THEN
-        RETURN jsonb_build_object(
-            'success', false, 'inserted', 0, 'duplicates', 0, 'rejected', '[]'::jsonb,
-            'error', format('a batch holds at most 10000 entries, got %s; split it', v_count));
+        RETURN hub_internal.func_log_batch_reply(0, 0, '[]', format(
+            'a batch holds at most 10000 entries, got %s; split it', v_count));
     END IF;
     -- Rare case: entries that are not objects are swapped for a marker object, so the
     -- fast jsonb_to_recordset() below can read every entry in one pass.
@@ -357,9 +368,8 @@ BEGIN
     END IF;
     v_logs := hub_internal.func_logs_jsonb(logs);
     IF v_logs IS NULL THEN
-        RETURN jsonb_build_object(
-            'success', false, 'inserted', 0, 'duplicates', 0, 'rejected', '[]'::jsonb,
-            'error', 'logs nest deeper than the server can parse; nest metadata at most 100 levels deep');
+        RETURN hub_internal.func_log_batch_reply(0, 0, '[]',
+            'logs nest deeper than the server can parse; nest metadata at most 100 levels deep');
     END IF;
     RETURN hub_internal.func_insert_log_entries(v_logs);
 END;
@@ -380,6 +390,7 @@ COMMENT ON FUNCTION public.func_insert_staged_logs() IS
 SELECT hub_internal.func_hub_secure(
     p_functions => ARRAY[
         'hub_internal.func_parse_log_timestamp(text)',
+        'hub_internal.func_log_batch_reply(integer, integer, jsonb, text)',
         'hub_internal.func_jsonb_cut_depth(jsonb, integer)',
         'hub_internal.func_ingest_staged_logs()',
         'hub_internal.func_logs_jsonb(json)',

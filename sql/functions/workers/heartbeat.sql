@@ -108,9 +108,8 @@ BEGIN
         v_log_result := hub_internal.func_insert_log_entries(v_logs);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
-        v_log_result := jsonb_build_object(
-            'success', false, 'inserted', 0, 'duplicates', 0, 'rejected', '[]'::jsonb,
-            'error', format('the logs of this heartbeat were not stored: %s (SQLSTATE %s)', v_error, v_state));
+        v_log_result := hub_internal.func_log_batch_reply(0, 0, '[]', format(
+            'the logs of this heartbeat were not stored: %s (SQLSTATE %s)', v_error, v_state));
     END;
 
     -- One statement, no read-modify-write: concurrent heartbeats of one worker queue on
