@@ -55,9 +55,13 @@ SECURITY DEFINER  -- writers of logs need no right to write the counts themselve
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
+    -- Every hour from the batch's first to its last (one or two, as a rule): min and
+    -- max cost one pass, far less than the distinct hours of every row.
     PERFORM pg_advisory_xact_lock_shared(hashtext('orchestrator_hub.log_rollups'), h.key)
-       FROM (SELECT DISTINCT hub_internal.func_log_rollup_hour_key(n."timestamp") AS key
-               FROM new_rows n ORDER BY 1) AS h;
+       FROM (SELECT hub_internal.func_log_rollup_hour_key(min(n."timestamp")) AS low,
+                    hub_internal.func_log_rollup_hour_key(max(n."timestamp")) AS high
+               FROM new_rows n) AS b
+      CROSS JOIN LATERAL generate_series(b.low, b.high) AS h(key);
     INSERT INTO public.system_log_counts AS c
            (resolution, bucket, log_level, source_type, source_id, worker_id, count, errors, last_seen)
     SELECT r.resolution, date_trunc(r.resolution, n."timestamp", 'UTC'),
