@@ -1,4 +1,6 @@
-"""Retention and the rollup rebuild must not stall ingest (issue 14, item 11).
+"""The log store beside its writers: retention and the rollup rebuild must not stall
+ingest (issue 14, item 11), and the reads need no primary (README "Capacity and
+scale-out").
 
 Each test keeps the maintenance step's transaction in a state that used to hold writers
 (a partition held by a long reader; a rebuild not yet committed) and sends a batch of
@@ -12,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+import pytest
 
 from orchestrator.db.psycopg import PsycopgExecutor
 from orchestrator.logs import calls
@@ -69,3 +72,23 @@ def test_writers_of_the_current_hour_are_not_held_by_a_rebuild_of_past_hours(db_
         "SELECT sum(count) FROM system_log_counts WHERE resolution = 'hour'"
     ).fetchone()
     assert count == 2  # both counted exactly once
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT func_query_logs()",
+        "SELECT func_worker_timeline('gpu-1', now() - interval '1 day', now())",
+        "SELECT func_task_timeline('0192f0c1-7a5e-7c3d-9b1a-3f2e4d5c6b7a')",
+        "SELECT func_log_statistics(now() - interval '1 day', now())",
+        "SELECT func_log_errors_summary(now() - interval '1 day', now())",
+        "SELECT func_log_dashboard_summary()",
+        "SELECT func_queue_depth()",
+    ],
+)
+def test_the_read_functions_run_in_a_read_only_transaction(conn, statement):
+    """What a streaming replica requires of them (README "Capacity and scale-out")."""
+    insert(conn, [entry(message="one row", log_level="ERROR", worker_id="gpu-1")])
+    with conn.transaction():
+        conn.execute("SET TRANSACTION READ ONLY")
+        assert conn.execute(statement).fetchone() is not None
