@@ -190,3 +190,23 @@ def _send(path: str, conn: psycopg.Connection[Any], db_url: str, entry: dict[str
 def _beat(conn: psycopg.Connection[Any], entry: dict[str, Any]) -> dict[str, int]:
     logs = PsycopgExecutor(conn).run(heartbeat_call("gpu-r", logs=[entry])).logs
     return {"inserted": logs.inserted, "duplicates": logs.duplicates}
+
+
+@pytest.mark.parametrize("function", ["func_insert_logs_batch", "func_worker_heartbeat_with_logs"])
+def test_metadata_as_deep_as_the_server_parses_is_stored_beside_its_batch(conn, function):
+    """10,000 levels (PostgreSQL's parser stops near 14,000 here, before any function
+    runs): the entry is stored, cut at 100 levels, and its neighbour too."""
+    body = (
+        '[{"message": "deep", "log_level": "INFO", "source_type": "s", "source_id": "x",'
+        f' "metadata": {_nested(10_000)}}},'
+        ' {"message": "neighbour", "log_level": "INFO", "source_type": "s", "source_id": "x"}]'
+    )
+    if function == "func_insert_logs_batch":
+        (result,) = conn.execute("SELECT func_insert_logs_batch(%s)", [body]).fetchone()
+    else:
+        (beat,) = conn.execute(
+            "SELECT func_worker_heartbeat_with_logs('gpu-d', logs => %s)", [body]
+        ).fetchone()
+        result = beat["logs"]
+    assert result["inserted"] == 2
+    assert sorted(r["message"] for r in rows(conn)) == ["deep", "neighbour"]
