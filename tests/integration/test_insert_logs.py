@@ -153,7 +153,25 @@ def test_sql_null_batch_is_refused(conn):
 
 def test_empty_batch_is_a_successful_no_op(conn):
     """An empty array inserts nothing and succeeds."""
-    assert insert_raw(conn, []) == {"success": True, "inserted": 0, "duplicates": 0, "rejected": []}
+    assert insert_raw(conn, []) == {
+        "success": True,
+        "inserted": 0,
+        "duplicates": 0,
+        "rejected": [],
+        "errors": 0,
+    }
+
+
+def test_errors_counts_what_was_not_stored_beside_the_reasons(conn):
+    """`errors` (the seed's handler reads it) counts the refused entries, never the
+    duplicates; a batch refused whole counts each entry, a non-array counts one."""
+    good = entry()
+    first = insert_raw(conn, [good, entry(log_level="LOUD"), 7, entry(message=None)])
+    assert (first["inserted"], first["errors"], len(first["rejected"])) == (1, 3, 3)
+    again = insert_raw(conn, [good])
+    assert (again["duplicates"], again["errors"]) == (1, 0)
+    assert insert_raw(conn, [{}] * 10_001)["errors"] == 10_001
+    assert insert_raw(conn, {"not": "an array"})["errors"] == 1
 
 
 def test_oversized_batch_is_refused(conn):

@@ -35,6 +35,7 @@ def test_staged_rows_land_and_a_retry_is_all_duplicates(conn):
         "inserted": 10,
         "duplicates": 0,
         "rejected": [],
+        "errors": 0,
     }
     assert _stage_and_insert(conn, batch)["duplicates"] == 10
     assert len(rows(conn)) == 10

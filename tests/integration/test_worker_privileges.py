@@ -75,7 +75,13 @@ def test_anon_is_refused_and_service_role_beats_with_logs(admin):
                 "SELECT func_worker_heartbeat_with_logs('gpu-sr', 'busy', logs => %s)", [logs]
             ).fetchone()[0]
         assert result["worker"]["heartbeat_count"] == 2
-        assert result["logs"] == {"success": True, "inserted": 1, "duplicates": 0, "rejected": []}
+        assert result["logs"] == {
+            "success": True,
+            "inserted": 1,
+            "duplicates": 0,
+            "rejected": [],
+            "errors": 0,
+        }
         assert admin.execute(
             "SELECT status, heartbeat_count FROM workers WHERE worker_id = 'gpu-sr'"
         ).fetchone() == ("busy", 2)

@@ -57,19 +57,23 @@ COMMENT ON FUNCTION hub_internal.func_parse_log_timestamp(text) IS
     'ISO 8601 (2026-11-23T18:20:00.123Z; no zone = UTC) or Unix epoch seconds to timestamptz; NULL when malformed. Never raises.';
 
 -- The reply of every insert path, shaped once: {success, inserted, duplicates, rejected:
--- [{index, reason}]} and, when the batch as a whole was refused, success false with an
--- error saying what is accepted.
+-- [{index, reason}], errors} and, when the batch as a whole was refused, success false
+-- with an error saying what is accepted. errors (the seed's handler counts refused
+-- entries from it) is the number of entries not stored for another reason than being
+-- duplicates: the rejected ones, or p_errors when the batch was refused whole.
 CREATE OR REPLACE FUNCTION hub_internal.func_log_batch_reply(
-    p_inserted integer, p_duplicates integer, p_rejected jsonb, p_error text DEFAULT NULL)
+    p_inserted integer, p_duplicates integer, p_rejected jsonb, p_error text DEFAULT NULL,
+    p_errors integer DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT jsonb_build_object('success', p_error IS NULL, 'inserted', p_inserted,
-                              'duplicates', p_duplicates, 'rejected', p_rejected)
+                              'duplicates', p_duplicates, 'rejected', p_rejected,
+                              'errors', coalesce(p_errors, jsonb_array_length(p_rejected)))
            || CASE WHEN p_error IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('error', p_error) END
 $$;
-COMMENT ON FUNCTION hub_internal.func_log_batch_reply(integer, integer, jsonb, text) IS
-    'The reply of the log insert functions: {success, inserted, duplicates, rejected[, error]}.';
+COMMENT ON FUNCTION hub_internal.func_log_batch_reply(integer, integer, jsonb, text, integer) IS
+    'The reply of the log insert functions: {success, inserted, duplicates, rejected, errors[, error]}.';
 
 -- The staging table both entry points fill: one row per entry as the client sent it
 -- (texts, so nothing is refused before the rules below see it), except the time, which
@@ -314,7 +318,7 @@ BEGIN
     IF p_logs IS NULL OR jsonb_typeof(p_logs) <> 'array' THEN
         RETURN hub_internal.func_log_batch_reply(0, 0, '[]', format(
             'logs must be a JSON array of log entry objects, got %s',
-            coalesce('a JSON ' || jsonb_typeof(p_logs), 'SQL NULL')));
+            coalesce('a JSON ' || jsonb_typeof(p_logs), 'SQL NULL')), 1);
     END IF;
     v_count := jsonb_array_length(p_logs);
     IF v_count = 0 THEN
@@ -322,7 +326,7 @@ BEGIN
     END IF;
     IF v_count > 10000 THEN
         RETURN hub_internal.func_log_batch_reply(0, 0, '[]', format(
-            'a batch holds at most 10000 entries, got %s; split it', v_count));
+            'a batch holds at most 10000 entries, got %s; split it', v_count), v_count);
     END IF;
     -- Rare case: entries that are not objects are swapped for a marker object, so the
     -- fast jsonb_to_recordset() below can read every entry in one pass.
@@ -369,13 +373,13 @@ BEGIN
     v_logs := hub_internal.func_logs_jsonb(logs);
     IF v_logs IS NULL THEN
         RETURN hub_internal.func_log_batch_reply(0, 0, '[]',
-            'logs nest deeper than the server can parse; nest metadata at most 100 levels deep');
+            'logs nest deeper than the server can parse; nest metadata at most 100 levels deep', 1);
     END IF;
     RETURN hub_internal.func_insert_log_entries(v_logs);
 END;
 $$;
 COMMENT ON FUNCTION public.func_insert_logs_batch(json) IS
-    'Inserts a JSON array of log entries (keys: id, timestamp, log_level or level, source_type, source_id, message, task_id, worker_id, cycle_number, metadata, logger_name, correlation_id, exception). Returns {success, inserted, duplicates, rejected: [{index, reason}]}; bad entries are rejected alone, NUL and lone surrogate escapes become U+FFFD, retries of the same id are counted as duplicates.';
+    'Inserts a JSON array of log entries (keys: id, timestamp, log_level or level, source_type, source_id, message, task_id, worker_id, cycle_number, metadata, logger_name, correlation_id, exception). Returns {success, inserted, duplicates, rejected: [{index, reason}], errors}; bad entries are rejected alone, NUL and lone surrogate escapes become U+FFFD, retries of the same id are counted as duplicates; errors counts the entries not stored for another reason (the rejected ones; every entry of a batch refused whole; 1 for logs that is not an array), as the seed''s log handler reads it.';
 
 CREATE OR REPLACE FUNCTION public.func_insert_staged_logs()
 RETURNS jsonb
@@ -390,7 +394,7 @@ COMMENT ON FUNCTION public.func_insert_staged_logs() IS
 SELECT hub_internal.func_hub_secure(
     p_functions => ARRAY[
         'hub_internal.func_parse_log_timestamp(text)',
-        'hub_internal.func_log_batch_reply(integer, integer, jsonb, text)',
+        'hub_internal.func_log_batch_reply(integer, integer, jsonb, text, integer)',
         'hub_internal.func_jsonb_cut_depth(jsonb, integer)',
         'hub_internal.func_ingest_staged_logs()',
         'hub_internal.func_logs_jsonb(json)',

@@ -109,7 +109,8 @@ BEGIN
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
         v_log_result := hub_internal.func_log_batch_reply(0, 0, '[]', format(
-            'the logs of this heartbeat were not stored: %s (SQLSTATE %s)', v_error, v_state));
+            'the logs of this heartbeat were not stored: %s (SQLSTATE %s)', v_error, v_state),
+            CASE WHEN jsonb_typeof(v_logs) = 'array' THEN jsonb_array_length(v_logs) ELSE 1 END);
     END;
 
     -- One statement, no read-modify-write: concurrent heartbeats of one worker queue on
