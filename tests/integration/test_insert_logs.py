@@ -329,7 +329,7 @@ def test_rows_for_a_day_without_partition_land_in_the_default_partition(conn):
 )
 def test_set_based_insert_has_no_row_loop(conn, function):
     """The insert functions have no FOR/LOOP and no EXCEPTION block (no per-row
-    subtransaction; the one parse guard is per call, in func_logs_jsonb)."""
+    subtransaction)."""
     [body] = conn.execute("SELECT prosrc FROM pg_proc WHERE proname = %s", [function]).fetchone()
     assert not re.search(r"\bLOOP\b", body, re.IGNORECASE)
     assert not re.search(r"\bEXCEPTION\s+WHEN\b", body, re.IGNORECASE)

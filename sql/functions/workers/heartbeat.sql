@@ -86,9 +86,6 @@ BEGIN
     BEGIN
         -- NUL and lone surrogate escapes repaired, like func_insert_logs_batch does.
         v_logs := hub_internal.func_logs_jsonb(coalesce(func_worker_heartbeat_with_logs.logs, '[]'::json));
-        IF v_logs IS NULL THEN
-            RAISE EXCEPTION 'logs nest deeper than the server can parse' USING ERRCODE = 'program_limit_exceeded';
-        END IF;
         IF jsonb_typeof(v_logs) = 'array' AND jsonb_array_length(v_logs) BETWEEN 1 AND 10000 THEN
             -- Defaults for what a worker's entry leaves out (missing or JSON null); the
             -- entry's own values win. Non-objects pass through for the batch function to
