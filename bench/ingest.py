@@ -4,8 +4,11 @@ Issue 2 asks for one run over N (default 1,000,000) generated rows, same table a
 indexes for every path, each reported as rows/s and as a ratio of (a):
 
 (a)  ``\\copy ... FROM file (FORMAT csv)`` through psql, one statement: the ceiling.
-(b)  ``func_insert_logs_batch(jsonb)`` in batches of 50 and 500: the RPC contract that
+(b)  ``func_insert_logs_batch(json)`` in batches of 50 and 500: the RPC contract that
      supabase-py and the SQL editor use (validation + ON CONFLICT DO NOTHING).
+(s)  the seed's design as a peer: a plpgsql loop over the entries with an exception
+     block (a subtransaction) per row, batches of 50, created under a bench_ name in
+     the bench's own scratch database (same table, indexes and trigger).
 (c)  the direct paths the Python log handler could use, chunks of 500 (what the handler
      ships) and 5000 (the trend): c1 binary COPY straight into the table (no dedup: the
      Python ceiling); c2 binary COPY into an ON COMMIT DROP temp table, then INSERT ...
@@ -17,8 +20,9 @@ indexes for every path, each reported as rows/s and as a ratio of (a):
 Rows are generated once, deterministically (seeded), inside the current UTC day or the
 one before, so they land in real daily partitions. Every path starts from a TRUNCATEd
 table and a CHECKPOINT; only the insert itself is timed, including the Python-side
-conversion of the in-memory rows to the wire format (JSON text for (b), COPY/array
-encoding for (c)). A fresh database is created per run and dropped at the end.
+conversion of the in-memory rows to what each path is given: JSON text for (b) and (s),
+COPY/array encoding for (c1-c3), the handler's entries (then its own encoding) for c4
+and c5. A fresh database is created per run and dropped at the end.
 
     python bench/ingest.py [--database-url URL] [--rows N] [--rollups on|off]
 
@@ -169,8 +173,48 @@ def entry(r: Row) -> dict[str, Any]:
 
 def insert_b(db: Db, chunk: Sequence[Row]) -> int:
     batch = json.dumps([entry(r) for r in chunk])
-    res = db.conn.execute("SELECT public.func_insert_logs_batch(%s::jsonb)", [batch]).fetchone()
+    res = db.conn.execute("SELECT public.func_insert_logs_batch(%s::json)", [batch]).fetchone()
     assert res is not None and res[0]["success"] and not res[0]["rejected"], res
+    return int(res[0]["inserted"])
+
+
+# The seed's insert function, shape for shape: one INSERT per entry, each in its own
+# exception block (a subtransaction), bad rows only counted.
+SEED_FUNCTION = """
+CREATE OR REPLACE FUNCTION public.bench_seed_insert_logs_batch(logs jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    e jsonb;
+    v_inserted integer := 0;
+    v_errors integer := 0;
+BEGIN
+    FOR e IN SELECT value FROM jsonb_array_elements(logs) LOOP
+        BEGIN
+            INSERT INTO public.system_logs (id, "timestamp", source_type, source_id, worker_id,
+                logger_name, log_level, severity_number, message, task_id, cycle_number, metadata)
+            VALUES ((e->>'id')::uuid, (e->>'timestamp')::timestamptz, e->>'source_type',
+                e->>'source_id', e->>'worker_id', e->>'logger_name', e->>'log_level',
+                CASE e->>'log_level' WHEN 'DEBUG' THEN 5 WHEN 'INFO' THEN 9
+                     WHEN 'WARNING' THEN 13 WHEN 'ERROR' THEN 17 ELSE 21 END,
+                e->>'message', (e->>'task_id')::uuid, (e->>'cycle_number')::integer,
+                coalesce(e->'metadata', '{}'::jsonb));
+            v_inserted := v_inserted + 1;
+        EXCEPTION WHEN OTHERS THEN
+            v_errors := v_errors + 1;
+        END;
+    END LOOP;
+    RETURN jsonb_build_object('success', true, 'inserted', v_inserted, 'errors', v_errors);
+END;
+$$;
+"""
+
+
+def insert_seed(db: Db, chunk: Sequence[Row]) -> int:
+    batch = json.dumps([entry(r) for r in chunk])
+    res = db.conn.execute(
+        "SELECT public.bench_seed_insert_logs_batch(%s::jsonb)", [batch]
+    ).fetchone()
+    assert res is not None and res[0]["errors"] == 0, res
     return int(res[0]["inserted"])
 
 
@@ -217,13 +261,13 @@ def handler_entries(chunk: Sequence[Row]) -> list[dict[str, Any]]:
 
 def insert_c4(db: Db, chunk: Sequence[Row]) -> int:
     """The handler's sink as it runs: direct binary COPY for a clean batch."""
-    return db.sink.send(db.prepared[id(chunk)]).inserted
+    return db.sink.send(handler_entries(chunk)).inserted
 
 
 def insert_c5(db: Db, chunk: Sequence[Row]) -> int:
     """The sink's staged path (retries, batches needing repairs): COPY into the staging
     table, then func_insert_staged_logs()."""
-    return db.sink.send_staged(db.prepared[id(chunk)]).inserted
+    return db.sink.send_staged(handler_entries(chunk)).inserted
 
 
 class Db:
@@ -233,7 +277,6 @@ class Db:
         self.conninfo, self.psql, self.csv_path = conninfo, psql, csv_path
         self.conn = connect(conninfo)
         self.sink = PostgresSink(conninfo)
-        self.prepared: dict[int, list[dict[str, Any]]] = {}
 
     def reset(self) -> None:
         """Empty table and rollups, the days from 3 back to 3 ahead present, nothing dirty."""
@@ -261,6 +304,7 @@ def bench_insert(db: Db, rows: Sequence[Row]) -> list[tuple[str, int, float]]:
         ("a  psql \\copy csv (1 statement)", 0, insert_a),
         ("b  func_insert_logs_batch x50", 50, insert_b),
         ("b  func_insert_logs_batch x500", 500, insert_b),
+        ("s  seed design: row loop + exception block x50", 50, insert_seed),
     ]
     paths += [
         ("c1 binary COPY x500 (no dedup)", 500, insert_c1),
@@ -273,8 +317,6 @@ def bench_insert(db: Db, rows: Sequence[Row]) -> list[tuple[str, int, float]]:
     for name, size, insert in paths:
         db.reset()
         batches = list(chunks(rows, size or len(rows)))
-        if insert in (insert_c4, insert_c5):  # the handler builds its entries off the clock
-            db.prepared = {id(b): handler_entries(b) for b in batches}
         started = time.perf_counter()
         reported = sum(insert(db, chunk) for chunk in batches)
         elapsed = time.perf_counter() - started
@@ -357,6 +399,7 @@ def main() -> None:
     try:
         db = Db(make_conninfo(admin_url, dbname=name), psql, tmp / "rows.csv")
         migrate(db.conn)
+        db.conn.execute(SEED_FUNCTION)  # this run's scratch database only
         set_rollups(db.conn, args.rollups)
         db.reset()
         info = db.conn.execute(

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     db_log_buffer_size: int = Field(
         default=10_000, ge=100, le=1_000_000, validation_alias="DB_LOG_BUFFER_SIZE"
     )
+    db_log_buffer_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=16 * 1024**3,
+        validation_alias="DB_LOG_BUFFER_BYTES",
+    )
     log_level: LogLevelName = Field(default="INFO", validation_alias="ORCHESTRATOR_LOG_LEVEL")
     log_format: LogFormat = Field(default="text", validation_alias="ORCHESTRATOR_LOG_FORMAT")
     log_file: Path | None = Field(default=None, validation_alias="ORCHESTRATOR_LOG_FILE")
@@ -171,6 +177,7 @@ ACCEPTED: dict[str, str] = {
     "DB_LOGGING_REQUIRED": "true or false (also 1/0, yes/no, on/off)",
     "ORCHESTRATOR_INSTANCE_ID": "a non-empty name of at most 255 characters",
     "DB_LOG_BUFFER_SIZE": "an integer from 100 to 1000000 (records)",
+    "DB_LOG_BUFFER_BYTES": "an integer from 1048576 to 17179869184 (bytes)",
     "ORCHESTRATOR_LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
     "ORCHESTRATOR_LOG_FORMAT": "json or text",
     "ORCHESTRATOR_LOG_FILE": "a file path",

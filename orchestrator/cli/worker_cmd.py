@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     worker_id = args.worker_id or f"{socket.gethostname()}-{os.getpid()}"
     init_from_env(settings)
-    buffer = LogBuffer(settings.db_log_buffer_size)
+    buffer = LogBuffer(settings.db_log_buffer_size, settings.db_log_buffer_bytes)
     handler = WorkerDatabaseLogHandler(worker_id, buffer, settings.db_log_level)
     root = logging.getLogger()
     root.addHandler(handler)

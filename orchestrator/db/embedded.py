@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -31,6 +32,11 @@ def _pgserver() -> Any:
         warnings.simplefilter("ignore")
         import pgserver
 
+    # Its INFO lines (each initdb/pg_ctl command line and output at start and stop) are
+    # not the program's: WARNING and above only, unless the program set a level itself.
+    quiet = logging.getLogger("pgserver")
+    if quiet.level == logging.NOTSET:
+        quiet.setLevel(logging.WARNING)
     return pgserver
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
+import sys
 from typing import Any
 
 import orjson
@@ -36,7 +38,7 @@ def safe_text(text: str) -> str:
 
 
 def printable(value: object) -> str:
-    """``str(value)``, even for an object whose ``__str__`` raises."""
+    """``str(value)``, even for an object whose ``__str__`` raises (or recurses)."""
     try:
         return str(value)
     except Exception:
@@ -44,26 +46,91 @@ def printable(value: object) -> str:
 
 
 MAX_DEPTH = 20
+MAX_BYTES = 65536  # what the database keeps of metadata (sql/functions/logs/ingest.sql)
+
+
+class _Budget:
+    """Approximate bytes of JSON text still allowed; the walk stops when it is spent."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, left: int) -> None:
+        self.left = left
 
 
 def json_safe(value: Any, _depth: int = 0) -> Any:
-    """A copy of ``value`` that encodes as valid ``jsonb``: see the module docstring."""
+    """A copy of ``value`` that encodes as valid ``jsonb``: see the module docstring.
+
+    Containers nested deeper than ``MAX_DEPTH`` become their (short) text; the size is
+    the caller's to bound (a whole batch goes through here): see :func:`bounded_json`."""
+    return bounded_json(value, sys.maxsize)[0]
+
+
+def bounded_json(value: Any, max_bytes: int = MAX_BYTES) -> tuple[Any, bool]:
+    """(:func:`json_safe` copy of ``value``, whether it was cut at ``max_bytes``).
+
+    Never raises and never runs long, whatever ``value`` is: a dict that contains
+    itself, another thread changing it (each container is copied in one step, atomic
+    under the GIL, before it is walked), keys that are not strings, objects whose
+    ``str`` raises, nesting thousands deep, or millions of members (the walk stops when
+    the budget of bytes is spent, and says so)."""
+    budget = _Budget(max_bytes)
+    try:
+        safe = _walk(value, 0, budget)
+    except Exception:  # a RecursionError or MemoryError from a pathological object
+        return safe_text(printable(value)[:max_bytes]), True
+    return safe, budget.left < 0
+
+
+def _walk(value: Any, depth: int, budget: _Budget) -> Any:
     if isinstance(value, str):
+        budget.left -= len(value) + 3
         return safe_text(value)
     if value is None or isinstance(value, bool):
+        budget.left -= 5
         return value
     if isinstance(value, int):  # past ~4300 digits int -> str raises; keep well below
+        budget.left -= 12
         return value if value.bit_length() < 4096 else printable(value)
     if isinstance(value, float):
+        budget.left -= 12
         # JSON has no NaN/Infinity; jsonb rejects them, so they travel as strings.
         return value if math.isfinite(value) else str(value)
-    if _depth > MAX_DEPTH:
-        return safe_text(printable(value))
+    if depth >= MAX_DEPTH or not isinstance(value, dict | list | tuple):
+        text = safe_text(_short(value) if depth >= MAX_DEPTH else printable(value))
+        text = text[: max(budget.left, 0)]
+        budget.left -= len(text) + 3
+        return text
+    budget.left -= 2
     if isinstance(value, dict):
-        return {safe_text(printable(k)): json_safe(v, _depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v, _depth + 1) for v in value]
-    return safe_text(printable(value))
+        out: dict[str, Any] = {}
+        for key, member in list(value.items()):
+            if budget.left < 0:
+                break
+            name = key if type(key) is str else printable(key)
+            budget.left -= len(name) + 4
+            out[safe_text(name)] = _walk(member, depth + 1, budget)
+        return out
+    items: list[Any] = []
+    for member in list(value):
+        if budget.left < 0:
+            break
+        items.append(_walk(member, depth + 1, budget))
+        budget.left -= 1
+    return items
+
+
+_repr = reprlib.Repr()
+_repr.maxlevel, _repr.maxstring, _repr.maxother = 3, 200, 200
+
+
+def _short(value: Any) -> str:
+    """A bounded description of a value nested too deep (reprlib copes with cycles,
+    huge containers and reprs that raise)."""
+    try:
+        return _repr.repr(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
 
 
 def dumps_json(value: Any) -> str:

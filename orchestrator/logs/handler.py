@@ -31,6 +31,7 @@ import atexit
 import logging
 import os
 import random
+import sys
 import threading
 import time
 import weakref
@@ -39,10 +40,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.errors import DatabaseUnavailable, HubError, InputRefused
-from orchestrator.logs.buffer import RecordBuffer
-from orchestrator.logs.guard import RateLimitedStderr
+from orchestrator.logs.buffer import DEFAULT_MAX_BYTES
+from orchestrator.logs.shipping import ShippingQueue, Source
 from orchestrator.logs.sinks import LogSink
-from orchestrator.logs.snapshot import Snapshot, SnapshotHandler, to_entry
+from orchestrator.logs.snapshot import SnapshotHandler
 
 _live_handlers: weakref.WeakSet[SinkLogHandler] = weakref.WeakSet()
 
@@ -55,7 +56,10 @@ class SinkLogHandler(SnapshotHandler):
     ``sink`` is a zero-argument factory of a :class:`~orchestrator.logs.sinks.LogSink`
     (a factory, because a forked child needs a connection of its own). A batch goes out
     when ``batch_size`` records wait, or every ``flush_interval`` seconds; at most
-    ``capacity`` records wait in memory.
+    ``capacity`` records and ``max_bytes`` bytes wait in memory; while the database
+    keeps pace a caller waits at most ``max_block`` seconds for room instead of losing
+    its record (:mod:`~orchestrator.logs.buffer`). A send unanswered for
+    ``stall_after`` seconds makes ``stats()["state"]`` say ``down``.
     """
 
     def __init__(
@@ -69,15 +73,20 @@ class SinkLogHandler(SnapshotHandler):
         batch_size: int,
         flush_interval: float,
         capacity: int,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         max_batch: int = 1000,
+        max_block: float = 1.0,
         close_timeout: float = 5.0,
         max_backoff: float = 30.0,
+        stall_after: float = 10.0,
     ) -> None:
         super().__init__(level)
         self.source_type, self.source_id, self.worker_id = source_type, source_id, worker_id
         self.batch_size, self.flush_interval, self.capacity = batch_size, flush_interval, capacity
+        self.max_bytes, self.max_block, self.stall_after = max_bytes, max_block, stall_after
         self.max_batch = max(self.batch_size, max_batch)
         self.close_timeout, self.max_backoff = close_timeout, max_backoff
+        self._source: Source = (source_type, source_id, worker_id)
         self._sink_factory = sink
         self._closed = False
         self._init_runtime()
@@ -87,27 +96,24 @@ class SinkLogHandler(SnapshotHandler):
     # -- state that a forked child must rebuild --------------------------------------
 
     def _init_runtime(self) -> None:
-        self._buffer: RecordBuffer[Snapshot] = RecordBuffer(self.capacity)
+        self._queue = ShippingQueue(self.capacity, self.max_bytes, self.max_block)
         self._sink: LogSink = self._sink_factory()
         self._wake = threading.Event()
         self._stop = threading.Event()  # only close() sets it: it may cut a backoff short
-        self._progress = threading.Condition()
         self._thread: threading.Thread | None = None
         self._shipper_ident: int | None = None
         self._closing = False
-        self._in_flight: list[dict[str, Any]] = []
-        self._taken = self._done = 0
-        self._sent = self._duplicates = self._rejected = self._given_up = 0
-        self._retries = self._errors = 0
+        self._parts: list[list[dict[str, Any]]] = []  # the batch in hand, split if refused
+        self._send_started: float | None = None
+        self._given_up = self._retries = self._errors = 0
         self._state = "starting"
         self._last_error: str | None = None
-        self._last_rejection: str | None = None
         self._last_success: datetime | None = None
-        self._complaints = RateLimitedStderr()  # fresh after fork: its clock is per process
+        self._complaints = self._queue.complaints  # fresh after fork: its clock is per process
 
     def count_drop(self, reason: str) -> None:
         """Counts a record dropped before it reached the buffer."""
-        self._buffer.count_drop(reason)
+        self._queue.count_drop(reason)
 
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="orchestrator-db-log", daemon=True)
@@ -120,13 +126,14 @@ class SinkLogHandler(SnapshotHandler):
     # -- the calling thread -----------------------------------------------------------
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Snapshots the record into the buffer: no I/O, no encoding, no shared lock."""
+        """Snapshots the record into the buffer: no I/O, no encoding."""
         if self._closed or threading.get_ident() == self._shipper_ident:
             return
-        snap = self.snapshot(record)
-        if snap is None:
+        taken = self.snapshot(record)
+        if taken is None:
             return
-        if self._buffer.push(snap, record.levelno) >= self.batch_size and not self._wake.is_set():
+        held = self._queue.offer_snapshot(taken[0], taken[1], record.levelno, self._source)
+        if held >= self.batch_size and not self._wake.is_set():
             self._wake.set()
         if self._thread is None:
             self._start()
@@ -150,27 +157,28 @@ class SinkLogHandler(SnapshotHandler):
                 return
 
     def _probe(self) -> None:
+        self._send_started = time.monotonic()
         try:
             self._sink.check()
         except Exception as error:  # whatever the reason, the destination is not usable
             self._mark_down(str(error) or type(error).__name__)
         else:
-            self._state = "up"
+            self._mark_up()
+        finally:
+            self._send_started = None
 
     def _ship_available(self) -> None:
         attempt = 0
         while True:
-            with self._progress:
-                if not self._in_flight:
-                    # batch_size triggers a send; a backlog goes out in bigger sends, so
-                    # one round trip per 50 records never caps the throughput.
-                    snaps = self._buffer.take(self.max_batch)
-                    if not snaps:
-                        return
-                    self._taken += len(snaps)
-                    self._in_flight = [self._entry(s) for s in snaps]
+            if not self._parts:
+                # batch_size triggers a send; a backlog goes out in bigger sends, so
+                # one round trip per 50 records never caps the throughput.
+                entries = self._queue.take(self.max_batch)
+                if not entries:
+                    return
+                self._parts = [entries]
             try:
-                self._deliver(self._in_flight)
+                self._deliver_parts()
             except HubError as error:  # unreachable, busy, or not migrated yet: retry
                 self._retries += 1
                 self._mark_down(str(error))
@@ -184,50 +192,46 @@ class SinkLogHandler(SnapshotHandler):
                 self._stop.wait(delay)
                 continue
             attempt = 0
-            with self._progress:
-                self._done += len(self._in_flight)
-                self._buffer.release(len(self._in_flight))
-                self._in_flight = []
-                self._progress.notify_all()
 
-    def _entry(self, snap: Snapshot) -> dict[str, Any]:
-        return to_entry(snap, self.source_type, self.source_id, self.worker_id)
+    def _deliver_parts(self) -> None:
+        """Sends the batch in hand; a part the database refuses as input is halved
+        until the bad entry stands alone and is counted as rejected."""
+        parts = self._parts
+        while parts:
+            part = parts[0]
+            self._send_started = time.monotonic()
+            try:
+                result = self._sink.send(part)
+            except InputRefused as error:
+                if len(part) == 1:
+                    parts.pop(0)
+                    self._queue.reject(1, f"{error} (entry of {part[0].get('logger_name')})")
+                    self._queue.confirm(1)
+                    continue
+                middle = len(part) // 2
+                parts[0:1] = [part[:middle], part[middle:]]
+                continue
+            finally:
+                self._send_started = None
+            parts.pop(0)
+            self._queue.settle(part, result)
+            self._mark_up()
 
-    def _deliver(self, entries: list[dict[str, Any]]) -> None:
-        """Sends entries; on refused input, halves until the bad entry is alone."""
-        try:
-            result = self._sink.send(entries)
-        except InputRefused as error:
-            if len(entries) == 1:
-                self._reject(1, f"{error} (entry of {entries[0].get('logger_name')})")
-                return
-            middle = len(entries) // 2
-            self._deliver(entries[:middle])
-            self._deliver(entries[middle:])
-            return
-        if not result.success:
-            self._reject(len(entries), result.error or "batch refused")
-            return
-        # Delivered = inserted now or found already stored (a retry after a lost reply).
-        self._sent += result.inserted + result.duplicates
-        self._duplicates += result.duplicates
-        if result.rejected:
-            first = result.rejected[0]
-            self._reject(len(result.rejected), f"entry {first.index}: {first.reason}")
+    def _mark_up(self) -> None:
         if self._state != "up":
-            if self._state == "down":
+            if self._state == "down" and not self._closed:
                 self._complaints.say(f"database logging recovered ({self._sink.label})", force=True)
             self._state = "up"
         self._last_success = datetime.now(UTC)
-
-    def _reject(self, count: int, reason: str) -> None:
-        self._rejected += count
-        self._last_rejection = reason
-        self._complaints.say(f"database refused {count} log record(s): {reason}")
+        if not self._closed:
+            self._queue.buffer.set_healthy(True)
 
     def _mark_down(self, error: str) -> None:
         self._errors += 1
         self._last_error = error
+        self._queue.buffer.set_healthy(False)
+        if self._closed:
+            return  # close() said its last word; a stuck send ending late stays quiet
         if self._state != "down":
             self._complaints.say(
                 f"database logging is DOWN ({self._sink.label}): {error}; records are kept "
@@ -241,23 +245,18 @@ class SinkLogHandler(SnapshotHandler):
     def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]
         """Sends what was buffered before this call; True if all of it was inserted.
 
-        Waits at most ``timeout`` seconds (default ``close_timeout``). Records the
-        database rejected, or that could not be sent in time, make it return False.
+        Waits at most ``timeout`` seconds (default ``close_timeout``); returns at once
+        once the handler is closed (``logging.shutdown`` flushes closed handlers).
+        Records the database rejected, that could not be encoded, or that could not
+        be sent in time make it return False.
         """
-        if self._thread is None or not self._thread.is_alive():
-            return not self._buffer and not self._in_flight
+        queue = self._queue
+        if self._closed or self._thread is None or not self._thread.is_alive():
+            return queue.buffer.held == 0
         deadline = time.monotonic() + (self.close_timeout if timeout is None else timeout)
-        with self._progress:
-            target = self._taken + len(self._buffer)
-            failures_before = self._rejected + self._given_up
+        target, failures_before = queue.mark()
         self._wake.set()
-        with self._progress:
-            while self._done < target:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._progress.wait(remaining)
-        return self._rejected + self._given_up == failures_before
+        return queue.wait(target, deadline) and queue.failed == failures_before
 
     def close(self, timeout: float | None = None) -> None:
         """Drains the buffer (at most ``timeout``, default ``close_timeout``) and stops.
@@ -269,14 +268,15 @@ class SinkLogHandler(SnapshotHandler):
         self._closed = True
         budget = self.close_timeout if timeout is None else timeout
         thread = self._thread
+        self._queue.buffer.set_healthy(False)  # no caller waits for room any more
         if thread is not None and thread.is_alive():
             self._closing = True
             self._stop.set()
             self._wake.set()
             thread.join(budget)
-        left = len(self._buffer) + len(self._in_flight)
+        left = self._queue.give_up()
         self._given_up += left
-        drops = self._buffer.drops()
+        drops = self._queue.buffer.drops()
         if left or drops:
             dropped = ", ".join(f"{reason}={n}" for reason, n in sorted(drops.items()))
             self._complaints.say(
@@ -293,33 +293,66 @@ class SinkLogHandler(SnapshotHandler):
         _live_handlers.discard(self)
         super().close()
 
+    def _current_state(self) -> tuple[str, str | None]:
+        started = self._send_started
+        if self._state in ("up", "starting") and started is not None:
+            waited = time.monotonic() - started
+            if waited > self.stall_after:
+                return "down", f"no answer from {self._sink.label} for {waited:.0f} s"
+        return self._state, self._last_error
+
     def stats(self) -> dict[str, Any]:
         """Counters for dashboards and health checks (see the README for each key)."""
+        queue = self._queue
+        state, last_error = self._current_state()
         return {
-            "state": self._state,
+            "state": state,
             "destination": self._sink.label,
-            "sent": self._sent,
-            "duplicates": self._duplicates,
-            "dropped": self._buffer.drops(),
-            "rejected": self._rejected,
+            "sent": queue.counts["sent"],
+            "duplicates": queue.counts["duplicates"],
+            "dropped": queue.buffer.drops(),
+            "rejected": queue.counts["rejected"],
             "undelivered_at_close": self._given_up,
             "retries": self._retries,
             "errors": self._errors,
-            "queue_depth": len(self._buffer) + len(self._in_flight),
-            "last_error": self._last_error,
-            "last_rejection": self._last_rejection,
+            "queue_depth": queue.buffer.held,
+            "queue_bytes": queue.buffer.held_bytes,
+            "last_error": last_error,
+            "last_rejection": queue.last_rejection,
             "last_success": self._last_success.isoformat() if self._last_success else None,
         }
 
 
 def _reinit_in_child() -> None:
-    for handler in list(_live_handlers):
+    handlers = list(_live_handlers)
+    for handler in handlers:
         handler._after_fork_in_child()
+    # A multiprocessing child (fork start: Process, Pool, ProcessPoolExecutor) ends in
+    # os._exit, which skips atexit, but runs multiprocessing's exit finalizers first.
+    # Its bootstrap clears the finalizers it inherited, then runs the after-fork hooks:
+    # so the finalizer is registered from one of those.
+    mp_util = sys.modules.get("multiprocessing.util")
+    if handlers and mp_util is not None:
+        mp_util.register_after_fork(handlers[0], _drain_at_multiprocessing_exit)
+
+
+def _drain_at_multiprocessing_exit(_handler: object) -> None:
+    mp_util = sys.modules["multiprocessing.util"]
+    mp_util.Finalize(None, _close_all_at_exit, exitpriority=100)
 
 
 def _close_all_at_exit() -> None:
-    for handler in list(_live_handlers):
-        handler.close()
+    """Closes every live handler within one ``close_timeout`` for all of them."""
+    handlers = list(_live_handlers)
+    if not handlers:
+        return
+    deadline = time.monotonic() + max(h.close_timeout for h in handlers)
+    for handler in handlers:
+        handler._closing = True  # stop backing off: every one drains from now on
+        handler._stop.set()
+        handler._wake.set()
+    for handler in handlers:
+        handler.close(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def drain_before_later_exit_hooks() -> None:

@@ -42,7 +42,7 @@ class DatabaseLogHandler(SinkLogHandler):
     """:class:`~orchestrator.logs.handler.SinkLogHandler` with what its arguments leave
     unsaid taken from the settings: the sink (``DATABASE_URL``, Supabase, or the
     embedded server), ``source_id`` (``ORCHESTRATOR_INSTANCE_ID``), ``batch_size``,
-    ``flush_interval`` and ``capacity`` (``DB_LOG_*``). So it works from
+    ``flush_interval``, ``capacity`` and ``max_bytes`` (``DB_LOG_*``). So it works from
     ``logging.config.dictConfig`` with no arguments but its level::
 
         {"class": "orchestrator.logs.DatabaseLogHandler", "level": "INFO",
@@ -60,6 +60,7 @@ class DatabaseLogHandler(SinkLogHandler):
         batch_size: int | None = None,
         flush_interval: float | None = None,
         capacity: int | None = None,
+        max_bytes: int | None = None,
         **tuning: Any,
     ) -> None:
         settings = get_settings()
@@ -72,6 +73,7 @@ class DatabaseLogHandler(SinkLogHandler):
             batch_size=batch_size or settings.db_log_batch_size,
             flush_interval=flush_interval or settings.db_log_flush_interval,
             capacity=capacity or settings.db_log_buffer_size,
+            max_bytes=max_bytes or settings.db_log_buffer_bytes,
             **tuning,
         )
 
@@ -117,6 +119,7 @@ def setup_db_logging(
         batch_size=settings.db_log_batch_size,
         flush_interval=settings.db_log_flush_interval,
         capacity=settings.db_log_buffer_size,
+        max_bytes=settings.db_log_buffer_bytes,
     )
     target = logger or logging.getLogger()
     target.addHandler(handler)

@@ -1,21 +1,30 @@
 """From a ``LogRecord`` to a ``system_logs`` entry, in two halves.
 
 :func:`take_snapshot` runs on the calling thread and does only what cannot wait: render
-the message (its arguments may change after the call returns), format the exception
-(the traceback pins frames), and read the context variables (they belong to the
-caller). No I/O, no JSON, no ids. :func:`to_entry` runs on the shipping thread and
-builds the entry: id, time, columns, metadata.
+the message (its arguments may change after the call returns), capture the exception
+as a :class:`traceback.TracebackException` without reading source lines (cheap; the
+text is formatted on the shipping thread, and no frame or local variable stays alive
+while the record waits out an outage), and read the context variables (they belong to
+the caller). The snapshot keeps none of the ``LogRecord``'s own objects but the
+``extra=`` values. No I/O, no JSON, no ids. :func:`to_entry` runs on the shipping thread
+and builds the entry: id, time, columns, bounded metadata.
+
+Sizes follow the database's limits (``sql/functions/logs/ingest.sql``): the message is
+cut to 32 KiB here already (a 2 MB message must not wait in memory as 2 MB), the
+exception to 64 KiB and the metadata to 64 KiB when the entry is built, each cut noted
+under ``metadata._ingest`` with the keys the database uses.
 """
 
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
 import uuid_utils
 
-from orchestrator.db.jsonsafe import json_safe
+from orchestrator.db.jsonsafe import bounded_json, printable, safe_text
 from orchestrator.logs.context import (
     _cycle,
     get_correlation,
@@ -23,16 +32,28 @@ from orchestrator.logs.context import (
     get_task,
     get_worker,
 )
-from orchestrator.logs.format import record_extra, render_message
+from orchestrator.logs.format import _STANDARD_ATTRS, render_message
 from orchestrator.logs.guard import RateLimitedStderr, is_ignored_logger
 from orchestrator.logs.levels import level_for_number
 
-# (record, rendered message, exception text, context fields, correlation id, task id,
-#  worker id, cycle): one flat tuple, because this is built on every logging call.
+MESSAGE_MAX, EXCEPTION_MAX, METADATA_MAX = 32768, 65536, 65536
+
+# The bytes a record is counted for in the buffer beyond its message: the tuple, the
+# entry it becomes, and an exception's stack summary (its text is not known yet).
+RECORD_OVERHEAD, EXCEPTION_ESTIMATE = 512, 4096
+
+# (levelno, created, logger name, message, message length before the cut or None,
+#  exception (text, TracebackException or None), extra= values or None, context
+#  fields, correlation id, task id, worker id, cycle): one flat tuple, because this is
+#  built on every logging call.
 Snapshot = tuple[
-    logging.LogRecord,
+    int,
+    float,
     str,
-    str | None,
+    str,
+    int | None,
+    "str | traceback.TracebackException | None",
+    dict[str, Any] | None,
     Mapping[str, Any],
     str | None,
     str | None,
@@ -40,64 +61,130 @@ Snapshot = tuple[
     int | None,
 ]
 
-# Keys that have a column of their own instead of a place in metadata.
-PROMOTED = ("task_id", "worker_id", "cycle_number")
+# A record without extra= keys has exactly this many attributes (fewer, without
+# taskName before Python 3.12): one len() tells whether to look for extras at all.
+_PLAIN_ATTRS = len(logging.LogRecord("", 0, "", 0, "", (), None).__dict__)
 
-_formatter = logging.Formatter()
 
-
-def take_snapshot(record: logging.LogRecord) -> Snapshot:
-    """Everything the record needs from the calling thread (the hot path: keep it lean)."""
+def take_snapshot(record: logging.LogRecord) -> tuple[Snapshot, int]:
+    """(snapshot, estimated bytes): everything the record needs from the calling
+    thread (the hot path: keep it lean)."""
     try:
         message = record.getMessage()
     except Exception:  # arguments that do not fit the format: say so, keep the record
         message = render_message(record)
-    exc_text = None
-    if record.exc_info:
-        exc_text = record.exc_text or _formatter.formatException(record.exc_info)
-    return (
-        record,
+    size = RECORD_OVERHEAD + len(message)
+    cut_from = None
+    if size > MESSAGE_MAX:
+        cut_from, message = len(message), message[:MESSAGE_MAX]
+        size = RECORD_OVERHEAD + MESSAGE_MAX
+    exc: str | traceback.TracebackException | None = None
+    exc_info = record.exc_info
+    if exc_info and exc_info[0] is not None:
+        if record.exc_text:  # another handler formatted it already
+            exc = record.exc_text[:EXCEPTION_MAX]
+            size += len(exc)
+        else:
+            exc = traceback.TracebackException(
+                exc_info[0], exc_info[1], exc_info[2], lookup_lines=False, compact=True
+            )
+            size += EXCEPTION_ESTIMATE
+    extra = None
+    attrs = record.__dict__
+    if len(attrs) > _PLAIN_ATTRS:
+        extra = {k: v for k, v in attrs.items() if k not in _STANDARD_ATTRS and k[0] != "_"}
+        for value in extra.values():
+            size += len(value) if type(value) is str else 64
+    snap = (
+        record.levelno,
+        record.created,
+        record.name,
         message,
-        exc_text,
+        cut_from,
+        exc,
+        extra,
         get_fields(),
         get_correlation(),
         get_task(),
         get_worker(),
         _cycle.number,
     )
+    return snap, size
+
+
+def exception_text(exc: str | traceback.TracebackException) -> str:
+    """The traceback as ``logging.Formatter.formatException`` writes it (no newline at
+    the end); source lines are read now, on the shipping thread."""
+    if isinstance(exc, str):
+        return exc
+    try:
+        text = "".join(exc.format())
+    except Exception:  # a broken __notes__ or the like: keep what is surely there
+        text = f"{exc.exc_type.__name__ if exc.exc_type else 'Exception'}: {exc}"
+    return text[:-1] if text.endswith("\n") else text
+
+
+_LEVEL_NAMES = {n: level_for_number(n) for n in (10, 20, 30, 40, 50)}
 
 
 def to_entry(
     snap: Snapshot, source_type: str, source_id: str, worker_id: str | None
 ) -> dict[str, Any]:
-    """The ``func_insert_logs_batch`` entry for a snapshot (shipping thread)."""
-    record, message, exc_text, fields, correlation_id, task_id, ctx_worker, cycle = snap
-    extra = record_extra(record)
-    metadata: dict[str, Any] = {**fields, **extra} if fields else extra
-    promoted = {key: metadata.pop(key) for key in PROMOTED if key in metadata}
-    entry: dict[str, Any] = {
+    """The ``func_insert_logs_batch`` entry for a snapshot (shipping thread). Raises
+    only on a bug: whatever the values hold is encoded, bounded and noted."""
+    (levelno, created, name, message, cut_from, exc, extra, fields, correlation_id,
+     task_id, ctx_worker, cycle) = snap  # fmt: skip
+    safe: Any = {}
+    exception = None
+    if extra or fields or exc is not None or cut_from is not None:  # else the common case
+        metadata: dict[str, Any] = (
+            {**fields, **extra} if fields and extra else dict(extra or fields)
+        )
+        if "task_id" in metadata:
+            task_id = metadata.pop("task_id")
+        if "worker_id" in metadata:
+            ctx_worker = metadata.pop("worker_id")
+        if "cycle_number" in metadata:
+            cycle = metadata.pop("cycle_number")
+        notes: dict[str, int] = {}
+        if cut_from is not None:
+            notes["message_truncated_from"] = cut_from
+        if exc is not None:
+            exception = exception_text(exc)
+            if len(exception) > EXCEPTION_MAX:
+                notes["exception_truncated_from"] = len(exception)
+                exception = exception[:EXCEPTION_MAX]
+            exception = safe_text(exception)
+        if metadata:
+            safe, cut = bounded_json(metadata, METADATA_MAX)
+            if cut:
+                safe = {}
+                notes["metadata_dropped_bytes"] = METADATA_MAX + 1
+        if notes:
+            safe["_ingest"] = notes
+    if "\x00" in message or not message.isascii():
+        message = safe_text(message)
+    return {
         "id": str(uuid_utils.uuid7()),
-        "timestamp": record.created,  # Unix epoch seconds: cheaper than an ISO string
-        "log_level": level_for_number(record.levelno),
+        "timestamp": created,  # Unix epoch seconds: cheaper than an ISO string
+        "log_level": _LEVEL_NAMES.get(levelno) or level_for_number(levelno),
         "source_type": source_type,
         "source_id": source_id,
         "message": message,
-        "logger_name": record.name,
-        "task_id": _optional_text(promoted.get("task_id", task_id)),
-        "worker_id": _optional_text(promoted.get("worker_id", ctx_worker or worker_id)),
-        "cycle_number": promoted.get("cycle_number", cycle),
-        "correlation_id": correlation_id,
-        "exception": exc_text,
-        "metadata": json_safe(metadata) if metadata else {},
+        "logger_name": name if name.isascii() and "\x00" not in name else safe_text(name),
+        "task_id": None if task_id is None else _optional_text(task_id),
+        "worker_id": _optional_text(ctx_worker or worker_id),
+        "cycle_number": cycle if cycle is None or type(cycle) is int else _optional_text(cycle),
+        "correlation_id": None if correlation_id is None else _optional_text(correlation_id),
+        "exception": exception,
+        "metadata": safe,
     }
-    for key in ("message", "exception"):
-        if entry[key] is not None:
-            entry[key] = json_safe(entry[key])
-    return entry
 
 
 def _optional_text(value: Any) -> str | None:
-    return None if value is None else str(value)
+    if value is None:
+        return None
+    return safe_text(value if type(value) is str else printable(value)[:1024])
 
 
 class SnapshotHandler(logging.Handler):
@@ -119,8 +206,8 @@ class SnapshotHandler(logging.Handler):
         self.emit(record)
         return True
 
-    def snapshot(self, record: logging.LogRecord) -> Snapshot | None:
-        """The record's snapshot, or None when it is ignored or cannot be taken."""
+    def snapshot(self, record: logging.LogRecord) -> tuple[Snapshot, int] | None:
+        """The record's (snapshot, size), or None when it is ignored or cannot be taken."""
         if is_ignored_logger(record.name):
             return None
         try:

@@ -13,122 +13,38 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import uuid_utils
-
 from orchestrator.db.calls import CallExecutor
 from orchestrator.logs import context
-from orchestrator.logs.buffer import RecordBuffer
+from orchestrator.logs.buffer import DEFAULT_MAX_BYTES
 from orchestrator.logs.calls import HeartbeatResult, heartbeat_call
 from orchestrator.logs.guard import RateLimitedStderr
-from orchestrator.logs.snapshot import Snapshot, SnapshotHandler, to_entry
-
-Entry = dict[str, Any]
-_Source = tuple[str, str, str | None]  # (source_type, source_id, worker_id) of a handler
-_Item = Entry | tuple[Snapshot, _Source]
-
-_LEVELNOS = logging.getLevelNamesMapping()  # WARN and FATAL included, as the database takes them
+from orchestrator.logs.shipping import Entry, ShippingQueue, Source
+from orchestrator.logs.snapshot import SnapshotHandler
 
 
-class LogBuffer:
+class LogBuffer(ShippingQueue):
     """The worker's bounded log buffer, emptied by its heartbeat (the seed's name).
 
-    It holds ready entries (from :meth:`add`) and logging snapshots (from the handler),
-    and hands out entries. Snapshots keep ``emit`` as cheap as the orchestrator's (no id,
-    no JSON on the caller); they become entries, ids included, once, when a heartbeat
-    takes them. A failed heartbeat restores those very entries (:meth:`restore`): a resend
-    after a lost reply carries the same ``(timestamp, id)`` and is counted as duplicates.
-
-    Taken entries count against ``capacity`` until :meth:`confirm` or :meth:`restore`, so
-    what a failed beat puts back always has room; only entries that were never taken
-    from this buffer can overflow (counted as ``heartbeat_failed_overflow``). ``add`` and
-    the handler never take a lock; heartbeats (the consumers) share one.
+    The same :class:`~orchestrator.logs.shipping.ShippingQueue` the orchestrator's
+    handler ships from, so both follow one policy: ready entries (:meth:`add`) and
+    logging snapshots wait bounded in records and bytes; a record that cannot be
+    encoded is dropped alone when a beat takes it; a failed beat restores its entries,
+    ids unchanged, so a resend after a lost reply counts as duplicates.
     """
 
-    def __init__(self, capacity: int = 10_000) -> None:
-        self._records: RecordBuffer[_Item] = RecordBuffer(capacity)
-        self.capacity = capacity  # queued and in flight together
-        self._retry: deque[Entry] = deque()  # restored entries, served before _records
-        self._sending = 0  # taken, neither confirmed nor restored
-        self._lock = threading.Lock()
-
-    def add(self, entry: Mapping[str, Any]) -> bool:
-        """Queues a ready log entry (a copy); returns False if the drop policy refused it.
-
-        An ``id`` and ``timestamp`` are given now if missing, so retries stay idempotent.
-        """
-        item = dict(entry)
-        if not item.get("id"):
-            item["id"] = str(uuid_utils.uuid7())
-        if item.get("timestamp") is None:
-            item["timestamp"] = time.time()
-        level = str(item.get("log_level") or item.get("level") or "INFO").strip().upper()
-        return self._records.offer(item, _LEVELNOS.get(level, logging.INFO))
-
-    def _offer_snapshot(self, snap: Snapshot, levelno: int, source: _Source) -> bool:
-        return self._records.offer((snap, source), levelno)
-
-    def count_drop(self, reason: str, count: int = 1) -> None:
-        """Counts ``count`` records lost for ``reason`` (shown by :meth:`stats`)."""
-        self._records.count_drop(reason, count)
-
-    def take(self, limit: int) -> list[Entry]:
-        """Up to ``limit`` entries for a heartbeat, oldest (restored ones) first.
-
-        Confirm them with :meth:`confirm` once delivered, or :meth:`restore` them.
-        """
-        with self._lock:
-            taken: list[Entry] = []
-            while self._retry and len(taken) < limit:
-                taken.append(self._retry.popleft())
-            for item in self._records.take(limit - len(taken)) if len(taken) < limit else ():
-                try:
-                    taken.append(item if isinstance(item, dict) else to_entry(item[0], *item[1]))
-                except Exception:  # a bug: count it rather than lose the whole beat
-                    self._records.release(1)
-                    self._records.count_drop("entry_error")
-            self._sending += len(taken)
-            return taken
-
-    def confirm(self, count: int) -> None:
-        """Releases ``count`` taken entries: delivered, rejected by the database, or given up."""
-        with self._lock:
-            count = min(count, self._sending)
-            self._sending -= count
-            self._records.release(count)
-
-    def restore(self, entries: Sequence[Entry]) -> int:
-        """Puts a failed heartbeat's entries back at the front, in order; returns how many.
-
-        The oldest are kept when they do not all fit; the rest are counted as dropped
-        with reason ``heartbeat_failed_overflow``.
-        """
-        with self._lock:
-            returning = min(len(entries), self._sending)  # their room is still reserved
-            self._sending -= returning
-            others = len(self._records) + self._records.in_flight - returning
-            keep = max(0, min(len(entries), self.capacity - others))
-            # In flight, for the RecordBuffer, is everything taken out of it: the entries
-            # being sent and those waiting here to be resent.
-            self._records.in_flight += keep - returning
-            self._retry.extendleft(reversed(entries[:keep]))
-            if keep < len(entries):
-                self._records.count_drop("heartbeat_failed_overflow", len(entries) - keep)
-            return keep
-
-    def stats(self) -> dict[str, Any]:
-        """Queued and in-flight counts and the drops by reason, for health checks."""
-        counts = {"capacity": self.capacity, "queued": len(self), "in_flight": self._sending}
-        return {**counts, "dropped": self._records.drops()}
-
-    def __len__(self) -> int:
-        return len(self._records) + len(self._retry)
+    def __init__(
+        self,
+        capacity: int = 10_000,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        # No back-pressure: a worker's logs leave only when it beats, every few
+        # seconds, so a caller waiting for room would wait for a beat.
+        super().__init__(capacity, max_bytes, max_block=0.0)
 
 
 class WorkerDatabaseLogHandler(SnapshotHandler):
@@ -148,13 +64,13 @@ class WorkerDatabaseLogHandler(SnapshotHandler):
     ) -> None:
         super().__init__(level)
         self.worker_id, self.buffer, self.source_type = worker_id, buffer, source_type
-        self._source: _Source = (source_type, worker_id, worker_id)
+        self._source: Source = (source_type, worker_id, worker_id)
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Snapshots the record into the buffer: no I/O, no encoding, no shared lock."""
-        snap = self.snapshot(record)
-        if snap is not None:
-            self.buffer._offer_snapshot(snap, record.levelno, self._source)
+        """Snapshots the record into the buffer: no I/O, no encoding."""
+        taken = self.snapshot(record)
+        if taken is not None:
+            self.buffer.offer_snapshot(taken[0], taken[1], record.levelno, self._source)
 
     def count_drop(self, reason: str) -> None:
         """Counts a record dropped before it reached the buffer."""
@@ -169,13 +85,22 @@ class WorkerDatabaseLogHandler(SnapshotHandler):
         context.clear_task_context()
 
 
+# Beats an entry that fails its log part alone is sent before it is given up as
+# rejected: a passing failure (a lock timeout) gets more than one chance.
+ISOLATED_ATTEMPTS = 3
+
+
 class WorkerHeartbeat:
     """A worker's heartbeat, carrying up to ``max_logs_per_beat`` buffered log entries.
 
     A beat that raises puts its entries back and re-raises (the caller's loop decides
     whether to retry or give up); so does, without raising, a beat whose log part the
     database could not store. Entries the database rejected are counted, not retried.
-    Safe to call from several threads: beats are serialised.
+    A log part that keeps failing is halved beat after beat, as the handler halves a
+    refused batch, until the entry that fails it travels alone; after
+    ``ISOLATED_ATTEMPTS`` beats that one is counted as rejected with the database's
+    reason and the beats go on. Safe to call from several
+    threads: beats are serialised.
     """
 
     def __init__(
@@ -190,10 +115,11 @@ class WorkerHeartbeat:
             raise ValueError(f"max_logs_per_beat must be 0 to 10000, got {max_logs_per_beat}")
         self.executor, self.worker_id, self.buffer = executor, worker_id, buffer
         self.max_logs_per_beat = max_logs_per_beat
+        self._limit = max_logs_per_beat  # halved while the log part keeps failing
+        self._alone_failures = 0
         self._lock = threading.Lock()
-        names = ("beats", "failures", "log_failures", "sent", "duplicates", "rejected")
-        self._counts = dict.fromkeys(names, 0)
-        self._last: dict[str, str | None] = dict.fromkeys(("error", "rejection", "success"))
+        self._counts = dict.fromkeys(("beats", "failures", "log_failures"), 0)
+        self._last: dict[str, str | None] = dict.fromkeys(("error", "success"))
         self._complaints = RateLimitedStderr()
 
     def beat(
@@ -204,7 +130,7 @@ class WorkerHeartbeat:
     ) -> HeartbeatResult:
         """Reports the worker alive with ``status``; ships buffered logs along."""
         with self._lock:
-            entries = self.buffer.take(self.max_logs_per_beat)
+            entries: list[Entry] = self.buffer.take(self._limit)
             try:
                 call = heartbeat_call(self.worker_id, status, current_task_id, metadata, entries)
                 result = self.executor.run(call)
@@ -216,23 +142,26 @@ class WorkerHeartbeat:
             logs, counts = result.logs, self._counts
             counts["beats"] += 1
             self._last["success"] = datetime.now(UTC).isoformat()
-            if not logs.success:  # the heartbeat landed, its logs did not: keep them
-                self.buffer.restore(entries)
+            if not logs.success:  # the heartbeat landed, its logs did not
                 counts["log_failures"] += 1
                 self._last["error"] = logs.error
-                self._complaints.say(f"worker logs kept for the next heartbeat: {logs.error}")
+                alone = len(entries) == 1 and self._limit == 1
+                self._alone_failures = self._alone_failures + 1 if alone else 0
+                if self._alone_failures >= ISOLATED_ATTEMPTS:  # it is this entry
+                    self.buffer.settle(entries, logs)
+                    self._limit, self._alone_failures = self.max_logs_per_beat, 0
+                else:
+                    self.buffer.restore(entries)
+                    self._limit = max(1, min(self._limit, len(entries)) // 2)
+                    self._complaints.say(f"worker logs kept for the next heartbeat: {logs.error}")
                 return result
-            self.buffer.confirm(len(entries))
-            counts["sent"] += logs.inserted + logs.duplicates
-            counts["duplicates"] += logs.duplicates
-            counts["rejected"] += len(logs.rejected)
-            if logs.rejected:
-                first = logs.rejected[0]
-                reason = self._last["rejection"] = f"entry {first.index}: {first.reason}"
-                self._complaints.say(f"database refused {len(logs.rejected)} log(s): {reason}")
+            self._limit, self._alone_failures = self.max_logs_per_beat, 0
+            self.buffer.settle(entries, logs)
             return result
 
     def stats(self) -> dict[str, Any]:
         """Counters for dashboards and health checks (``last_*`` are texts), the buffer's too."""
+        queue = self.buffer
         last = {f"last_{key}": value for key, value in self._last.items()}
-        return {**self._counts, **last, "buffer": self.buffer.stats()}
+        last["last_rejection"] = queue.last_rejection
+        return {**self._counts, **queue.counts, **last, "buffer": queue.stats()}

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json
 
 from orchestrator.db.psycopg import PsycopgExecutor
 from orchestrator.logs import calls
@@ -57,7 +57,7 @@ def insert(conn: psycopg.Connection[Any], entries: list[Any]) -> calls.InsertRes
 
 def insert_raw(conn: psycopg.Connection[Any], payload: Any) -> dict[str, Any]:
     """Calls the SQL function with an arbitrary jsonb payload (no client-side cleaning)."""
-    row = conn.execute("SELECT func_insert_logs_batch(%s)", [Jsonb(payload)]).fetchone()
+    row = conn.execute("SELECT func_insert_logs_batch(%s)", [Json(payload)]).fetchone()
     assert row is not None
     result: dict[str, Any] = row[0]
     return result

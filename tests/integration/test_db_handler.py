@@ -409,13 +409,14 @@ def test_a_handler_built_without_arguments_takes_the_db_log_settings(monkeypatch
     monkeypatch.setenv("DB_LOG_BATCH_SIZE", "7")
     monkeypatch.setenv("DB_LOG_FLUSH_INTERVAL", "0.5")
     monkeypatch.setenv("DB_LOG_BUFFER_SIZE", "1234")
+    monkeypatch.setenv("DB_LOG_BUFFER_BYTES", "2000000")
     monkeypatch.setenv("ORCHESTRATOR_INSTANCE_ID", "from-env")
     get_settings.cache_clear()
     try:
         handler = DatabaseLogHandler(sink=lambda: PostgresSink(db_url))
         try:
             assert (handler.batch_size, handler.flush_interval, handler.capacity) == (7, 0.5, 1234)
-            assert handler.source_id == "from-env"
+            assert handler.source_id == "from-env" and handler.max_bytes == 2_000_000
         finally:
             handler.close(timeout=2)
     finally:

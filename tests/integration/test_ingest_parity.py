@@ -1,5 +1,10 @@
 """The direct COPY path stores exactly what ``func_insert_logs_batch`` stores, or declines.
 
+The staged path (``func_insert_staged_logs``, COPY into a staging table) and
+``func_insert_logs_batch`` share one definition of the rules in SQL; the first test
+below feeds both the same hostile entries and compares every stored column and every
+rejection reason, so they cannot drift apart again.
+
 The log handler's fastest path (``orchestrator/logs/sinks/postgres.py``) writes rows by
 binary COPY without the SQL function, so whatever it restates of the function's rules
 (limits, clamps, uuid and int32 checks, trimming) could drift from the SQL. Each
@@ -25,7 +30,7 @@ from orchestrator.db.jsonsafe import dumps_json
 from orchestrator.db.log_copy import DIRECT_COLUMNS
 from orchestrator.logs.sinks import postgres as postgres_sink
 from orchestrator.logs.sinks.postgres import METADATA_TEXT_MAX, PostgresSink, direct_rows
-from tests.integration.logrows import handler_entry, insert
+from tests.integration.logrows import handler_entry, insert, insert_raw
 
 # Every column the direct path writes; ids as text, so both sides compare as strings.
 NAMES = DIRECT_COLUMNS
@@ -100,6 +105,72 @@ def cases() -> list[tuple[str, dict[str, Any], bool]]:
     ]
 
 
+def hostile_cases() -> list[tuple[str, dict[str, Any]]]:
+    """Entries only the SQL rules decide about (the direct path declines them all)."""
+    deep: Any = "bottom"
+    for _ in range(150):
+        deep = {"d": deep}
+    return [
+        ("lower-case warning", {"log_level": "warning"}),
+        ("WARN", {"log_level": "WARN"}),
+        ("FATAL", {"log_level": " fatal "}),
+        ("blank source id", {"source_id": "   "}),
+        ("spaces around the source", {"source_type": " worker ", "source_id": " gpu-1 "}),
+        ("cycle as text", {"cycle_number": "5"}),
+        ("cycle beyond int32", {"cycle_number": 2**32 + 42}),
+        ("cycle as a boolean", {"cycle_number": True}),
+        ("cycle as words", {"cycle_number": "fifth"}),
+        ("metadata a list", {"metadata": ["a", 1]}),
+        ("metadata a number", {"metadata": 7}),
+        ("metadata null", {"metadata": None}),
+        (
+            "metadata over 64 KiB of jsonb, under it in characters",
+            {"metadata": {"t": "\u00e9" * 40000}},
+        ),
+        ("metadata 150 deep", {"metadata": deep}),
+        (
+            "client _ingest kept beside the notes",
+            {"metadata": {"_ingest": {"mine": 1}}, "task_id": "t-1"},
+        ),
+        ("two hours ahead", {"timestamp": time.time() + 7200}),
+        ("40 days old", {"timestamp": time.time() - 40 * DAY}),
+        ("message over the limit", {"message": "m" * 40000}),
+        ("exception over the limit", {"exception": "e" * 70000}),
+        ("malformed id", {"id": "not-a-uuid"}),
+        ("unknown level", {"log_level": "LOUD"}),
+        ("no message", {"message": None}),
+    ]
+
+
+def test_the_staged_path_stores_what_the_batch_function_stores(db_url, conn):
+    """Same raw entry (no client-side cleaning) through func_insert_logs_batch and through
+    the staged COPY path: the same row, or the same rejection with the same reason."""
+    sink = PostgresSink(db_url)
+    problems: list[str] = []
+    try:
+        for name, overrides in hostile_cases() + [(n, o) for n, o, _ in cases()]:
+            entry = handler_entry(**overrides)
+            by_batch = insert_raw(conn, [entry])
+            row_batch = stored(conn, entry["id"]) if by_batch["inserted"] else None
+            conn.execute("DELETE FROM system_logs; DELETE FROM system_log_server_timed_ids")
+            by_staged = sink.send_staged([entry])
+            row_staged = stored(conn, entry["id"]) if by_staged.inserted else None
+            conn.execute("DELETE FROM system_logs; DELETE FROM system_log_server_timed_ids")
+            reasons = [r["reason"] for r in by_batch["rejected"]]
+            if reasons != [r.reason for r in by_staged.rejected]:
+                problems.append(f"{name}: batch {reasons} != staged {by_staged.rejected}")
+            elif (row_batch is None) != (row_staged is None):
+                problems.append(f"{name}: stored by one path only")
+            elif row_batch is not None and row_staged is not None:
+                notes = row_batch["metadata"].get("_ingest")
+                if isinstance(notes, dict) and "timestamp_clamped_from" in notes:
+                    row_batch["timestamp"] = row_staged["timestamp"]  # both arrival times
+                problems.extend(f"{name}: {d}" for d in differences(row_batch, row_staged))
+    finally:
+        sink.close()
+    assert problems == []
+
+
 def stored(conn: psycopg.Connection[Any], log_id: str) -> dict[str, Any] | None:
     """The row with ``log_id``, by column name, or None."""
     row = conn.execute(
@@ -114,6 +185,8 @@ def differences(by_sql: dict[str, Any], by_copy: dict[str, Any]) -> list[str]:
     found = []
     for name in NAMES:
         a, b = by_sql[name], by_copy[name]
+        if name == "id" and a is not None and b is not None:
+            a, b = a.lower(), b.lower()
         close = isinstance(a, datetime) and isinstance(b, datetime)
         if close and abs((a - b).total_seconds()) <= 1e-6:
             continue

@@ -309,10 +309,11 @@ def test_nul_and_lone_surrogates_are_replaced_by_the_client(conn):
     assert row["metadata"] == {"k\ufffd": "v\ufffd"}
 
 
-def test_raw_nul_is_refused_by_the_server_before_the_function(conn):
-    """Why the client must clean: PostgreSQL refuses \\u0000 in jsonb for the whole call."""
+def test_raw_nul_in_jsonb_is_refused_before_any_function(conn):
+    """Why func_insert_logs_batch takes json: PostgreSQL refuses \\u0000 in jsonb for the
+    whole statement, before a function could repair it."""
     with pytest.raises(psycopg.errors.UntranslatableCharacter):
-        conn.execute("SELECT func_insert_logs_batch(%s::jsonb)", ['[{"message": "a\\u0000"}]'])
+        conn.execute("SELECT %s::jsonb", ['[{"message": "a\\u0000"}]'])
 
 
 def test_rows_for_a_day_without_partition_land_in_the_default_partition(conn):
@@ -323,10 +324,12 @@ def test_rows_for_a_day_without_partition_land_in_the_default_partition(conn):
     assert where == "system_logs_default"
 
 
-def test_set_based_insert_has_no_row_loop(conn):
-    """The function body has no FOR/LOOP and no EXCEPTION block (no per-row subtransaction)."""
-    [body] = conn.execute(
-        "SELECT prosrc FROM pg_proc WHERE proname = 'func_insert_logs_batch'"
-    ).fetchone()
+@pytest.mark.parametrize(
+    "function", ["func_insert_logs_batch", "func_insert_log_entries", "func_ingest_staged_logs"]
+)
+def test_set_based_insert_has_no_row_loop(conn, function):
+    """The insert functions have no FOR/LOOP and no EXCEPTION block (no per-row
+    subtransaction)."""
+    [body] = conn.execute("SELECT prosrc FROM pg_proc WHERE proname = %s", [function]).fetchone()
     assert not re.search(r"\bLOOP\b", body, re.IGNORECASE)
     assert not re.search(r"\bEXCEPTION\s+WHEN\b", body, re.IGNORECASE)

@@ -147,7 +147,7 @@ def test_handlers_share_two_server_connections_and_deliver_every_record_once(bou
             # TEMP tables of the bouncer's server sessions (still open: the pool keeps them).
             staging_tables = direct.execute(
                 "SELECT count(*) FROM pg_class "
-                "WHERE relname = 'system_logs_stage_v1' AND relpersistence = 't'"
+                "WHERE relname = 'system_logs_stage_v2' AND relpersistence = 't'"
             ).fetchone()
         assert counts == (total, total)
         assert by_source == {f"bounced-{h}": per_handler for h in range(HANDLERS)}
@@ -179,7 +179,7 @@ def test_postgres_sink_alternating_clients_on_one_server_connection(bouncer_of_o
         _scalar(
             db_url,
             "SELECT count(*) FROM pg_class "
-            "WHERE relname = 'system_logs_stage_v1' AND relpersistence = 't'",
+            "WHERE relname = 'system_logs_stage_v2' AND relpersistence = 't'",
         )
         == 1
     )

@@ -180,7 +180,7 @@ def test_no_function_is_executable_by_public_anon_or_authenticated(admin):
 def test_service_role_may_call_the_rpc_contract_but_not_the_admin_helpers(admin):
     """service_role runs the RPC functions; the privilege helpers are owner-only."""
     allowed = [
-        "func_insert_logs_batch(jsonb)",
+        "func_insert_logs_batch(json)",
         "func_cleanup_old_logs(integer)",
         "func_log_statistics(timestamp with time zone,timestamp with time zone)",
         "func_maintain_log_partitions(integer,integer)",

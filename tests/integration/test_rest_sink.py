@@ -206,7 +206,7 @@ def test_check_fails_before_migrations(
 ) -> None:
     """Without func_insert_logs_batch (PostgREST's 404 PGRST202) check() is CallRefused,
     which the handler retries (the migrations may come), naming the fix."""
-    conn.execute("DROP FUNCTION public.func_insert_logs_batch(jsonb)")
+    conn.execute("DROP FUNCTION public.func_insert_logs_batch(json)")
     with pytest.raises(CallRefused, match=r"404.*run `orchestrator migrate`"):
         sink.check()
 

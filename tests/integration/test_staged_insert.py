@@ -8,6 +8,7 @@ import uuid
 import psycopg
 import pytest
 
+from orchestrator.db.binary import register_copy_dumpers
 from orchestrator.db.log_copy import STAGE_COPY, STAGE_TYPES
 from orchestrator.logs.sinks.postgres import PostgresSink, _stage_row
 from tests.integration.logrows import handler_entry, rows
@@ -16,12 +17,13 @@ _entry = handler_entry
 
 
 def _stage_and_insert(conn, entries):
+    register_copy_dumpers(conn)  # metadata goes as JSON text, as the sink sends it
     with conn.transaction():
         conn.execute("SELECT func_prepare_log_stage()")
         with conn.cursor().copy(STAGE_COPY) as copy:
             copy.set_types(STAGE_TYPES)
-            for e in entries:
-                copy.write_row(_stage_row(e))
+            for i, e in enumerate(entries):
+                copy.write_row(_stage_row(i, e))
         return conn.execute("SELECT func_insert_staged_logs()").fetchone()[0]
 
 
@@ -33,6 +35,7 @@ def test_staged_rows_land_and_a_retry_is_all_duplicates(conn):
         "inserted": 10,
         "duplicates": 0,
         "rejected": [],
+        "errors": 0,
     }
     assert _stage_and_insert(conn, batch)["duplicates"] == 10
     assert len(rows(conn)) == 10
@@ -66,15 +69,20 @@ def test_staged_repairs_match_the_json_path(conn):
     assert row["metadata"]["value"] == [1, 2]
 
 
-@pytest.mark.parametrize("bad", [{"log_level": "LOUD"}, {"id": "nope"}])
-def test_a_row_the_table_refuses_fails_the_call_for_the_client_to_split(conn, bad):
-    """Typed rows have no per-row reasons: a bad one fails the batch; the sink bisects."""
-    with pytest.raises((psycopg.DataError, psycopg.IntegrityError)):
-        _stage_and_insert(conn, [_entry(), _entry(**bad)])
-    assert rows(conn) == []
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [({"log_level": "LOUD"}, "unknown level 'LOUD'"), ({"id": "nope"}, "malformed id 'nope'")],
+)
+def test_a_bad_staged_row_is_rejected_alone_with_its_reason(conn, bad, reason):
+    """The staged path applies func_insert_logs_batch's rules: the bad row is rejected
+    with its index and reason, the others are stored."""
+    result = _stage_and_insert(conn, [_entry(), _entry(**bad), _entry()])
+    assert result["inserted"] == 2
+    assert [(r["index"], r["reason"][: len(reason)]) for r in result["rejected"]] == [(1, reason)]
+    assert len(rows(conn)) == 2
 
 
-def test_the_sink_isolates_a_bad_row_by_splitting(db_url):
+def test_the_sink_counts_a_rejected_row_and_keeps_the_others(db_url):
     """Through the sink: the refused row is named, the other rows of the batch are kept."""
     from orchestrator.logs.setup import DatabaseLogHandler
 
@@ -82,7 +90,8 @@ def test_the_sink_isolates_a_bad_row_by_splitting(db_url):
     try:
         handler._sink.send([_entry()])  # warm: the sink works
         entries = [_entry(message=f"ok{i}") for i in range(7)] + [_entry(log_level="LOUD")]
-        handler._deliver(entries)
+        handler._parts = [entries]
+        handler._deliver_parts()
         stats = handler.stats()
     finally:
         handler.close(timeout=2)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json
 
 # Imported fixtures, which the tests take as parameters of the same name.
 from tests.integration.test_privileges import admin, secured_db, supabase_server  # noqa: F401
 
-HEARTBEAT = "func_worker_heartbeat_with_logs(text,text,uuid,jsonb,jsonb)"
+HEARTBEAT = "func_worker_heartbeat_with_logs(text,text,uuid,jsonb,json)"
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 
 
@@ -60,7 +60,7 @@ def test_heartbeat_is_not_security_definer_and_fixes_its_search_path(admin):
 
 def test_anon_is_refused_and_service_role_beats_with_logs(admin):
     """As the roles: anon gets permission denied; service_role upserts, logs and reads."""
-    logs = Jsonb([{"log_level": "INFO", "message": "hello from service_role"}])
+    logs = Json([{"log_level": "INFO", "message": "hello from service_role"}])
     for role in ("anon", "authenticated"):
         admin.execute(f"SET ROLE {role}")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):

@@ -13,6 +13,7 @@ LogCopier`'s.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -48,27 +49,31 @@ def epoch_microseconds(seconds: float) -> int:
     return round(seconds * 1_000_000)
 
 
-def _stage_row(entry: dict[str, Any]) -> tuple[Any, ...]:
-    """An entry built by the handler (see snapshot.to_entry) as a staging-table row.
-
-    The staging table's cycle_number is an int4: a cycle beyond it (which binary COPY
-    would wrap around to a negative number) or of another type (True would be 1) is
-    sent as NULL."""
-    cycle = entry.get("cycle_number")
+def _stage_row(ord_: int, entry: dict[str, Any]) -> tuple[Any, ...]:
+    """An entry built by the handler (see snapshot.to_entry) as a staging-table row: its
+    values as the JSON path would hand them to the rules (a cycle number as its JSON
+    text, so 2**32 + 42 or true are judged, and kept, as there), the time as exact
+    microseconds beside its JSON text (the text is what a clamp keeps)."""
+    at, cycle = entry.get("timestamp"), entry.get("cycle_number")
+    exact = None
+    if (type(at) is float or type(at) is int) and math.isfinite(at):
+        exact = epoch_microseconds(at)
     return (
-        entry["id"],
-        epoch_microseconds(entry["timestamp"]),
-        entry["source_type"],
-        entry["source_id"],
-        entry["log_level"],
+        ord_,
+        entry.get("id"),
+        dumps_json(at) if exact is not None or not (at is None or type(at) is str) else at,
+        exact,
+        entry.get("source_type"),
+        entry.get("source_id"),
+        entry.get("log_level"),
         entry.get("logger_name"),
-        entry["message"],
+        entry.get("message"),
         entry.get("task_id"),
         entry.get("worker_id"),
-        cycle if type(cycle) is int and INT32_MIN <= cycle <= INT32_MAX else None,
+        None if cycle is None else cycle if type(cycle) is str else dumps_json(cycle),
         entry.get("correlation_id"),
         entry.get("exception"),
-        dumps_json(entry.get("metadata") or {}),
+        dumps_json(entry.get("metadata")),
     )
 
 
@@ -95,8 +100,8 @@ def direct_rows(
     rows: list[tuple[Any, ...]] = []
     append = rows.append
     for e in entries:
-        message, exception, task = e["message"], e.get("exception"), e.get("task_id")
-        level, at, cycle = e["log_level"], e["timestamp"], e.get("cycle_number")
+        message, exception, task = e.get("message"), e.get("exception"), e.get("task_id")
+        level, at, cycle = e.get("log_level"), e.get("timestamp"), e.get("cycle_number")
         metadata, log_id = e.get("metadata") or {}, e.get("id")
         source_type = _trimmed(e.get("source_type"), SOURCE_TYPE_MAX)
         source_id = _trimmed(e.get("source_id"), SOURCE_ID_MAX)
@@ -146,7 +151,8 @@ class PostgresSink:
 
     def send_staged(self, entries: Sequence[dict[str, Any]]) -> InsertResult:
         """The staged path alone: COPY into the staging table, then the SQL rules."""
-        return insert_result(self.copier.insert_staged(_stage_row(e) for e in entries))
+        rows = (_stage_row(i, e) for i, e in enumerate(entries))
+        return insert_result(self.copier.insert_staged(rows))
 
     def check(self) -> None:
         """Raises a hub error unless the database is reachable and migrated."""

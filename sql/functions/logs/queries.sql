@@ -184,7 +184,13 @@ BEGIN
         END IF;
     END IF;
     RETURN format(
-        'SELECT coalesce(jsonb_agg(to_jsonb(page) ORDER BY page."timestamp" %1$s, page.id %1$s), ''[]''::jsonb)'
+        -- A row whose metadata nests deeper than 100 levels (written by hand, or before
+        -- ingest cut it) is read with the deeper part as text, so no reader's JSON
+        -- decoder has to recurse through it (Python's stops near 1,000).
+        'SELECT coalesce(jsonb_agg(CASE WHEN pg_column_size(page.metadata) > 700'
+        '   AND jsonb_path_exists(page.metadata, ''strict $.**{100}'')'
+        '   THEN to_jsonb(page) || jsonb_build_object(''metadata'', hub_internal.func_jsonb_cut_depth(page.metadata, 100))'
+        '   ELSE to_jsonb(page) END ORDER BY page."timestamp" %1$s, page.id %1$s), ''[]''::jsonb)'
         ' FROM (SELECT * FROM public.system_logs WHERE %2$s'
         ' ORDER BY "timestamp" %1$s, id %1$s LIMIT $13) AS page',
         v_dir, array_to_string(v_where, ' AND '));

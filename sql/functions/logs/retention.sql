@@ -8,7 +8,10 @@
 -- stragglers maintenance has not placed yet). "deleted" counts the deleted rows plus
 -- the planner's row estimate for each dropped partition (counting them exactly would
 -- cost as much as the DELETE this design avoids). A partition whose lock cannot be had
--- within 5 s (a long query is reading it) is skipped and listed; the next run drops it.
+-- within 100 ms (a long query is reading it) is skipped and listed; the next run drops
+-- it. The wait is short because writers queue behind a waiting DROP (it needs
+-- system_logs itself), and after the first DROP this transaction holds system_logs
+-- until it ends: inserts are held up by at most 100 ms per partition to drop.
 -- The counts of what it removes are forgotten too: a dropped day's partition takes the rollup rows of that day with it (the
 -- DROP locks system_logs, so no writer counts into that day meanwhile), and rows deleted
 -- from the DEFAULT partition have their hours recounted by func_log_rollups_rebuild
@@ -36,7 +39,7 @@ BEGIN
     END IF;
     v_cutoff := now() - make_interval(hours => retention_hours);
     PERFORM pg_advisory_xact_lock(hashtext('orchestrator_hub.system_logs.partitions'));
-    PERFORM set_config('lock_timeout', '5s', true);
+    PERFORM set_config('lock_timeout', '100ms', true);
 
     FOR v_part IN
         SELECT c.oid::regclass AS rel, c.relname, greatest(c.reltuples, 0)::bigint AS estimate,
@@ -69,6 +72,8 @@ BEGIN
     IF v_deleted > 0 THEN
         PERFORM hub_internal.func_log_rollups_rebuild(v_oldest, v_cutoff);
     END IF;
+    -- The idempotency registry of server-timed entries goes with the logs it stands for.
+    DELETE FROM public.system_log_server_timed_ids WHERE "timestamp" < v_cutoff;
 
     RETURN jsonb_build_object(
         'success', true,

@@ -30,10 +30,24 @@ $$;
 COMMENT ON FUNCTION hub_internal.func_log_message_fingerprint(text) IS
     'Groups error messages in system_log_error_counts: md5 of the first 200 characters of the message, as a uuid.';
 
+-- The lock that makes a recount of one UTC hour meet the trigger exactly: writers take it
+-- shared for each hour they count into, a rebuild takes it exclusive for each hour it
+-- recounts. Per hour, so a rebuild of past hours (retention's) never holds up writers
+-- of the current one.
+CREATE OR REPLACE FUNCTION hub_internal.func_log_rollup_hour_key(p_hour timestamptz)
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
+AS $$
+    SELECT (extract(epoch FROM date_trunc('hour', p_hour, 'UTC')) / 3600)::integer
+$$;
+COMMENT ON FUNCTION hub_internal.func_log_rollup_hour_key(timestamptz) IS
+    'The advisory lock key (second half; the first is hashtext(''orchestrator_hub.log_rollups'')) of the UTC hour of p_hour: hours since 1970.';
+
 -- Adds a set of log rows (the transition table of the trigger, or log rows being
 -- recounted) to both rollups. Each upsert visits its keys in key order, so concurrent
 -- writers lock the same rollup rows in the same order and cannot deadlock; both tables
--- are always visited in the same order (counts, then errors).
+-- are always visited in the same order (counts, then errors). First it takes the hour
+-- locks of the hours it counts into, shared and in order (a batch spans one or two).
 CREATE OR REPLACE FUNCTION hub_internal.func_log_rollups_trigger()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -41,6 +55,13 @@ SECURITY DEFINER  -- writers of logs need no right to write the counts themselve
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
+    -- Every hour from the batch's first to its last (one or two, as a rule): min and
+    -- max cost one pass, far less than the distinct hours of every row.
+    PERFORM pg_advisory_xact_lock_shared(hashtext('orchestrator_hub.log_rollups'), h.key)
+       FROM (SELECT hub_internal.func_log_rollup_hour_key(min(n."timestamp")) AS low,
+                    hub_internal.func_log_rollup_hour_key(max(n."timestamp")) AS high
+               FROM new_rows n) AS b
+      CROSS JOIN LATERAL generate_series(b.low, b.high) AS h(key);
     INSERT INTO public.system_log_counts AS c
            (resolution, bucket, log_level, source_type, source_id, worker_id, count, errors, last_seen)
     SELECT r.resolution, date_trunc(r.resolution, n."timestamp", 'UTC'),
@@ -78,12 +99,12 @@ COMMENT ON FUNCTION hub_internal.func_log_rollups_trigger() IS
 
 -- Recounts the rollups of the whole UTC hours that overlap [since, until) from the log
 -- rows: the backfill, the repair after a hand-made change, and retention's tool for the
--- rows it deletes from the default partition. The rollups are locked against the
--- trigger first (SHARE ROW EXCLUSIVE: concurrent inserts of logs proceed, their counting
--- waits), so every log row is counted exactly once: a writer that counted before the
--- lock has committed and its rows are recounted here; a writer that counts after it
--- adds to the recount. Needs READ COMMITTED (each statement sees what committed before
--- it), the default isolation.
+-- rows it deletes from the default partition. The hours are locked against the trigger
+-- first (each hour's advisory lock, exclusive, in order: writers into those hours wait,
+-- writers into any other hour, the current one included, proceed), so every log row is
+-- counted exactly once: a writer that counted before the lock has committed and its
+-- rows are recounted here; a writer that counts after it adds to the recount. Needs
+-- READ COMMITTED (each statement sees what committed before it), the default isolation.
 CREATE OR REPLACE FUNCTION hub_internal.func_log_rollups_rebuild(since timestamptz, until timestamptz)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -107,7 +128,10 @@ BEGIN
     IF v_to < until THEN
         v_to := v_to + interval '1 hour';
     END IF;
-    LOCK TABLE public.system_log_counts, public.system_log_error_counts IN SHARE ROW EXCLUSIVE MODE;
+    PERFORM pg_advisory_xact_lock(hashtext('orchestrator_hub.log_rollups'),
+                                  hub_internal.func_log_rollup_hour_key(h.hour))
+       FROM generate_series(v_from, v_to - interval '1 hour', interval '1 hour') AS h(hour)
+      ORDER BY h.hour;
     DELETE FROM public.system_log_counts WHERE bucket >= v_from AND bucket < v_to;
     DELETE FROM public.system_log_error_counts WHERE bucket >= v_from AND bucket < v_to;
 
@@ -135,7 +159,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION hub_internal.func_log_rollups_rebuild(timestamptz, timestamptz) IS
-    'Recounts system_log_counts and system_log_error_counts for the whole UTC hours overlapping [since, until) from system_logs (backfill, repair after hand-made changes). Locks the rollups against concurrent counting for its duration. Returns {success, from, to, rows_counted}.';
+    'Recounts system_log_counts and system_log_error_counts for the whole UTC hours overlapping [since, until) from system_logs (backfill, repair after hand-made changes). Locks those hours (not other hours) against concurrent counting for its duration. Returns {success, from, to, rows_counted}.';
 
 -- Exact counts per (log_level, source_type, source_id, worker_id) over [since, until),
 -- optionally of one source_type and/or one worker, or only of keys with errors: whole
@@ -238,6 +262,7 @@ COMMENT ON FUNCTION hub_internal.func_log_counts(timestamptz, timestamptz, text,
 SELECT hub_internal.func_hub_secure(
     p_functions => ARRAY[
         'hub_internal.func_log_message_fingerprint(text)',
+        'hub_internal.func_log_rollup_hour_key(timestamptz)',
         'hub_internal.func_log_rollups_trigger()',
         'hub_internal.func_log_rollups_rebuild(timestamptz, timestamptz)',
         'hub_internal.func_log_counts(timestamptz, timestamptz, text, text, boolean)'

@@ -5,7 +5,10 @@
 --     beats could lose one another's update -> the row is upserted in ONE statement
 --     (INSERT ... ON CONFLICT DO UPDATE), counters and metadata merged by the database;
 --   * a failing log part failed the heartbeat (and the logs were lost) -> the logs go
---     through func_insert_logs_batch() inside one subtransaction per heartbeat: a bad
+--     through func_insert_logs_batch's rules (hub_internal.func_insert_log_entries, after
+--     the same repair of NUL and lone surrogate escapes; logs is json, not jsonb, so
+--     such text cannot fail the call at its parameter) inside one subtransaction per
+--     heartbeat: a bad
 --     entry is rejected alone, an unexpected error is reported in the reply, and the
 --     heartbeat itself always lands;
 --   * it was SECURITY DEFINER and open to anon -> an ordinary function, executable by
@@ -21,7 +24,7 @@ CREATE OR REPLACE FUNCTION public.func_worker_heartbeat_with_logs(
     status text DEFAULT 'idle',
     current_task_id uuid DEFAULT NULL,
     metadata jsonb DEFAULT '{}'::jsonb,
-    logs jsonb DEFAULT '[]'::jsonb
+    logs json DEFAULT '[]'::json
 ) RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
@@ -36,7 +39,7 @@ DECLARE
                          ELSE lower(btrim(func_worker_heartbeat_with_logs.status)) END;
     v_task_id uuid := func_worker_heartbeat_with_logs.current_task_id;
     v_metadata jsonb := coalesce(func_worker_heartbeat_with_logs.metadata, '{}'::jsonb);
-    v_logs jsonb := coalesce(func_worker_heartbeat_with_logs.logs, '[]'::jsonb);
+    v_logs jsonb;
     v_metadata_bytes integer;
     v_hostname text;
     v_vram_total integer;
@@ -88,6 +91,8 @@ BEGIN
     -- One subtransaction per heartbeat (not per row): whatever goes wrong in here is
     -- rolled back alone and reported, and the heartbeat goes on.
     BEGIN
+        -- NUL and lone surrogate escapes repaired, like func_insert_logs_batch does.
+        v_logs := hub_internal.func_logs_jsonb(coalesce(func_worker_heartbeat_with_logs.logs, '[]'::json));
         IF jsonb_typeof(v_logs) = 'array' AND jsonb_array_length(v_logs) BETWEEN 1 AND 10000 THEN
             -- Defaults for what a worker's entry leaves out (missing or JSON null); the
             -- entry's own values win. Non-objects pass through for the batch function to
@@ -104,13 +109,12 @@ BEGIN
               INTO v_logs
               FROM jsonb_array_elements(v_logs) WITH ORDINALITY AS e(value, ord);
         END IF;
-        v_log_result := public.func_insert_logs_batch(v_logs);
+        v_log_result := hub_internal.func_insert_log_entries(v_logs);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
-        v_log_result := jsonb_build_object(
-            'success', false, 'inserted', 0, 'duplicates', 0, 'rejected', '[]'::jsonb,
-            'errors', CASE WHEN jsonb_typeof(v_logs) = 'array' THEN jsonb_array_length(v_logs) ELSE 1 END,
-            'error', format('the logs of this heartbeat were not stored: %s (SQLSTATE %s)', v_error, v_state));
+        v_log_result := hub_internal.func_log_batch_reply(0, 0, '[]', format(
+            'the logs of this heartbeat were not stored: %s (SQLSTATE %s)', v_error, v_state),
+            CASE WHEN jsonb_typeof(v_logs) = 'array' THEN jsonb_array_length(v_logs) ELSE 1 END);
     END;
 
     -- One statement, no read-modify-write: concurrent heartbeats of one worker queue on
@@ -150,7 +154,7 @@ BEGIN
                 ELSE jsonb_build_object('released_jobs', v_released) END;
 END;
 $$;
-COMMENT ON FUNCTION public.func_worker_heartbeat_with_logs(text, text, uuid, jsonb, jsonb) IS
+COMMENT ON FUNCTION public.func_worker_heartbeat_with_logs(text, text, uuid, jsonb, json) IS
     'A worker''s heartbeat: upserts its workers row in one statement (status, current_task_id, metadata merged, hostname/vram_total_mb/vram_used_mb taken from metadata, heartbeat_count + 1) and inserts the log entries it carries through func_insert_logs_batch (defaults: source_type worker, source_id and worker_id = worker_id, task_id = current_task_id). Statuses: starting, idle, busy, draining, stopped, dead, and the seed''s active (idle), inactive and terminated (stopped), crashed (dead); a dead beat releases the worker''s running jobs at once as func_reap_dead_workers would (released_jobs: {requeued, failed, job_ids}). Returns {success, worker: {worker_id, status, heartbeat_count, last_heartbeat_at}, logs: {success, inserted, duplicates, rejected, errors, error?}, released_jobs?}. Raises invalid_parameter_value for a blank worker_id, an unknown status or non-object metadata; a failure of the log part never fails the heartbeat.';
 
 -- The seed's own workers, unchanged: the same heartbeat under the seed's argument names
@@ -165,7 +169,7 @@ CREATE OR REPLACE FUNCTION public.func_worker_heartbeat_with_logs(
     worker_id_param varchar,
     vram_total_mb_param integer DEFAULT NULL,
     vram_used_mb_param integer DEFAULT NULL,
-    logs_param jsonb DEFAULT '[]'::jsonb,
+    logs_param json DEFAULT '[]'::json,
     status_param text DEFAULT 'active'
 ) RETURNS jsonb
 LANGUAGE sql
@@ -178,7 +182,7 @@ AS $$
             'vram_total_mb', vram_total_mb_param, 'vram_used_mb', vram_used_mb_param)),
         logs => logs_param)
 $$;
-COMMENT ON FUNCTION public.func_worker_heartbeat_with_logs(varchar, integer, integer, jsonb, text) IS
+COMMENT ON FUNCTION public.func_worker_heartbeat_with_logs(varchar, integer, integer, json, text) IS
     'The seed orchestrator''s heartbeat, as its workers call it: func_worker_heartbeat_with_logs(worker_id => worker_id_param, status => status_param (default active), metadata => {vram_total_mb, vram_used_mb}, logs => logs_param), with everything that function promises; log entries may name their level "level". Returns what it returns.';
 
 -- The seed's heartbeat without logs.
@@ -202,7 +206,7 @@ COMMENT ON FUNCTION public.func_update_worker_heartbeat(text, integer, integer, 
 
 SELECT hub_internal.func_hub_secure(
     p_functions => ARRAY[
-        'public.func_worker_heartbeat_with_logs(text, text, uuid, jsonb, jsonb)',
-        'public.func_worker_heartbeat_with_logs(varchar, integer, integer, jsonb, text)',
+        'public.func_worker_heartbeat_with_logs(text, text, uuid, jsonb, json)',
+        'public.func_worker_heartbeat_with_logs(varchar, integer, integer, json, text)',
         'public.func_update_worker_heartbeat(text, integer, integer, text)'
     ]::regprocedure[]);
