@@ -20,6 +20,7 @@ DECLARE
     v_event text;
     v_run_after timestamptz := now();
     v_backoff numeric;
+    v_entry text;
 BEGIN
     IF p_job_id IS NULL THEN
         RAISE EXCEPTION 'job_id is required' USING ERRCODE = 'invalid_parameter_value';
@@ -52,6 +53,7 @@ BEGIN
         v_backoff := least(10 * power(2, q.attempt - 1), 3600) * (1 + random() / 10);
         v_run_after := now() + make_interval(secs => v_backoff);
         v_to := 'queued'; v_event := 'retry_scheduled';
+        v_entry := 'scheduled';  -- out of the claim's way until the backoff is over
     ELSE
         v_to := 'failed'; v_event := 'failed';
     END IF;
@@ -60,7 +62,7 @@ BEGIN
     -- this hot path); then the slot, counters last in the lock order.
     WITH entry AS (
         UPDATE public.job_queue
-           SET status = v_to,
+           SET status = coalesce(v_entry, v_to),
                attempt = CASE WHEN p_action = 'release' THEN attempt - 1 ELSE attempt END,
                run_after = v_run_after, lease_token = NULL, lease_expires_at = NULL,
                updated_at = now()
@@ -85,10 +87,11 @@ BEGIN
                'run_after', CASE WHEN v_event = 'retry_scheduled' THEN v_run_after END))
       FROM entry JOIN job ON job.job_id = entry.job_id;
     PERFORM hub_internal.func_job_free_slots(ARRAY[q.user_id], ARRAY[q.organization_id]);
-    -- NOTIFY only when the job is claimable again: every notifying commit takes one
-    -- cluster-wide lock until its WAL is flushed, so notifying completions would
-    -- serialise them all. A freed slot is found by the workers' next poll.
-    IF v_to = 'queued' THEN
+    -- NOTIFY only when the job is claimable again at once (a release): every notifying
+    -- commit takes one cluster-wide lock until its WAL is flushed, so notifying
+    -- completions would serialise them all. A freed slot is found by the workers' next
+    -- poll; a retry is due at run_after, which the claims report as next_run_after.
+    IF v_to = 'queued' AND v_entry IS NULL THEN
         PERFORM pg_notify('hub_jobs', q.provider);
     END IF;
     RETURN jsonb_build_object('accepted', true, 'status', v_to, 'reason', NULL,
@@ -105,11 +108,15 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
+    IF pg_column_size(result) > 1048576 THEN
+        RAISE EXCEPTION 'result is % bytes; at most 1048576 (1 MiB) are accepted: store large outputs elsewhere and return their location',
+                        pg_column_size(result) USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     RETURN hub_internal.func_job_settle(job_id, lease_token, 'complete', coalesce(result, '{}'::jsonb), NULL, NULL, NULL);
 END;
 $$;
 COMMENT ON FUNCTION public.func_complete_job(uuid, uuid, jsonb) IS
-    'Marks a running job completed with its result, if lease_token is its current lease (else {accepted: false, status, reason} and nothing changes: a worker wrongly declared dead cannot overwrite the job). Frees its slot; one completed event. Returns {accepted, status, reason, attempt}. Unknown job: raises P0001.';
+    'Marks a running job completed with its result (at most 1 MiB), if lease_token is its current lease, even after lease_expires_at as long as nobody has requeued the job (the work was done and nobody else holds it) (else {accepted: false, status, reason} and nothing changes: a worker wrongly declared dead cannot overwrite the job). Frees its slot; one completed event. Returns {accepted, status, reason, attempt}. Unknown job: raises P0001.';
 
 CREATE OR REPLACE FUNCTION public.func_fail_job(job_id uuid, lease_token uuid, error text, retryable boolean DEFAULT true)
 RETURNS jsonb
@@ -117,11 +124,15 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
+    IF length(error) > 65536 THEN
+        RAISE EXCEPTION 'error is % characters; at most 65536 are accepted', length(error)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     RETURN hub_internal.func_job_settle(job_id, lease_token, 'fail', NULL, coalesce(error, 'failed'), coalesce(retryable, true), NULL);
 END;
 $$;
 COMMENT ON FUNCTION public.func_fail_job(uuid, uuid, text, boolean) IS
-    'Records a failed attempt under the current lease: retryable and attempts left -> queued again after a backoff of 10 s x 2^(attempt-1) (max 1 h, +0..10 % jitter; event retry_scheduled, NOTIFY hub_jobs); otherwise failed (event failed). Frees the slot. Returns {accepted, status, reason, attempt, run_after}; a stale token gets accepted=false and changes nothing.';
+    'Records a failed attempt under the current lease (error: at most 65536 characters): retryable and attempts left -> queued again after a backoff of 10 s x 2^(attempt-1) (max 1 h, +0..10 % jitter; event retry_scheduled; the entry waits as scheduled until run_after, which claims report as next_run_after); otherwise failed (event failed). Frees the slot. Returns {accepted, status, reason, attempt, run_after}; a stale token gets accepted=false and changes nothing.';
 
 CREATE OR REPLACE FUNCTION public.func_release_job(job_id uuid, lease_token uuid, reason text DEFAULT NULL)
 RETURNS jsonb
@@ -129,6 +140,10 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
+    IF length(reason) > 1000 THEN
+        RAISE EXCEPTION 'reason is % characters; at most 1000 are accepted', length(reason)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     RETURN hub_internal.func_job_settle(job_id, lease_token, 'release', NULL, NULL, NULL, coalesce(reason, 'released'));
 END;
 $$;
@@ -151,8 +166,8 @@ DECLARE
     v_held uuid[];
     v_extended uuid[];
 BEGIN
-    IF v_worker IS NULL OR btrim(v_worker) = '' THEN
-        RAISE EXCEPTION 'worker_id must be a non-blank text' USING ERRCODE = 'invalid_parameter_value';
+    IF v_worker IS NULL OR btrim(v_worker) = '' OR length(v_worker) > 255 THEN
+        RAISE EXCEPTION 'worker_id must be a non-blank text of at most 255 characters' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF v_lease IS NULL OR v_lease NOT BETWEEN 1 AND 86400 THEN
         RAISE EXCEPTION 'lease_seconds must be between 1 and 86400, got %', coalesce(v_lease::text, 'NULL')
