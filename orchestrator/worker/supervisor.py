@@ -19,6 +19,7 @@ reports on the socket ``exit CODE`` (negative: killed by that signal, as
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -51,16 +52,14 @@ def _start(argv: list[str]) -> tuple[int, int | None]:
             signal.set_wakeup_fd(-1)
             for signum in (*_STOP_SIGNALS, signal.SIGCHLD, signal.SIGPIPE, signal.SIGXFSZ):
                 signal.signal(signum, signal.SIG_DFL)  # Python ignores SIGPIPE and SIGXFSZ
-            os.execvp(argv[0], argv)
+            os.execvp(argv[0], argv)  # noqa: S606 - no shell, by design (see payload.py)
         except OSError as error:
             os.write(err_write, str(error.errno or 0).encode())
         finally:
             os._exit(127)
     os.close(err_write)
-    try:
-        os.setpgid(pid, pid)  # also from this side: no window where a stop misses the group
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):  # also from this side: a stop cannot miss the group
+        os.setpgid(pid, pid)
     failure = b""
     while chunk := os.read(err_read, 32):
         failure += chunk
@@ -173,10 +172,8 @@ def _stop_leftovers(pgid: int, grace: float) -> None:
 
 
 def _report(control_fd: int, message: str) -> None:
-    try:
+    with contextlib.suppress(OSError):  # the worker is gone: nobody to tell
         os.write(control_fd, message.encode() + b"\n")
-    except OSError:
-        pass  # the worker is gone: nobody to tell
 
 
 def main() -> None:

@@ -133,6 +133,8 @@ FAST = (
     "  approval_expiration: {interval_seconds: 0.05}\n"
     "  worker_reaping: {interval_seconds: 0.05}\n"
     "  log_maintenance: {enabled: true, interval_seconds: 0.1}\n"
+    "  periodic_jobs: {interval_seconds: 0.05}\n"
+    "  job_retention: {interval_seconds: 0.1}\n"
 )
 Run = tuple[str, str, float, float]  # duty, holder, start, end
 
@@ -185,7 +187,7 @@ def test_two_daemons_never_run_the_same_duty_at_once(db_url, remote):
         a = await instrumented(db_url, remote, "daemon-A", runs)
         b = await instrumented(db_url, remote, "daemon-B", runs)
         await a.start()
-        await wait_for(lambda: len({n for n, h, _, _ in runs if h == "daemon-A"}) == 6)
+        await wait_for(lambda: len({n for n, h, _, _ in runs if h == "daemon-A"}) == 8)
         await b.start()  # A leads every duty now; B contends for each lease every 50 ms
         for _ in range(3):
             await asyncio.to_thread(submit, db_url, 10)
@@ -204,6 +206,8 @@ def test_two_daemons_never_run_the_same_duty_at_once(db_url, remote):
         "approval_expiration",
         "worker_reaping",
         "log_maintenance",
+        "periodic_jobs",
+        "job_retention",
     }
     assert overlaps(runs) == []
     assert {holder for _, holder, _, _ in runs} == {"daemon-A", "daemon-B"}
