@@ -245,8 +245,8 @@ class Worker:
         if active.timer is not None:
             active.timer.cancel()
         if active.timed_out:
-            error = f"timed out after {job.timeout_seconds} s (timeout_seconds)"
-            outcome = RunOutcome(False, outcome.result, error=error, retryable=True)
+            reason = f"timed out after {job.timeout_seconds} s (timeout_seconds)"
+            outcome = RunOutcome(False, outcome.result, error=reason, retryable=True)
         try:
             if active.take_over("reporting"):
                 self._report(active, outcome)
