@@ -73,6 +73,7 @@ class ControlLoop:
         self.cycle = 0
         self.wake = asyncio.Event()
         self.outcomes: dict[str, DutyOutcome] = {}
+        self._held_elsewhere: set[str] = set()  # duties another daemon led when last seen
 
     def request(self, name: str) -> None:
         """Makes duty ``name`` due now and wakes the loop (a NOTIFY arrived)."""
@@ -109,7 +110,11 @@ class ControlLoop:
                 await duty.action()
                 return "ran"
             ran, _ = await self.leases.run_exclusive(duty.name, duty.ttl, duty.action)
-            return "ran" if ran else "held elsewhere"
+            if not ran:
+                self._held_elsewhere.add(duty.name)
+                return "held elsewhere"
+            self._held_elsewhere.discard(duty.name)
+            return "ran"
         except asyncio.CancelledError:
             raise
         except (HubError, LeaseLost) as error:  # expected trouble (database down...): one line
@@ -129,14 +134,16 @@ class ControlLoop:
             return
         while not stop.is_set():
             for duty in self.duties:
-                held_before = duty.name in self.leases.held
                 try:
                     state = await self.leases.acquire(duty.name, duty.ttl)
                 except Exception as error:  # the runs' own renewals decide; try again
                     logger.debug("Lease of %s not renewed: %s", duty.name, error)
                     continue
-                if state.acquired and not held_before:
-                    logger.info("Took over duty %s", duty.name)
+                if not state.acquired:
+                    self._held_elsewhere.add(duty.name)
+                elif duty.name in self._held_elsewhere:
+                    self._held_elsewhere.discard(duty.name)
+                    logger.info("Took over duty %s from another daemon", duty.name)
                     self.request(duty.name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), min(d.ttl for d in self.duties) / 4)
