@@ -217,6 +217,8 @@ DECLARE
     v_jobs jsonb;
     v_paused text[];
     v_next timestamptz;
+    v_expired boolean;
+    v_due boolean;
 BEGIN
     IF v_worker IS NULL OR btrim(v_worker) = '' OR length(v_worker) > 255 THEN
         RAISE EXCEPTION 'worker_id must be a non-blank text of at most 255 characters'
@@ -245,10 +247,66 @@ BEGIN
 
     PERFORM pg_advisory_xact_lock_shared(x'6a6f62736c6f7473'::bigint);
 
-    -- 0. A paused provider gives nothing; its paused job types are skipped below.
-    SELECT array_agg(p.job_type) INTO v_paused FROM public.queue_pauses p WHERE p.provider = v_provider;
+    -- 0. What this claim must deal with, in one statement: the provider's pauses, whether
+    -- any limit exists, whether a lease expired, whether a scheduled job is due.
+    SELECT (SELECT array_agg(p.job_type) FROM public.queue_pauses p WHERE p.provider = v_provider),
+           EXISTS (SELECT 1 FROM public.concurrency_limits),
+           EXISTS (SELECT 1 FROM public.job_queue q
+                    WHERE q.status = 'running' AND q.provider = v_provider AND q.lease_expires_at < now()),
+           EXISTS (SELECT 1 FROM public.job_queue q
+                    WHERE q.status = 'scheduled' AND q.provider = v_provider AND q.run_after <= now())
+      INTO v_paused, v_limited, v_expired, v_due;
     IF '' = ANY (v_paused) THEN
         RETURN jsonb_build_object('jobs', '[]'::jsonb, 'paused', true);
+    END IF;
+    IF NOT (v_limited OR v_expired OR v_due) THEN
+        -- The common case in one statement (each statement of a function has its own
+        -- fixed cost on this hot path): no limit exists, so there is nothing to count
+        -- (no limit can appear while JOB_SLOTS is held in share mode), no lease expired,
+        -- nothing scheduled is due. Jobs with no limit pay nothing for the limits.
+        WITH cand AS (
+            SELECT q.job_id FROM public.job_queue q
+             WHERE q.status = 'queued' AND q.provider = v_provider AND q.run_after <= now()
+               AND (v_types IS NULL OR q.job_type = ANY (v_types))
+               AND (v_paused IS NULL OR q.job_type <> ALL (v_paused))
+             ORDER BY q.claim_key
+             LIMIT v_max
+             FOR UPDATE SKIP LOCKED
+        ), claimed AS (
+            UPDATE public.job_queue q
+               SET status = 'running', attempt = q.attempt + 1, worker_id = v_worker,
+                   lease_token = gen_random_uuid(),
+                   lease_expires_at = now() + make_interval(secs => v_lease),
+                   claimed_at = now(), updated_at = now()
+              FROM cand
+             WHERE q.job_id = cand.job_id
+            RETURNING q.job_id, q.attempt, q.lease_token, q.lease_expires_at, q.claim_key
+        ), j AS (
+            UPDATE public.jobs j
+               SET status = 'running', attempts = c.attempt,
+                   started_at = coalesce(j.started_at, now()), updated_at = now()
+              FROM claimed c
+             WHERE j.job_id = c.job_id
+            RETURNING j.job_id, j.job_type, j.provider, j.priority, j.payload, j.user_id, j.organization_id,
+                      j.timeout_seconds
+        ), ev AS (
+            INSERT INTO public.job_events (job_id, event_type, from_status, to_status, worker_id, details)
+            SELECT c.job_id, 'claimed', 'queued', 'running', v_worker,
+                   jsonb_build_object('attempt', c.attempt, 'lease_expires_at', c.lease_expires_at)
+              FROM claimed c
+        )
+        SELECT jsonb_build_object(
+                   'jobs', coalesce(jsonb_agg(jsonb_build_object(
+                       'job_id', c.job_id, 'lease_token', c.lease_token, 'attempt', c.attempt,
+                       'job_type', j.job_type, 'provider', j.provider, 'priority', j.priority,
+                       'payload', j.payload, 'user_id', j.user_id, 'organization_id', j.organization_id,
+                       'lease_expires_at', c.lease_expires_at, 'timeout_seconds', j.timeout_seconds)
+                       ORDER BY c.claim_key), '[]'::jsonb),
+                   'next_run_after', CASE WHEN count(*) < v_max
+                                          THEN hub_internal.func_job_next_run_after(v_provider) END)
+          INTO v_jobs
+          FROM claimed c JOIN j ON j.job_id = c.job_id;
+        RETURN v_jobs;
     END IF;
     -- Scheduled entries whose time has come join the queue (run_at reached, retry
     -- backoff over): one probe of job_queue_scheduled_idx when none is due, so waiting

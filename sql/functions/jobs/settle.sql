@@ -14,13 +14,19 @@ SET search_path = pg_catalog, public, pg_temp
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-    q public.job_queue%ROWTYPE;
-    v_job_status text;
-    v_to text;
+    v_entry text;       -- the queue entry's new status (scheduled: a retry in backoff)
+    v_to text;          -- the job's new status
     v_event text;
-    v_run_after timestamptz := now();
-    v_backoff numeric;
-    v_entry text;
+    v_attempt integer;  -- the attempt this lease ran (before a release gives it back)
+    v_worker text;
+    v_user text;
+    v_org text;
+    v_provider text;
+    v_run_after timestamptz;
+    v_job_status text;
+    v_queue_status text;
+    -- 0..10 % jitter so that jobs failing together do not all come back in one instant
+    v_jitter double precision := 1 + random() / 10;
 BEGIN
     IF p_job_id IS NULL THEN
         RAISE EXCEPTION 'job_id is required' USING ERRCODE = 'invalid_parameter_value';
@@ -30,48 +36,43 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM pg_advisory_xact_lock_shared(x'6a6f62736c6f7473'::bigint);
-    SELECT * INTO q FROM public.job_queue WHERE job_id = p_job_id FOR UPDATE;
+    -- The fence and the change in one statement: only the current token of a running
+    -- entry matches (the row lock is taken here, queue entry before job as everywhere).
+    -- A retry waits out its backoff, 10 s x 2^(attempt-1) (at most 1 h), as scheduled.
+    UPDATE public.job_queue q
+       SET status = CASE WHEN p_action = 'complete' THEN 'completed'
+                         WHEN p_action = 'release' THEN 'queued'
+                         WHEN p_retryable AND q.attempt < q.max_attempts THEN 'scheduled'
+                         ELSE 'failed' END,
+           attempt = CASE WHEN p_action = 'release' THEN q.attempt - 1 ELSE q.attempt END,
+           run_after = CASE WHEN p_action = 'fail' AND p_retryable AND q.attempt < q.max_attempts
+                            THEN now() + make_interval(secs => least(10 * power(2, q.attempt - 1), 3600) * v_jitter)
+                            ELSE now() END,
+           lease_token = NULL, lease_expires_at = NULL, updated_at = now()
+     WHERE q.job_id = p_job_id AND q.status = 'running' AND q.lease_token = p_token
+    RETURNING q.status, q.run_after, q.worker_id, q.user_id, q.organization_id, q.provider,
+              CASE WHEN p_action = 'release' THEN q.attempt + 1 ELSE q.attempt END
+         INTO v_entry, v_run_after, v_worker, v_user, v_org, v_provider, v_attempt;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown job %', p_job_id USING ERRCODE = 'P0001';
-    END IF;
-    IF q.status <> 'running' OR q.lease_token IS DISTINCT FROM p_token THEN
-        SELECT status INTO v_job_status FROM public.jobs WHERE job_id = p_job_id;
+        SELECT q.status, j.status INTO v_queue_status, v_job_status
+          FROM public.job_queue q JOIN public.jobs j USING (job_id) WHERE q.job_id = p_job_id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'unknown job %', p_job_id USING ERRCODE = 'P0001';
+        END IF;
         RETURN jsonb_build_object(
             'accepted', false, 'status', v_job_status,
-            'reason', CASE WHEN q.status = 'running'
+            'reason', CASE WHEN v_queue_status = 'running'
                            THEN 'stale lease token: the job was claimed again after this lease expired or was released'
                            ELSE format('stale lease token: the job is %s, no longer running under this lease', v_job_status) END);
     END IF;
+    v_to := CASE v_entry WHEN 'scheduled' THEN 'queued' ELSE v_entry END;
+    v_event := CASE WHEN p_action = 'complete' THEN 'completed' WHEN p_action = 'release' THEN 'released'
+                    WHEN v_entry = 'scheduled' THEN 'retry_scheduled' ELSE 'failed' END;
 
-    IF p_action = 'complete' THEN
-        v_to := 'completed'; v_event := 'completed';
-    ELSIF p_action = 'release' THEN
-        v_to := 'queued'; v_event := 'released';
-    ELSIF p_retryable AND q.attempt < q.max_attempts THEN
-        -- Exponential backoff: 10 s x 2^(attempt-1), at most 1 h, plus up to 10 % jitter
-        -- so that jobs failing together do not all come back in the same instant.
-        v_backoff := least(10 * power(2, q.attempt - 1), 3600) * (1 + random() / 10);
-        v_run_after := now() + make_interval(secs => v_backoff);
-        v_to := 'queued'; v_event := 'retry_scheduled';
-        v_entry := 'scheduled';  -- out of the claim's way until the backoff is over
-    ELSE
-        v_to := 'failed'; v_event := 'failed';
-    END IF;
-
-    -- One statement for the three writes (each statement has its own fixed cost on
-    -- this hot path); then the slot, counters last in the lock order.
-    WITH entry AS (
-        UPDATE public.job_queue
-           SET status = coalesce(v_entry, v_to),
-               attempt = CASE WHEN p_action = 'release' THEN attempt - 1 ELSE attempt END,
-               run_after = v_run_after, lease_token = NULL, lease_expires_at = NULL,
-               updated_at = now()
-         WHERE job_id = p_job_id
-        RETURNING job_id
-    ), job AS (
+    WITH job AS (
         UPDATE public.jobs
            SET status = v_to,
-               attempts = CASE WHEN p_action = 'release' THEN q.attempt - 1 ELSE q.attempt END,
+               attempts = CASE WHEN p_action = 'release' THEN v_attempt - 1 ELSE v_attempt END,
                result = CASE WHEN p_action = 'complete' THEN p_result ELSE result END,
                error = CASE WHEN p_action = 'fail' THEN p_error ELSE error END,
                finished_at = CASE WHEN v_to IN ('completed', 'failed') THEN now() END,
@@ -80,22 +81,23 @@ BEGIN
         RETURNING job_id
     )
     INSERT INTO public.job_events (job_id, event_type, from_status, to_status, worker_id, details)
-    SELECT entry.job_id, v_event, 'running', v_to, q.worker_id,
+    SELECT job.job_id, v_event, 'running', v_to, v_worker,
            jsonb_strip_nulls(jsonb_build_object(
-               'attempt', q.attempt, 'error', p_error, 'reason', p_reason,
+               'attempt', v_attempt, 'error', p_error, 'reason', p_reason,
                'retryable', CASE WHEN p_action = 'fail' THEN p_retryable END,
                'run_after', CASE WHEN v_event = 'retry_scheduled' THEN v_run_after END))
-      FROM entry JOIN job ON job.job_id = entry.job_id;
-    PERFORM hub_internal.func_job_free_slots(ARRAY[q.user_id], ARRAY[q.organization_id]);
+      FROM job;
+    -- Counters last in the lock order; with no limit anywhere this is one cheap check.
+    PERFORM hub_internal.func_job_free_slots(ARRAY[v_user], ARRAY[v_org]);
     -- NOTIFY only when the job is claimable again at once (a release): every notifying
     -- commit takes one cluster-wide lock until its WAL is flushed, so notifying
     -- completions would serialise them all. A freed slot is found by the workers' next
     -- poll; a retry is due at run_after, which the claims report as next_run_after.
-    IF v_to = 'queued' AND v_entry IS NULL THEN
-        PERFORM pg_notify('hub_jobs', q.provider);
+    IF v_entry = 'queued' THEN
+        PERFORM pg_notify('hub_jobs', v_provider);
     END IF;
     RETURN jsonb_build_object('accepted', true, 'status', v_to, 'reason', NULL,
-                              'attempt', q.attempt,
+                              'attempt', v_attempt,
                               'run_after', CASE WHEN v_to = 'queued' THEN v_run_after END);
 END;
 $$;
