@@ -255,6 +255,22 @@ def complete_job(
     )
 
 
+def complete_jobs(
+    completions: Sequence[tuple[str, str, Mapping[str, Any] | None]],
+) -> Call[tuple[Verdict, ...]]:
+    """Complete many jobs in one call and one commit: ``(job_id, lease_token, result)``
+    each, fenced one by one; the verdicts come back in the same order."""
+    items = [
+        {"job_id": job_id, "lease_token": token, "result": dict(result or {})}
+        for job_id, token, result in completions
+    ]
+    return Call(
+        "func_complete_jobs",
+        {"jobs": json_safe(items)},
+        lambda raw: tuple(Verdict.from_raw(r) for r in raw["results"]),
+    )
+
+
 def fail_job(job_id: str, lease_token: str, error: str, retryable: bool = True) -> Call[Verdict]:
     """Report a failed attempt: retried with backoff while attempts remain."""
     return Call(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import importlib
 import logging
 import os
@@ -182,7 +183,7 @@ class CallableRun:
     def run(self) -> RunOutcome:
         """Imports and calls the function; its return value (JSON-safe) is the result."""
         try:
-            function = _resolve(self.spec)
+            function = _resolve_cached(self.spec.target)
         except _CannotResolve as error:
             return RunOutcome(False, error=str(error), retryable=False)
         try:
@@ -227,6 +228,11 @@ def start_run(payload: Any, *, kill_grace: float = 5.0) -> Run:
 
 class _CannotResolve(Exception):
     pass
+
+
+@functools.lru_cache(maxsize=256)
+def _resolve_cached(target: str) -> Any:
+    return _resolve(PythonCallable(target))
 
 
 def _resolve(spec: PythonCallable) -> Any:

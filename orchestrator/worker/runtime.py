@@ -18,23 +18,28 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from orchestrator.db.target import SqlTarget
 from orchestrator.errors import ConfigError, DatabaseUnavailable
 from orchestrator.jobs.model import ClaimedJob, Verdict
 from orchestrator.jobs.wakeup import polling_reason
-from orchestrator.logs.context import set_task_context
+from orchestrator.logs.context import clear_task_context, set_task_context
 from orchestrator.logs.worker import LogBuffer
 from orchestrator.worker.active import ActiveJob
 from orchestrator.worker.heartbeat import Pulse
+from orchestrator.worker.reports import Completion, CompletionBatcher
 from orchestrator.worker.runners import RunOutcome, start_run
 from orchestrator.worker.store import JobStore, WorkerDatabase
+from orchestrator.worker.threads import JobThreads
 from orchestrator.worker.wakeup import ListenWakeup, PollWakeup, Wakeup
 
 _log = logging.getLogger("orchestrator.worker")
+CLAIM_COALESCE = 0.002  # seconds: short jobs ending together are replaced by one claim
+T = TypeVar("T")
 
 
 @dataclass
@@ -106,6 +111,8 @@ class Worker:
         self._stopping = threading.Event()
         self._hurry = threading.Event()
         self._next_run_after: datetime | None = None
+        self.reports = CompletionBatcher(self._complete_batch)
+        self.threads = JobThreads(options.concurrency)
         self.pulse = Pulse(
             JobStore(database, options.worker_id, options.provider),  # its own connection
             buffer,
@@ -169,6 +176,8 @@ class Worker:
                     break
                 if not claimed or len(self.active_jobs()) >= opts.concurrency:
                     self.wakeup.wait(self._idle_wait())
+                    if self.active_jobs():  # woken by a job's end: let others end too,
+                        time.sleep(CLAIM_COALESCE)  # and claim their slots in one call
         finally:
             self._shutdown()
         return self.counts
@@ -201,15 +210,12 @@ class Worker:
 
     def _start(self, job: ClaimedJob) -> None:
         active = ActiveJob(job, start_run(job.payload, kill_grace=self.options.stop_grace))
-        thread = threading.Thread(
-            target=self._work, args=(active,), name=f"job-{active.job_id}", daemon=True
-        )
         if job.timeout_seconds is not None:
             active.timer = threading.Timer(job.timeout_seconds, self._time_out, args=(active,))
             active.timer.daemon = True
         with self._active_lock:
             self._active[active.job_id] = active
-        thread.start()
+        self.threads.submit(self._work, active)
         if active.timer is not None:
             active.timer.start()
 
@@ -253,9 +259,10 @@ class Worker:
         finally:
             with self._active_lock:
                 self._active.pop(active.job_id, None)
+            clear_task_context()  # the thread serves the next job
             self.wakeup.interrupt()
 
-    def _settle(self, job_id: str, report: Callable[[], Verdict]) -> Verdict:
+    def _settle(self, job_id: str, report: Callable[[], T]) -> T:
         """Runs ``report``, retried with backoff while the database or gateway is away.
 
         A finished GPU job is expensive to run twice, and a report that is lost leaves the
@@ -278,12 +285,23 @@ class Worker:
                 self._hurry.wait(delay)
                 delay = min(delay * 2, 5.0)
 
+    def _complete_batch(self, completions: list[Completion]) -> Sequence[Verdict]:
+        """One ``func_complete_jobs`` call for the completions waiting (reports.py)."""
+        ids = [job.job_id for job, _ in completions]
+        if len(ids) == 1:  # its retries then show in the job's own log timeline
+            set_task_context(ids[0], self.options.worker_id)
+        try:
+            what = ids[0] if len(ids) == 1 else f"s {', '.join(ids)}"
+            return self._settle(what, lambda: self.store.complete_many(completions))
+        finally:
+            clear_task_context()
+
     def _report(self, active: ActiveJob, outcome: RunOutcome) -> None:
         job = active.job
         try:
             if outcome.ok:
                 result = outcome.result
-                verdict = self._settle(job.job_id, lambda: self.store.complete(job, result))
+                verdict = self.reports.complete(job, result)
                 self.counts.add("completed", verdict.accepted)
                 _log.info("Job %s completed: %s", active.job_id, outcome.result)
             else:
@@ -314,6 +332,8 @@ class Worker:
                 active.run.stop()
                 self._release(active)
         self.counts.lost = list(self.pulse.lost)
+        self.reports.close()
+        self.threads.close()
         self.pulse.stop()
         self.wakeup.close()
         _log.info(

@@ -98,6 +98,13 @@ class JobStore:
         """Reports success; refused when ``job.lease_token`` is no longer current."""
         return self.run(job_calls.complete_job(job.job_id, job.lease_token, result))
 
+    def complete_many(
+        self, completions: list[tuple[ClaimedJob, dict[str, Any]]]
+    ) -> tuple[Verdict, ...]:
+        """Reports many successes in one call and one commit, each fenced by its token."""
+        items = [(job.job_id, job.lease_token, result) for job, result in completions]
+        return self.run(job_calls.complete_jobs(items))
+
     def fail(self, job: ClaimedJob, error: str, retryable: bool) -> Verdict:
         """Reports failure (retried with backoff while attempts remain, if retryable)."""
         return self.run(job_calls.fail_job(job.job_id, job.lease_token, error, retryable))

@@ -120,6 +120,54 @@ $$;
 COMMENT ON FUNCTION public.func_complete_job(uuid, uuid, jsonb) IS
     'Marks a running job completed with its result (at most 1 MiB), if lease_token is its current lease, even after lease_expires_at as long as nobody has requeued the job (the work was done and nobody else holds it) (else {accepted: false, status, reason} and nothing changes: a worker wrongly declared dead cannot overwrite the job). Frees its slot; one completed event. Returns {accepted, status, reason, attempt}. Unknown job: raises P0001.';
 
+-- Many completions in one call and one commit (a worker running many short jobs reports
+-- them together, as pgqueuer batches its acknowledgements). The queue entries are locked
+-- first, in job id order, so a batch cannot deadlock with a cancel of one of its jobs
+-- (which locks the entry, then the counters) while it holds a counter for another.
+CREATE OR REPLACE FUNCTION public.func_complete_jobs(jobs jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    v_item jsonb;
+    v_ids uuid[];
+    v_results jsonb := '[]'::jsonb;
+    v_index integer := 0;
+BEGIN
+    IF jobs IS NULL OR jsonb_typeof(jobs) <> 'array' THEN
+        RAISE EXCEPTION 'jobs must be a JSON array of {job_id, lease_token, result} objects'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF jsonb_array_length(jobs) > 1000 OR pg_column_size(jobs) > 16777216 THEN
+        RAISE EXCEPTION 'jobs holds % completions in % bytes; at most 1000 and 16 MiB are accepted per call',
+                        jsonb_array_length(jobs), pg_column_size(jobs) USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    BEGIN
+        SELECT array_agg((e ->> 'job_id')::uuid ORDER BY (e ->> 'job_id')::uuid) INTO v_ids
+          FROM jsonb_array_elements(jobs) AS e;
+    EXCEPTION WHEN invalid_text_representation OR wrong_object_type OR cannot_coerce THEN
+        RAISE EXCEPTION 'each completion needs job_id (a UUID), lease_token and optionally result'
+            USING ERRCODE = 'invalid_parameter_value';
+    END;
+    PERFORM 1 FROM public.job_queue q WHERE q.job_id = ANY (v_ids) ORDER BY q.job_id FOR UPDATE;
+    FOR v_item IN SELECT value FROM jsonb_array_elements(jobs) LOOP
+        IF jsonb_typeof(v_item -> 'result') NOT IN ('object', 'null') OR pg_column_size(v_item -> 'result') > 1048576 THEN
+            RAISE EXCEPTION 'jobs[%]: result must be a JSON object of at most 1 MiB', v_index
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        v_results := v_results || jsonb_build_array(
+            hub_internal.func_job_settle((v_item ->> 'job_id')::uuid, (v_item ->> 'lease_token')::uuid, 'complete',
+                                         coalesce(nullif(v_item -> 'result', 'null'::jsonb), '{}'::jsonb), NULL, NULL, NULL)
+            || jsonb_build_object('job_id', v_item ->> 'job_id'));
+        v_index := v_index + 1;
+    END LOOP;
+    RETURN jsonb_build_object('results', v_results);
+END;
+$$;
+COMMENT ON FUNCTION public.func_complete_jobs(jsonb) IS
+    'Completes up to 1000 jobs in one transaction: [{job_id, lease_token, result}], each fenced by its token exactly as func_complete_job (a stale token is refused for that job only). Returns {results: [{job_id, accepted, status, reason, attempt}]} in the order given.';
+
 CREATE OR REPLACE FUNCTION public.func_fail_job(job_id uuid, lease_token uuid, error text, retryable boolean DEFAULT true)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -212,6 +260,7 @@ SELECT hub_internal.func_hub_secure(
     p_functions => ARRAY[
         'hub_internal.func_job_settle(uuid, uuid, text, jsonb, text, boolean, text)',
         'public.func_complete_job(uuid, uuid, jsonb)',
+        'public.func_complete_jobs(jsonb)',
         'public.func_fail_job(uuid, uuid, text, boolean)',
         'public.func_release_job(uuid, uuid, text)',
         'public.func_extend_job_leases(text, integer, jsonb)'
