@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     log_retention_hours: int = Field(
         default=48, ge=1, le=24 * 366, validation_alias="LOG_RETENTION_HOURS"
     )
+    job_retention_days: int = Field(
+        default=30, ge=1, le=36_600, validation_alias="JOB_RETENTION_DAYS"
+    )
     # The orchestrator daemon (`orchestrator run`); the rest of its settings are in its
     # YAML file (orchestrator/daemon/config.py), these override it from the environment.
     daemon_config_file: Path | None = Field(default=None, validation_alias="ORCHESTRATOR_CONFIG")
@@ -182,6 +185,7 @@ ACCEPTED: dict[str, str] = {
     "ORCHESTRATOR_LOG_FORMAT": "json or text",
     "ORCHESTRATOR_LOG_FILE": "a file path",
     "LOG_RETENTION_HOURS": "an integer from 1 to 8784 (hours)",
+    "JOB_RETENTION_DAYS": "an integer from 1 to 36600 (days)",
     "ORCHESTRATOR_CONFIG": "the path of the daemon's YAML config file",
     "ORCHESTRATOR_JOB_POLL_INTERVAL": "a number of seconds above 0 and at most 86400",
     "ORCHESTRATOR_POLL_ONLY": "true or false (also 1/0, yes/no, on/off)",

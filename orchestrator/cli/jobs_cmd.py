@@ -14,23 +14,19 @@ from __future__ import annotations
 import argparse
 import json
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any
 
+from orchestrator.cli import jobs_lifecycle_cmd
+from orchestrator.cli.jobs_db import executor as _executor
+from orchestrator.cli.jobs_db import one as _one
 from orchestrator.cli.jobs_show import cell, plain, print_job, print_rows, print_timeline
-from orchestrator.cli.schema import prepare_schema
-from orchestrator.config import get_settings
-from orchestrator.db.calls import Call
-from orchestrator.db.psycopg import PsycopgExecutor
-from orchestrator.db.target import resolve_database
 from orchestrator.errors import HubError
 from orchestrator.jobs import calls as job_calls
 from orchestrator.jobs.errors import job_errors
+from orchestrator.query.timespec import parse_duration, parse_time
 from orchestrator.worker.payload import check_callable, parse_payload, split_command
-
-T = TypeVar("T")
 
 
 def _uuid(what: str) -> Callable[[str], str]:
@@ -84,6 +80,12 @@ def register(commands: Any) -> None:
     p.add_argument("--cost", type=_decimal, help="estimated cost (approval rules may need it)")
     p.add_argument("--max-attempts", type=int, help="attempts before it fails for good (3)")
     p.add_argument("--idempotency-key", help="resubmitting with the same key returns the job")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--at", help="run at this time (ISO 8601, e.g. 2026-12-24T18:00:00Z; UTC)")
+    when.add_argument("--in", dest="run_in", help="run after this long (90s, 15m, 2h, 1d)")
+    p.add_argument(
+        "--timeout", help="stop an attempt that runs longer (90s, 15m, 2h); it then fails"
+    )
     p.set_defaults(run=_submit)
 
     p = sub.add_parser("list", help="list jobs, newest first, one page at a time")
@@ -112,6 +114,7 @@ def register(commands: Any) -> None:
         p.set_defaults(run=_decide, decision=name)
 
     _register_admin(sub)
+    jobs_lifecycle_cmd.register(sub)
 
 
 def _register_admin(sub: Any) -> None:
@@ -149,20 +152,6 @@ def _register_admin(sub: Any) -> None:
     p.set_defaults(run=_rule_add)
 
 
-@contextmanager
-def _executor() -> Iterator[PsycopgExecutor]:
-    with resolve_database(get_settings(), sql=True) as target:
-        prepare_schema(target)
-        with PsycopgExecutor.connect(target.url, target.label) as executor:
-            yield executor
-
-
-def _one(call: Call[T]) -> T:
-    """Runs one call; what the database refuses becomes one line (``JobError``)."""
-    with _executor() as executor, job_errors():
-        return executor.run(call)
-
-
 def _submit(args: argparse.Namespace) -> int:
     payload: dict[str, Any]
     if args.kwargs is not None and args.callable is None:
@@ -176,6 +165,7 @@ def _submit(args: argparse.Namespace) -> int:
         if args.provider == "local":
             parse_payload(args.payload)  # a local payload is checked as the worker will
         payload = args.payload
+    timeout = None if args.timeout is None else parse_duration(args.timeout, what="--timeout")
     call = job_calls.submit_job(
         args.user,
         args.job_type,
@@ -185,10 +175,16 @@ def _submit(args: argparse.Namespace) -> int:
         estimated_cost=args.cost,
         max_attempts=args.max_attempts,
         idempotency_key=args.idempotency_key,
+        run_at=None if args.at is None else parse_time(args.at, what="--at"),
+        run_in_seconds=None
+        if args.run_in is None
+        else parse_duration(args.run_in, what="--in").total_seconds(),
+        timeout_seconds=None if timeout is None else max(1, round(timeout.total_seconds())),
     )
     result = _one(call)
     again = " (already submitted with this idempotency key)" if result.duplicate else ""
-    print(f"Submitted job {result.job_id}: {result.status}{again}")
+    later = f", runs at {cell(result.run_at)}" if result.run_at else ""
+    print(f"Submitted job {result.job_id}: {result.status}{later}{again}")
     if result.approval_request_id:
         print(
             f"Needs approval: request {result.approval_request_id}, "

@@ -77,6 +77,20 @@ class LogMaintenanceSection(_Section):
     interval_seconds: float = Field(default=3600, gt=0, le=86_400)
 
 
+class PeriodicSection(_Section):
+    """``background.periodic_jobs``: submit the jobs of due cron ticks."""
+
+    enabled: bool = True
+    interval_seconds: float = Field(default=5, gt=0, le=86_400)
+
+
+class RetentionSection(_Section):
+    """``background.job_retention``: delete finished jobs older than JOB_RETENTION_DAYS."""
+
+    enabled: bool = True
+    interval_seconds: float = Field(default=3600, gt=0, le=86_400)
+
+
 class BackgroundSection(_Section):
     """``background``: one section per duty of the daemon."""
 
@@ -85,6 +99,8 @@ class BackgroundSection(_Section):
     approval_expiration: ApprovalSection = ApprovalSection()
     worker_reaping: ReapingSection = ReapingSection()
     log_maintenance: LogMaintenanceSection = LogMaintenanceSection()
+    periodic_jobs: PeriodicSection = PeriodicSection()
+    job_retention: RetentionSection = RetentionSection()
 
 
 class FileConfig(_Section):
@@ -270,6 +286,16 @@ class EnterpriseConfig:
     def log_maintenance_interval(self) -> float:
         """Seconds between log maintenance passes (hourly by default)."""
         return self.file.background.log_maintenance.interval_seconds
+
+    @property
+    def periodic_jobs(self) -> PeriodicSection:
+        """The cron ticks' duty (every 5 s by default)."""
+        return self.file.background.periodic_jobs
+
+    @property
+    def job_retention(self) -> RetentionSection:
+        """The job history's retention duty (hourly by default)."""
+        return self.file.background.job_retention
 
 
 def load_enterprise_config(

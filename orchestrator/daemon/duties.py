@@ -97,8 +97,18 @@ class QueueDispatcher:
 
     async def _submit(self, provider: Provider, job: ClaimedJob) -> bool:
         job_id = str(job.job_id)
+        worker_id = provider_worker_id(provider.name)
         set_correlation_id(job_id)  # the provider sees the job id in X-Correlation-ID
         with LogContext(job_id=job_id, provider=provider.name):
+            # Fenced like a worker: the batch may have outlived its lease, and then the
+            # job may be another dispatch's. Renewing proves it is still ours (and
+            # gives the submit a whole lease); a job lost here is left alone.
+            renewal = await self.executor.run(
+                jobs.extend_job_leases(worker_id, DISPATCH_LEASE_SECONDS, [job_id])
+            )
+            if job_id in renewal.lost:
+                logger.warning("Job %s is no longer this dispatch's (lease lost); skipped", job_id)
+                return False
             try:
                 remote = await provider.submit(
                     ProviderJob(
@@ -120,7 +130,7 @@ class QueueDispatcher:
                     )
                 return False
             try:
-                recorded = await record(self.executor, job_id, remote)
+                recorded = await record(self.executor, job_id, remote, job.lease_token)
             except JobError as error:  # e.g. the job was taken back meanwhile
                 logger.error(
                     "Job %s was submitted to %s as %s but the hub refused to record it: %s",
@@ -129,6 +139,9 @@ class QueueDispatcher:
                     remote.provider_job_id,
                     error,
                 )
+                return False
+            if not recorded.accepted:
+                await self._stale_copy(provider, job_id, remote, recorded.reason)
                 return False
             if recorded.status == "cancelled" and remote.status not in TERMINAL_STATUSES:
                 await self._cancelled_meanwhile(provider, job_id, remote)
@@ -141,6 +154,30 @@ class QueueDispatcher:
                 remote.status,
             )
             return True
+
+    async def _stale_copy(
+        self, provider: Provider, job_id: str, remote: RemoteStatus, reason: str | None
+    ) -> None:
+        """The submit outlived this dispatch's lease and the job is someone else's now:
+        the copy just made at the provider is cancelled, so the job runs once."""
+        logger.error(
+            "Job %s: this dispatch lost its lease while submitting (%s); cancelling the "
+            "copy %s at %s",
+            job_id,
+            reason,
+            remote.provider_job_id,
+            provider.name,
+        )
+        try:
+            await provider.cancel(remote.provider_job_id)
+        except ProviderError as error:
+            logger.error(
+                "Job %s: could not cancel the stale copy %s at %s: %s",
+                job_id,
+                remote.provider_job_id,
+                provider.name,
+                error,
+            )
 
     async def _cancelled_meanwhile(
         self, provider: Provider, job_id: str, remote: RemoteStatus
@@ -234,14 +271,15 @@ class JobStatusPoller:
 
 
 async def record(
-    executor: AsyncCallExecutor, job_id: str, remote: RemoteStatus
+    executor: AsyncCallExecutor, job_id: str, remote: RemoteStatus, lease_token: str | None = None
 ) -> ProviderStatusResult:
     """Records what a provider said (an event only when it changed); a refusal of the
-    job store (unknown job, job no longer dispatched) raises :class:`JobError`."""
+    job store (unknown job, job no longer dispatched) raises :class:`JobError`. With the
+    dispatch's ``lease_token``, a stale claim comes back with ``accepted`` False."""
     with job_errors():
         return await executor.run(
             jobs.record_provider_status(
-                job_id, remote.status, remote.provider_job_id, dict(remote.details)
+                job_id, remote.status, remote.provider_job_id, dict(remote.details), lease_token
             )
         )
 
@@ -266,6 +304,22 @@ async def reap_dead_workers(executor: AsyncCallExecutor, stale_after_seconds: in
             result.failed,
         )
     return result
+
+
+async def prune_jobs(executor: AsyncCallExecutor, retention_days: int, batches: int = 20) -> int:
+    """Deletes finished jobs older than ``retention_days``, batch by batch (at most
+    ``batches`` per pass, so one pass stays short); returns how many."""
+    deleted = 0
+    for _ in range(batches):
+        result = await executor.run(jobs.prune_jobs(retention_days))
+        deleted += result.deleted_jobs
+        if not result.more:
+            break
+    if deleted:
+        logger.info(
+            "Job retention: %d finished job(s) older than %d days deleted", deleted, retention_days
+        )
+    return deleted
 
 
 class LogMaintenance:

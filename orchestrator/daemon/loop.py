@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,14 +33,20 @@ DutyOutcome = Literal["ran", "held elsewhere", "failed"]
 # outcome, the error line of a failure and the run's seconds; must not raise.
 RunRecorder = Callable[["Duty", DutyOutcome, str | None, float], Awaitable[None]]
 
+LEASE_TTL = 20
+"""Seconds a duty's lease lasts without renewal, whatever the duty's interval: the
+leader renews every lease every ``LEASE_TTL / 4`` s between runs too, and the other
+daemons try to take each one as often, so a dead leader's duties are taken over at
+most ``LEASE_TTL + LEASE_TTL / 4`` = 25 s after its last renewal (approval expiry,
+every 5 min, waited up to 5.5 min before)."""
+
 
 @dataclass(eq=False)
 class Duty:
     """One periodic job of the daemon.
 
     ``error_message`` is logged at ERROR when a run raises. ``lease_ttl`` (seconds)
-    defaults to the interval plus 30 s, so the leader keeps its lease between runs and
-    a dead leader's duty is taken over within about one interval.
+    defaults to :data:`LEASE_TTL`; the loop's keeper renews it between runs.
     """
 
     name: str
@@ -54,7 +59,7 @@ class Duty:
     @property
     def ttl(self) -> int:
         """The lease TTL in whole seconds."""
-        return self.lease_ttl or math.ceil(self.interval) + 30
+        return self.lease_ttl or LEASE_TTL
 
 
 class ControlLoop:
@@ -75,6 +80,7 @@ class ControlLoop:
         self.cycle = 0
         self.wake = asyncio.Event()
         self.outcomes: dict[str, DutyOutcome] = {}
+        self._held_elsewhere: set[str] = set()  # duties another daemon led when last seen
 
     def request(self, name: str) -> None:
         """Makes duty ``name`` due now and wakes the loop (a NOTIFY arrived)."""
@@ -116,6 +122,10 @@ class ControlLoop:
             else:
                 ran, _ = await self.leases.run_exclusive(duty.name, duty.ttl, duty.action)
                 outcome = "ran" if ran else "held elsewhere"
+                if ran:
+                    self._held_elsewhere.discard(duty.name)
+                else:
+                    self._held_elsewhere.add(duty.name)
         except asyncio.CancelledError:
             raise
         except (HubError, LeaseLost) as exc:  # expected trouble (database down...): one line
@@ -132,8 +142,40 @@ class ControlLoop:
         """One cycle of every duty, due or not (``orchestrator run --once``)."""
         return await self.run_cycle(self.duties)
 
+    async def keep_leases(self, stop: asyncio.Event) -> None:
+        """Renews the leases this daemon holds and tries for the others, every quarter
+        TTL until ``stop``: a lease taken over from a dead leader makes its duty due now."""
+        if self.leases is None:
+            return
+        while not stop.is_set():
+            for duty in self.duties:
+                try:
+                    state = await self.leases.acquire(duty.name, duty.ttl)
+                except Exception as error:  # the runs' own renewals decide; try again
+                    logger.debug("Lease of %s not renewed: %s", duty.name, error)
+                    continue
+                if not state.acquired:
+                    self._held_elsewhere.add(duty.name)
+                elif duty.name in self._held_elsewhere:
+                    self._held_elsewhere.discard(duty.name)
+                    logger.info("Took over duty %s from another daemon", duty.name)
+                    self.request(duty.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), min(d.ttl for d in self.duties) / 4)
+
     async def run_until(self, stop: asyncio.Event) -> None:
-        """Cycles until ``stop`` is set; a cycle in progress is finished first."""
+        """Cycles until ``stop`` is set; a cycle in progress is finished first. The
+        leases are kept meanwhile (:meth:`keep_leases`)."""
+        keeper = asyncio.ensure_future(self.keep_leases(stop)) if self.duties else None
+        try:
+            await self._cycles(stop)
+        finally:
+            if keeper is not None:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
+
+    async def _cycles(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             if self.due():
                 await self.run_cycle()

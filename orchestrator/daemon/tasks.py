@@ -23,6 +23,8 @@ duty                      when                         what
 ``log_maintenance``       hourly, unless pg_cron       partitions and retention
 ``audit_retention``       hourly                       ``func_audit_prune``
 ``job_counters``          every minute                 ``func_fold_job_counters``
+``periodic_jobs``         every 5 s                    submit due cron ticks, once
+``job_retention``         hourly                       ``func_prune_jobs``
 ========================  ===========================  ==============================
 """
 
@@ -41,10 +43,11 @@ from orchestrator.daemon.duty_status import DutyStatusRecorder
 from orchestrator.daemon.housekeeping import fold_counters, prune_audit
 from orchestrator.daemon.leader import DutyLeases, make_holder_id
 from orchestrator.daemon.loop import ControlLoop, Duty, DutyOutcome
+from orchestrator.daemon.periodic import enqueue_due_ticks
 from orchestrator.daemon.wakeup import NotifyListener
 from orchestrator.db.asyncpg import AsyncpgExecutor
 from orchestrator.db.target import SqlTarget, resolve_database
-from orchestrator.jobs.wakeup import polling_reason
+from orchestrator.jobs.wakeup import CANCEL_PREFIX, polling_reason
 from orchestrator.providers.base import Provider
 from orchestrator.providers.registry import build_providers, polled_providers
 
@@ -143,6 +146,24 @@ class BackgroundTaskManager:
                     "Error in worker reaping",
                 )
             )
+        if cfg.periodic_jobs.enabled:
+            built.append(
+                Duty(
+                    "periodic_jobs",
+                    cfg.periodic_jobs.interval_seconds,
+                    functools.partial(enqueue_due_ticks, ex),
+                    "Error in periodic jobs",
+                )
+            )
+        if cfg.job_retention.enabled:
+            built.append(
+                Duty(
+                    "job_retention",
+                    cfg.job_retention.interval_seconds,
+                    functools.partial(duties.prune_jobs, ex, self.settings.job_retention_days),
+                    "Error in job retention",
+                )
+            )
         if cfg.log_maintenance_enabled is not False:
             maintenance = duties.LogMaintenance(
                 ex, self.settings.log_retention_hours, cfg.log_maintenance_enabled
@@ -174,7 +195,10 @@ class BackgroundTaskManager:
         return built
 
     def _on_notify(self, payload: str) -> None:
-        """A job became claimable; wake queue processing if the daemon dispatches it."""
+        """A job became claimable; wake queue processing if the daemon dispatches it
+        (a worker's cancel notice is none of the daemon's business)."""
+        if payload.startswith(CANCEL_PREFIX):
+            return
         provider = self.providers.get(payload)
         if self.loop is not None and (provider is None or provider.dispatched_by_daemon):
             self.loop.request(QUEUE)

@@ -9,11 +9,13 @@ clear error (SQLSTATE class 22 or P0001, see :mod:`orchestrator.jobs.errors`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from orchestrator.db.calls import Call
 from orchestrator.db.jsonsafe import json_safe
+from orchestrator.jobs.lifecycle import BulkSubmitResult, PruneResult, QueuePause
 from orchestrator.jobs.model import (
     ApprovalRule,
     ClaimResult,
@@ -96,23 +98,92 @@ def submit_job(
     estimated_cost: float | Decimal | None = None,
     max_attempts: int | None = None,
     idempotency_key: str | None = None,
+    run_at: datetime | str | None = None,
+    run_in_seconds: float | None = None,
+    timeout_seconds: int | None = None,
 ) -> Call[SubmitResult]:
-    """Submit a job; options left ``None`` take the SQL defaults (local, 100, 3).
+    """Submit a job; options left ``None`` take the SQL defaults (local, 100, 3, now).
 
     A local job's payload is ``{"command": "..."}`` or ``{"callable": "module:function",
-    "kwargs": {...}}``.
+    "kwargs": {...}}``. ``run_at`` (an aware datetime or ISO 8601 text) or
+    ``run_in_seconds`` (counted on the database's clock) schedule it for later.
     """
-    job: dict[str, Any] = {"user_id": user_id, "job_type": job_type}
-    optional: dict[str, Any] = {
-        "payload": None if payload is None else dict(payload),
-        "provider": provider,
-        "priority": priority,
-        "estimated_cost": None if estimated_cost is None else float(estimated_cost),
-        "max_attempts": max_attempts,
-        "idempotency_key": idempotency_key,
-    }
-    job.update({key: value for key, value in optional.items() if value is not None})
+    job = job_object(
+        user_id,
+        job_type,
+        payload,
+        provider=provider,
+        priority=priority,
+        estimated_cost=estimated_cost,
+        max_attempts=max_attempts,
+        idempotency_key=idempotency_key,
+        run_at=run_at,
+        run_in_seconds=run_in_seconds,
+        timeout_seconds=timeout_seconds,
+    )
     return Call("func_submit_job", {"job": json_safe(job)}, SubmitResult.from_raw)
+
+
+def job_object(
+    user_id: str,
+    job_type: str,
+    payload: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """The JSON object ``func_submit_job`` takes (options left ``None`` are omitted)."""
+    job: dict[str, Any] = {"user_id": user_id, "job_type": job_type}
+    if payload is not None:
+        job["payload"] = dict(payload)
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key == "estimated_cost":
+            value = float(value)
+        elif key == "run_at" and isinstance(value, datetime):
+            value = value.isoformat()
+        job[key] = value
+    return job
+
+
+def submit_jobs(jobs: Sequence[Mapping[str, Any]]) -> Call[BulkSubmitResult]:
+    """Submit up to 1,000 jobs (objects as :func:`job_object` makes) in one transaction."""
+    return Call(
+        "func_submit_jobs", {"jobs": json_safe([dict(j) for j in jobs])}, BulkSubmitResult.from_raw
+    )
+
+
+def rerun_job(job_id: str, requested_by: str | None = None) -> Call[SubmitResult]:
+    """Submit a failed or cancelled job again, as a new job pointing back at it."""
+    return Call(
+        "func_rerun_job", {"job_id": job_id, "requested_by": requested_by}, SubmitResult.from_raw
+    )
+
+
+def pause_queue(
+    provider: str, job_type: str | None = None, paused_by: str = "admin", reason: str | None = None
+) -> Call[QueuePause]:
+    """Pause a provider's queue (or one job type of it): claims skip its jobs."""
+    return Call(
+        "func_pause_queue",
+        {"provider": provider, "job_type": job_type, "paused_by": paused_by, "reason": reason},
+        QueuePause.from_raw,
+    )
+
+
+def resume_queue(provider: str, job_type: str | None = None) -> Call[QueuePause]:
+    """Resume what :func:`pause_queue` paused."""
+    return Call(
+        "func_resume_queue", {"provider": provider, "job_type": job_type}, QueuePause.from_raw
+    )
+
+
+def prune_jobs(retention_days: int, batch_size: int = 5000) -> Call[PruneResult]:
+    """Delete one batch of jobs finished more than ``retention_days`` ago."""
+    return Call(
+        "func_prune_jobs",
+        {"retention_days": retention_days, "batch_size": batch_size},
+        PruneResult.from_raw,
+    )
 
 
 def approve_request(request_id: str, decided_by: str, note: str | None = None) -> Call[Decision]:
@@ -181,6 +252,22 @@ def complete_job(
             "result": json_safe(dict(result or {})),
         },
         Verdict.from_raw,
+    )
+
+
+def complete_jobs(
+    completions: Sequence[tuple[str, str, Mapping[str, Any] | None]],
+) -> Call[tuple[Verdict, ...]]:
+    """Complete many jobs in one call and one commit: ``(job_id, lease_token, result)``
+    each, fenced one by one; the verdicts come back in the same order."""
+    items = [
+        {"job_id": job_id, "lease_token": token, "result": dict(result or {})}
+        for job_id, token, result in completions
+    ]
+    return Call(
+        "func_complete_jobs",
+        {"jobs": json_safe(items)},
+        lambda raw: tuple(Verdict.from_raw(r) for r in raw["results"]),
     )
 
 
@@ -273,8 +360,10 @@ def record_provider_status(
     status: str,
     provider_job_id: str | None = None,
     details: Mapping[str, Any] | None = None,
+    lease_token: str | None = None,
 ) -> Call[ProviderStatusResult]:
-    """Record an external provider's status; only a change writes an event."""
+    """Record an external provider's status; only a change writes an event. With the
+    dispatcher's ``lease_token`` it is refused (``accepted`` False) once that claim is stale."""
     return Call(
         "func_record_provider_status",
         {
@@ -282,6 +371,7 @@ def record_provider_status(
             "status": status,
             "provider_job_id": provider_job_id,
             "details": json_safe(dict(details or {})),
+            "lease_token": lease_token,
         },
         ProviderStatusResult.from_raw,
     )

@@ -100,6 +100,8 @@ class SubmitResult:
     approval_request_id: str | None
     approval_expires_at: datetime | None
     duplicate: bool
+    run_at: datetime | None = None
+    rerun_of: str | None = None
 
     @classmethod
     def from_raw(cls, raw: Any) -> SubmitResult:
@@ -109,6 +111,8 @@ class SubmitResult:
             approval_request_id=_optional_str(raw.get("approval_request_id")),
             approval_expires_at=instant(raw.get("approval_expires_at")),
             duplicate=bool(raw.get("duplicate", False)),
+            run_at=instant(raw.get("run_at")),
+            rerun_of=_optional_str(raw.get("rerun_of")),
         )
 
 
@@ -126,6 +130,7 @@ class ClaimedJob:
     user_id: str
     organization_id: str
     lease_expires_at: datetime
+    timeout_seconds: int | None = None
 
     @classmethod
     def from_raw(cls, raw: Any) -> ClaimedJob:
@@ -140,18 +145,32 @@ class ClaimedJob:
             user_id=str(raw["user_id"]),
             organization_id=str(raw["organization_id"]),
             lease_expires_at=_required_instant(raw["lease_expires_at"]),
+            timeout_seconds=None
+            if raw.get("timeout_seconds") is None
+            else int(raw["timeout_seconds"]),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class ClaimResult:
-    """The jobs one claim got (possibly none)."""
+    """The jobs one claim got (possibly none).
+
+    ``next_run_after``: when the claim got fewer jobs than asked, the moment the next
+    scheduled job of the provider (run_at, retry backoff) becomes due, so an idle worker
+    wakes then instead of one poll interval later. ``paused``: the provider's queue is.
+    """
 
     jobs: tuple[ClaimedJob, ...]
+    next_run_after: datetime | None = None
+    paused: bool = False
 
     @classmethod
     def from_raw(cls, raw: Any) -> ClaimResult:
-        return cls(tuple(ClaimedJob.from_raw(job) for job in raw["jobs"]))
+        return cls(
+            tuple(ClaimedJob.from_raw(job) for job in raw["jobs"]),
+            instant(raw.get("next_run_after")),
+            bool(raw.get("paused", False)),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +287,8 @@ class ProviderStatusResult:
     changed: bool
     status: str
     provider_status: str | None
+    accepted: bool = True  # False: the dispatcher's lease token was stale (nothing changed)
+    reason: str | None = None
 
     @classmethod
     def from_raw(cls, raw: Any) -> ProviderStatusResult:
@@ -275,4 +296,6 @@ class ProviderStatusResult:
             changed=bool(raw["changed"]),
             status=str(raw["status"]),
             provider_status=_optional_str(raw.get("provider_status")),
+            accepted=bool(raw.get("accepted", True)),
+            reason=_optional_str(raw.get("reason")),
         )

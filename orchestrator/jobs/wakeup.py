@@ -1,7 +1,8 @@
 """When to look for claimable jobs again: on ``NOTIFY hub_jobs``, or every poll interval.
 
 ``func_submit_job`` and ``func_approve_request`` send ``NOTIFY hub_jobs`` (payload: the
-provider) when a job becomes claimable. The daemon and the workers each keep one
+provider) when a job becomes claimable; ``func_cancel_job`` sends ``cancel:<worker_id>``
+to the worker running a job it cancelled. The daemon and the workers each keep one
 dedicated connection in ``LISTEN`` and look at the queue as soon as one arrives; the
 notification only signals, it carries no job, so a missed one costs at most one poll
 interval. This module is the one place that decides whether to LISTEN at all, on which
@@ -23,6 +24,12 @@ from orchestrator.db.target import RestTarget, Target
 from orchestrator.jobs.calls import NOTIFY_CHANNEL
 
 CHANNEL = NOTIFY_CHANNEL
+CANCEL_PREFIX = "cancel:"
+
+
+def cancel_payload(worker_id: str) -> str:
+    """The payload ``func_cancel_job`` sends when it cancels a job ``worker_id`` runs."""
+    return CANCEL_PREFIX + worker_id
 
 
 def polling_reason(target: Target, *, poll_only: bool) -> str | None:

@@ -1,9 +1,9 @@
 """A job this worker is running, and who may report its end.
 
-Three threads can decide a job's fate: the job's own thread (it finished), the
-heartbeat thread (its lease was lost: the database gave it to someone else, or it was
-cancelled) and the shutdown path (grace over: stop and release it). Exactly one of them
-may talk to the database about it, so the state moves once, under a lock:
+Three threads can decide a job's fate: the job's own thread (it finished, or its
+timeout stopped it), the heartbeat thread (its lease was lost: the database gave it to
+someone else, or it was cancelled) and the shutdown path (grace over: stop and release
+it). Exactly one of them may talk to the database about it, so the state moves once, under a lock:
 ``running`` → ``reporting`` (the job thread completes or fails it), ``lost`` (nobody
 reports; the late result would be refused anyway) or ``releasing`` (shutdown releases it).
 """
@@ -24,6 +24,8 @@ class ActiveJob:
     job: ClaimedJob
     run: Run
     state: str = "running"
+    timer: threading.Timer | None = None  # the job's timeout, when it has one
+    timed_out: bool = False  # set by the timer: the run was stopped for its timeout
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property

@@ -42,6 +42,7 @@ class Pulse:
         self.metadata = metadata or {}
         self.heart = WorkerHeartbeat(store, store.worker_id, buffer)
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="worker-pulse", daemon=True)
         self.lost: list[str] = []
 
@@ -69,17 +70,24 @@ class Pulse:
                 )
                 threading.Thread(target=job.run.stop, daemon=True).start()
 
+    def poke(self) -> None:
+        """Beats and renews now instead of at the next interval (one of this worker's
+        jobs was cancelled: the renewal reports it lost and the run is stopped)."""
+        self._wake.set()
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
                 self.beat_once()
             except Exception as error:  # database away: the next beat tries again
                 _log.warning("Heartbeat failed: %s", error)
-            self._stop.wait(self.interval)
+            self._wake.wait(self.interval)
+            self._wake.clear()
 
     def stop(self) -> None:
         """Stops the thread (the final flush is :meth:`flush`'s job)."""
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=self.interval + 30)
 

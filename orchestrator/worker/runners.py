@@ -6,8 +6,11 @@ job's ``task_id`` and the worker's ``worker_id``: stdout at INFO, stderr at WARN
 The two pipes are read by two threads started *in a copy of the caller's context*
 (threads otherwise start with empty context variables and the rows would lose the task).
 
-A run can be stopped from another thread (lease lost, shutdown grace over): a command's
-whole process group gets SIGTERM, then SIGKILL after ``kill_grace`` seconds. A Python
+A run can be stopped from another thread (lease lost, cancelled, timed out, shutdown
+grace over): a command's whole process group gets SIGTERM, then SIGKILL after
+``kill_grace`` seconds. A command runs under a small supervisor process
+(:mod:`orchestrator.worker.supervisor`) that does the same when the worker dies,
+however it dies, and stops whatever the command left running in its group when it exits. A Python
 callable cannot be interrupted safely; :meth:`CallableRun.stop` only marks it, and the
 runtime simply never reports its result (see ``orchestrator.worker.runtime``).
 """
@@ -16,15 +19,18 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import importlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any, Protocol
 
 from orchestrator.db.jsonsafe import json_safe
@@ -33,6 +39,7 @@ from orchestrator.worker.payload import InvalidPayload, PythonCallable, ShellCom
 STDOUT_LOGGER = "orchestrator.job.stdout"
 STDERR_LOGGER = "orchestrator.job.stderr"
 STDERR_TAIL_LINES = 20
+SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
 ERROR_MAX_CHARS = 2000
 
 
@@ -60,11 +67,13 @@ class RunOutcome:
 
 
 class ShellRun:
-    """One command line run as a child process in a session of its own."""
+    """One command line, run under :mod:`~orchestrator.worker.supervisor` so that it and
+    everything it starts in its process group die with the worker (or at its end)."""
 
     def __init__(self, spec: ShellCommand, *, kill_grace: float = 5.0) -> None:
         self.spec, self.kill_grace = spec, kill_grace
         self._process: subprocess.Popen[str] | None = None
+        self._control: socket.socket | None = None
         self._stopped = threading.Event()
         self._lock = threading.Lock()
 
@@ -73,20 +82,34 @@ class ShellRun:
         with self._lock:
             if self._stopped.is_set():
                 return RunOutcome(False, error="stopped before it started", stopped=True)
+            ours, theirs = socket.socketpair()
             try:
                 self._process = subprocess.Popen(
-                    self.spec.argv,
+                    [
+                        sys.executable,
+                        "-I",
+                        "-S",
+                        SUPERVISOR,
+                        str(theirs.fileno()),
+                        str(self.kill_grace),
+                        "--",
+                        *self.spec.argv,
+                    ],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     text=True,
                     errors="replace",
                     bufsize=1,
-                    start_new_session=True,  # its own process group: stop() reaches children
+                    pass_fds=(theirs.fileno(),),
+                    start_new_session=True,  # a terminal's Ctrl-C reaches the worker only
                 )
-            except OSError as error:  # not found, not executable
-                reason = f"cannot start {self.spec.argv[0]!r}: {error.strerror or error}"
-                return RunOutcome(False, error=reason, retryable=False)
+            except OSError as error:  # the interpreter itself could not start
+                ours.close()
+                return RunOutcome(False, error=f"cannot start the supervisor: {error}")
+            finally:
+                theirs.close()
+            self._control = ours
         process = self._process
         assert process.stdout is not None and process.stderr is not None
         tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
@@ -95,9 +118,16 @@ class ShellRun:
             _start_in_context(self._pump, process.stdout, "stdout", logging.INFO, counts, None),
             _start_in_context(self._pump, process.stderr, "stderr", logging.WARNING, counts, tail),
         ]
-        code = process.wait()
+        process.wait()
         for reader in readers:
             reader.join()
+        report = _read_report(ours)
+        ours.close()
+        if report.startswith("error "):
+            strerror = os.strerror(int(report.split()[1]))
+            reason = f"cannot start {self.spec.argv[0]!r}: {strerror}"
+            return RunOutcome(False, error=reason, retryable=False)
+        code = int(report.split()[1]) if report.startswith("exit ") else process.returncode
         result = {"exit_code": code, "stdout_lines": counts["stdout"]}
         result["stderr_lines"] = counts["stderr"]
         if self._stopped.is_set():
@@ -128,16 +158,18 @@ class ShellRun:
                 log.log(level, "%s", line, extra={"stream": name})
 
     def stop(self) -> None:
-        """SIGTERM to the command's process group, SIGKILL after ``kill_grace`` seconds."""
+        """Asks the supervisor to stop the command's group (SIGTERM, SIGKILL after
+        ``kill_grace`` s); returns once the command has ended (or a last SIGKILL went out)."""
         with self._lock:
             self._stopped.set()
-            process = self._process
-        if process is None or process.poll() is not None:
+            process, control = self._process, self._control
+        if process is None or process.poll() is not None or control is None:
             return
-        _signal_group(process.pid, signal.SIGTERM)
+        with contextlib.suppress(OSError):
+            control.sendall(b"stop")
         try:
-            process.wait(self.kill_grace)
-        except subprocess.TimeoutExpired:
+            process.wait(self.kill_grace + 5)
+        except subprocess.TimeoutExpired:  # the supervisor itself hangs: end it all
             _signal_group(process.pid, signal.SIGKILL)
 
 
@@ -151,7 +183,7 @@ class CallableRun:
     def run(self) -> RunOutcome:
         """Imports and calls the function; its return value (JSON-safe) is the result."""
         try:
-            function = _resolve(self.spec)
+            function = _resolve_cached(self.spec.target)
         except _CannotResolve as error:
             return RunOutcome(False, error=str(error), retryable=False)
         try:
@@ -198,6 +230,11 @@ class _CannotResolve(Exception):
     pass
 
 
+@functools.lru_cache(maxsize=256)
+def _resolve_cached(target: str) -> Any:
+    return _resolve(PythonCallable(target))
+
+
 def _resolve(spec: PythonCallable) -> Any:
     # Like `python -m`, the working directory is importable: a worker started next to
     # the job's module finds it without PYTHONPATH.
@@ -228,6 +265,17 @@ def _start_in_context(function: Any, *args: Any) -> threading.Thread:
     thread = threading.Thread(target=context.run, args=(function, *args), daemon=True)
     thread.start()
     return thread
+
+
+def _read_report(control: socket.socket) -> str:
+    """The supervisor's last word (``exit CODE`` or ``error ERRNO``); it wrote it before
+    exiting, so it is there to read, or there is none."""
+    control.setblocking(False)
+    try:
+        said = control.recv(256).decode(errors="replace")
+    except OSError:
+        return ""
+    return said.strip().splitlines()[-1] if said.strip() else ""
 
 
 def _signal_group(pid: int, signum: int) -> None:

@@ -18,22 +18,28 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar
 
 from orchestrator.db.target import SqlTarget
-from orchestrator.errors import DatabaseUnavailable
+from orchestrator.errors import ConfigError, DatabaseUnavailable
 from orchestrator.jobs.model import ClaimedJob, Verdict
 from orchestrator.jobs.wakeup import polling_reason
-from orchestrator.logs.context import set_task_context
+from orchestrator.logs.context import clear_task_context, set_task_context
 from orchestrator.logs.worker import LogBuffer
 from orchestrator.worker.active import ActiveJob
 from orchestrator.worker.heartbeat import Pulse
+from orchestrator.worker.reports import Completion, CompletionBatcher
 from orchestrator.worker.runners import RunOutcome, start_run
 from orchestrator.worker.store import JobStore, WorkerDatabase
+from orchestrator.worker.threads import JobThreads
 from orchestrator.worker.wakeup import ListenWakeup, PollWakeup, Wakeup
 
 _log = logging.getLogger("orchestrator.worker")
+CLAIM_COALESCE = 0.002  # seconds: short jobs ending together are replaced by one claim
+T = TypeVar("T")
 
 
 @dataclass
@@ -52,6 +58,27 @@ class WorkerOptions:
     provider: str = "local"
     job_types: list[str] | None = None
     kill_grace: float = 5.0
+
+    def __post_init__(self) -> None:
+        check_timing(self.lease_seconds, self.heartbeat_seconds)
+
+    @property
+    def stop_grace(self) -> float:
+        """SIGTERM-to-SIGKILL time of a stopped command: at most a quarter of the lease,
+        so a dead worker's command is gone before its job can be claimed again."""
+        return min(self.kill_grace, self.lease_seconds / 4)
+
+
+def check_timing(lease_seconds: float, heartbeat_seconds: float) -> None:
+    """Refuses a heartbeat that cannot keep the lease: each beat renews it, so a beat
+    slower than half the lease lets it expire between two renewals, and another worker
+    would run the job at the same time."""
+    if heartbeat_seconds > lease_seconds / 2:
+        raise ConfigError(
+            f"--heartbeat {heartbeat_seconds:g} is too slow for --lease {lease_seconds:g}: "
+            f"leases are renewed every heartbeat, so it must be at most half the lease "
+            f"({lease_seconds / 2:g} s); raise --lease or lower --heartbeat"
+        )
 
 
 @dataclass
@@ -83,12 +110,9 @@ class Worker:
         self._active_lock = threading.Lock()
         self._stopping = threading.Event()
         self._hurry = threading.Event()
-        self.polling_reason = polling_reason(database.target, poll_only=options.poll_only)
-        self.wakeup: Wakeup = (
-            PollWakeup()
-            if self.polling_reason is not None or not isinstance(database.target, SqlTarget)
-            else ListenWakeup(database.target.url, options.provider)
-        )
+        self._next_run_after: datetime | None = None
+        self.reports = CompletionBatcher(self._complete_batch)
+        self.threads = JobThreads(options.concurrency)
         self.pulse = Pulse(
             JobStore(database, options.worker_id, options.provider),  # its own connection
             buffer,
@@ -96,7 +120,23 @@ class Worker:
             interval=options.heartbeat_seconds,
             lease_seconds=options.lease_seconds,
             status=self._status,
-            metadata={"hostname": socket.gethostname(), "concurrency": options.concurrency},
+            metadata={
+                "hostname": socket.gethostname(),
+                "concurrency": options.concurrency,
+                # the reaper waits for three missed beats of this interval, not fewer
+                "heartbeat_seconds": options.heartbeat_seconds,
+            },
+        )
+        self.polling_reason = polling_reason(database.target, poll_only=options.poll_only)
+        self.wakeup: Wakeup = (
+            PollWakeup()
+            if self.polling_reason is not None or not isinstance(database.target, SqlTarget)
+            else ListenWakeup(
+                database.target.url,
+                options.provider,
+                worker_id=options.worker_id,
+                on_cancel=self.pulse.poke,
+            )
         )
 
     def active_jobs(self) -> list[ActiveJob]:
@@ -135,10 +175,20 @@ class Worker:
                 if opts.once and claimed == 0 and not self.active_jobs():
                     break
                 if not claimed or len(self.active_jobs()) >= opts.concurrency:
-                    self.wakeup.wait(opts.poll_interval)
+                    self.wakeup.wait(self._idle_wait())
+                    if self.active_jobs():  # woken by a job's end: let others end too,
+                        time.sleep(CLAIM_COALESCE)  # and claim their slots in one call
         finally:
             self._shutdown()
         return self.counts
+
+    def _idle_wait(self) -> float:
+        """The poll interval, or less when a scheduled job (run_at, retry backoff) is due
+        sooner: nothing announces that moment, so the worker wakes for it itself."""
+        due = self._next_run_after
+        if due is None:
+            return self.options.poll_interval
+        return min(self.options.poll_interval, max(0.01, (due - datetime.now(UTC)).total_seconds()))
 
     def _claim(self) -> int | None:
         """Claims into the free slots; the number claimed, or None when the claim failed
@@ -148,23 +198,40 @@ class Worker:
             return 0
         batch = min(free, self.options.batch_size or free)
         try:
-            jobs = self.store.claim(batch, self.options.lease_seconds, self.options.job_types)
+            claim = self.store.claim(batch, self.options.lease_seconds, self.options.job_types)
         except Exception as error:  # database away: wait one poll interval, try again
             _log.warning("Claim failed: %s", error)
             return None
+        jobs, self._next_run_after = claim.jobs, claim.next_run_after
         for job in jobs:
             self._start(job)
         self.counts.add("claimed", len(jobs))
         return len(jobs)
 
     def _start(self, job: ClaimedJob) -> None:
-        active = ActiveJob(job, start_run(job.payload, kill_grace=self.options.kill_grace))
-        thread = threading.Thread(
-            target=self._work, args=(active,), name=f"job-{active.job_id}", daemon=True
-        )
+        active = ActiveJob(job, start_run(job.payload, kill_grace=self.options.stop_grace))
+        if job.timeout_seconds is not None:
+            active.timer = threading.Timer(job.timeout_seconds, self._time_out, args=(active,))
+            active.timer.daemon = True
         with self._active_lock:
             self._active[active.job_id] = active
-        thread.start()
+        self.threads.submit(self._work, active)
+        if active.timer is not None:
+            active.timer.start()
+
+    def _time_out(self, active: ActiveJob) -> None:
+        """The job ran past its ``timeout_seconds``: stop it; its own thread then fails
+        the attempt (retried while attempts remain, as any failure). A Python callable
+        cannot be interrupted: its attempt fails when it returns."""
+        if active.state != "running":
+            return
+        active.timed_out = True
+        _log.error(
+            "Job %s ran past its timeout of %s s; stopping it",
+            active.job_id,
+            active.job.timeout_seconds,
+        )
+        active.run.stop()
 
     def _work(self, active: ActiveJob) -> None:
         set_task_context(active.job_id, self.options.worker_id)
@@ -181,15 +248,21 @@ class Worker:
         except Exception as error:  # a bug in a runner: fail the job, keep the worker
             _log.exception("Runner crashed")
             outcome = RunOutcome(False, error=f"worker error: {type(error).__name__}: {error}")
+        if active.timer is not None:
+            active.timer.cancel()
+        if active.timed_out:
+            reason = f"timed out after {job.timeout_seconds} s (timeout_seconds)"
+            outcome = RunOutcome(False, outcome.result, error=reason, retryable=True)
         try:
             if active.take_over("reporting"):
                 self._report(active, outcome)
         finally:
             with self._active_lock:
                 self._active.pop(active.job_id, None)
+            clear_task_context()  # the thread serves the next job
             self.wakeup.interrupt()
 
-    def _settle(self, job_id: str, report: Callable[[], Verdict]) -> Verdict:
+    def _settle(self, job_id: str, report: Callable[[], T]) -> T:
         """Runs ``report``, retried with backoff while the database or gateway is away.
 
         A finished GPU job is expensive to run twice, and a report that is lost leaves the
@@ -212,12 +285,23 @@ class Worker:
                 self._hurry.wait(delay)
                 delay = min(delay * 2, 5.0)
 
+    def _complete_batch(self, completions: list[Completion]) -> Sequence[Verdict]:
+        """One ``func_complete_jobs`` call for the completions waiting (reports.py)."""
+        ids = [job.job_id for job, _ in completions]
+        if len(ids) == 1:  # its retries then show in the job's own log timeline
+            set_task_context(ids[0], self.options.worker_id)
+        try:
+            what = ids[0] if len(ids) == 1 else f"s {', '.join(ids)}"
+            return self._settle(what, lambda: self.store.complete_many(completions))
+        finally:
+            clear_task_context()
+
     def _report(self, active: ActiveJob, outcome: RunOutcome) -> None:
         job = active.job
         try:
             if outcome.ok:
                 result = outcome.result
-                verdict = self._settle(job.job_id, lambda: self.store.complete(job, result))
+                verdict = self.reports.complete(job, result)
                 self.counts.add("completed", verdict.accepted)
                 _log.info("Job %s completed: %s", active.job_id, outcome.result)
             else:
@@ -248,6 +332,8 @@ class Worker:
                 active.run.stop()
                 self._release(active)
         self.counts.lost = list(self.pulse.lost)
+        self.reports.close()
+        self.threads.close()
         self.pulse.stop()
         self.wakeup.close()
         _log.info(

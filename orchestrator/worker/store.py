@@ -24,7 +24,7 @@ from orchestrator.db.executor import ClosableExecutor, executor_for
 from orchestrator.db.target import RestTarget, SqlTarget, Target, describe_url
 from orchestrator.jobs import calls as job_calls
 from orchestrator.jobs.errors import job_errors
-from orchestrator.jobs.model import ClaimedJob, Verdict
+from orchestrator.jobs.model import ClaimedJob, ClaimResult, Verdict
 
 T = TypeVar("T")
 
@@ -77,8 +77,9 @@ class JobStore:
 
     def claim(
         self, max_jobs: int, lease_seconds: int, job_types: list[str] | None = None
-    ) -> list[ClaimedJob]:
-        """Up to ``max_jobs`` jobs, leased to this worker for ``lease_seconds``."""
+    ) -> ClaimResult:
+        """Up to ``max_jobs`` jobs, leased to this worker for ``lease_seconds``, and when
+        the next scheduled one is due."""
         call = job_calls.claim_jobs(
             self.worker_id,
             max_jobs=max_jobs,
@@ -86,7 +87,7 @@ class JobStore:
             provider=self.provider,
             job_types=job_types,
         )
-        return list(self.run(call).jobs)
+        return self.run(call)
 
     def extend(self, lease_seconds: int, job_ids: list[str]) -> set[str]:
         """Renews the leases of ``job_ids``; returns those this worker no longer holds."""
@@ -96,6 +97,13 @@ class JobStore:
     def complete(self, job: ClaimedJob, result: dict[str, Any]) -> Verdict:
         """Reports success; refused when ``job.lease_token`` is no longer current."""
         return self.run(job_calls.complete_job(job.job_id, job.lease_token, result))
+
+    def complete_many(
+        self, completions: list[tuple[ClaimedJob, dict[str, Any]]]
+    ) -> tuple[Verdict, ...]:
+        """Reports many successes in one call and one commit, each fenced by its token."""
+        items = [(job.job_id, job.lease_token, result) for job, result in completions]
+        return self.run(job_calls.complete_jobs(items))
 
     def fail(self, job: ClaimedJob, error: str, retryable: bool) -> Verdict:
         """Reports failure (retried with backoff while attempts remain, if retryable)."""

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 from orchestrator.db.psycopg import listen
 from orchestrator.errors import HubError
-from orchestrator.jobs.wakeup import CHANNEL, ListenHealth
+from orchestrator.jobs.wakeup import CHANNEL, ListenHealth, cancel_payload
 
 _log = logging.getLogger("orchestrator.worker.wakeup")
 
@@ -53,13 +54,24 @@ class ListenWakeup(PollWakeup):
     """``LISTEN hub_jobs`` on a dedicated connection, polling when it is unavailable.
 
     A background thread runs the LISTEN and sets the event for notifications of
-    ``provider`` (or with no payload). When the connection breaks it retries every
+    ``provider`` (or with no payload); ``cancel:<worker_id>`` (a job of this worker was
+    cancelled) calls ``on_cancel``. When the connection breaks it retries every
     ``retry_seconds``; meanwhile waits simply time out (polling).
     """
 
-    def __init__(self, url: str, provider: str = "local", *, retry_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        provider: str = "local",
+        *,
+        retry_seconds: float = 5.0,
+        worker_id: str | None = None,
+        on_cancel: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__()
         self.url, self.provider, self.retry_seconds = url, provider, retry_seconds
+        self._cancel_payload = None if worker_id is None else cancel_payload(worker_id)
+        self._on_cancel = on_cancel
         self._closing = threading.Event()
         self._listening = threading.Event()
         self._health = ListenHealth(_log)
@@ -78,6 +90,8 @@ class ListenWakeup(PollWakeup):
     def _on_notify(self, payload: str) -> None:
         if payload in ("", self.provider):
             self.interrupt()
+        elif payload == self._cancel_payload and self._on_cancel is not None:
+            self._on_cancel()
 
     def _listen(self) -> None:
         while not self._closing.is_set():

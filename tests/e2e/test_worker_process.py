@@ -77,52 +77,90 @@ def events(conn, job_id) -> list[str]:
     return [event for (event,) in rows]
 
 
-def test_a_killed_worker_loses_its_job_and_its_late_completion_is_refused(hub, db_url, tmp_path):
-    """SIGKILL mid-job: with a 3 s lease the job is claimable again in seconds, not 30."""
-    job_id = submit(hub, "sleep 60")
-    worker = start_worker(
-        db_url,
-        tmp_path,
-        "--worker-id",
-        "doomed",
-        "--lease",
-        "3",
-        "--heartbeat",
-        "0.5",
-        "--poll-only",
-        "--poll-interval",
-        "0.1",
-    )
-    children: list[psutil.Process] = []
+PIDJOB = Path(__file__).parent.parent / "support" / "pidjob.py"
+
+
+def pid_job(pidfile: Path, mode: str) -> str:
+    """The command line of tests/support/pidjob.py (records its pids in ``pidfile``)."""
+    return f"{sys.executable} {PIDJOB} {pidfile} {mode}"
+
+
+def recorded_pids(pidfile: Path) -> list[list[int]]:
+    """[[job pid, its child's pid], ...] per run of the pid job, in order."""
+    if not pidfile.exists():
+        return []
+    return [[int(p) for p in line.split()] for line in pidfile.read_text().splitlines() if line]
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper counts as ended)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_a_killed_worker_takes_its_command_along_and_the_job_runs_once_at_a_time(
+    hub, db_url, tmp_path
+):
+    """SIGKILL mid-job: the command and the process it started die with the worker
+    (checked from the processes, not the events), before the job can be claimed again;
+    another worker then runs it, and the old lease's late completion is refused."""
+    pidfile = tmp_path / "pids"
+    job_id = submit(hub, pid_job(pidfile, "wait"))
+    common = ("--lease", "4", "--heartbeat", "0.5", "--poll-only", "--poll-interval", "0.1")
+    worker = start_worker(db_url, tmp_path, "--worker-id", "doomed", *common)
     with psycopg.connect(db_url, autocommit=True) as conn:
         try:
-            running = wait_until(
-                lambda: (row := queue_row(conn, job_id)) and row[0] == "running" and row,
-                30,
-                "the worker to claim the job",
-            )
-            assert running[1] == "doomed"
-            old_token = running[2]
-            children = psutil.Process(worker.pid).children(recursive=True)
+            first = wait_until(lambda: recorded_pids(pidfile), 30, "the job to start")[0]
+            old_token = queue_row(conn, job_id)[2]
+            assert all(alive(pid) for pid in first)
             worker.send_signal(signal.SIGKILL)
             worker.wait(10)
-            claimed = wait_until(
-                lambda: hub.run(job_calls.claim_jobs("rescuer", max_jobs=1, lease_seconds=30)).jobs,
-                30,  # the issue's bound; with a 3 s lease it takes about 3 s
-                "the job to be claimable again",
-            )
-            assert [str(job.job_id) for job in claimed] == [job_id]
-            late = hub.run(job_calls.complete_job(job_id, str(old_token), {"late": True}))
-            assert late.accepted is False
-            assert queue_row(conn, job_id)[:2] == ("running", "rescuer")
-            assert conn.execute(
-                "SELECT status FROM jobs WHERE job_id = %s", [job_id]
-            ).fetchone() == ("running",)
+            wait_until(lambda: not any(alive(p) for p in first), 20, "the command to die")
+            # gone while the job is still leased to the dead worker: never two at once
+            assert queue_row(conn, job_id)[:2] == ("running", "doomed")
+            rescuer = start_worker(db_url, tmp_path, "--worker-id", "rescuer", *common)
+            try:
+                runs = wait_until(lambda: recorded_pids(pidfile)[1:], 30, "the second run")
+                assert all(alive(pid) for pid in runs[0])
+                assert not any(alive(p) for p in first)
+                late = hub.run(job_calls.complete_job(job_id, str(old_token), {"late": True}))
+                assert late.accepted is False
+                assert queue_row(conn, job_id)[:2] == ("running", "rescuer")
+                hub.run(job_calls.cancel_job(job_id, "test"))
+                wait_until(lambda: not any(alive(p) for p in runs[0]), 20, "the cancel")
+            finally:
+                rescuer.send_signal(signal.SIGTERM)
+                rescuer.wait(30)
         finally:
-            for child in children:  # the orphaned `sleep`
-                child.kill()
             if worker.poll() is None:
                 worker.kill()
+
+
+def test_once_leaves_no_process_of_its_jobs_behind(hub, db_url, tmp_path):
+    """A command that starts a background process and exits: the job completes, and when
+    ``--once`` returns, nothing the job started is running."""
+    pidfile = tmp_path / "pids"
+    job_id = submit(hub, pid_job(pidfile, "leave"))
+    worker = start_worker(db_url, tmp_path, "--once", "--poll-only", "--poll-interval", "0.1")
+    assert worker.wait(60) == 0
+    [[job_pid, left_behind]] = recorded_pids(pidfile)
+    assert not alive(job_pid) and not alive(left_behind)
+    assert hub.run(job_calls.get_job(job_id)).job.status == "completed"
+
+
+def test_a_heartbeat_slower_than_half_the_lease_is_refused(db_url, tmp_path):
+    """--heartbeat 6 with --lease 10 would let the lease lapse between renewals (another
+    worker would run the job meanwhile): one line, exit 1, nothing claimed."""
+    worker = start_worker(db_url, tmp_path, "--lease", "10", "--heartbeat", "6", "--once")
+    assert worker.wait(30) == 1
+    lines = (tmp_path / "worker.log").read_text().strip().splitlines()
+    assert lines == [
+        "orchestrator: error: --heartbeat 6 is too slow for --lease 10: leases are renewed "
+        "every heartbeat, so it must be at most half the lease (5 s); raise --lease or "
+        "lower --heartbeat"
+    ]
 
 
 def test_sigterm_lets_a_short_job_finish_then_exits_zero(hub, db_url, tmp_path):
@@ -253,7 +291,7 @@ def test_a_worker_with_only_the_supabase_url_and_key_runs_jobs_over_rest(hub, db
         assert {r.path.rsplit("/", 1)[-1] for r in fake.requests} >= {
             "func_claim_jobs",
             "func_worker_heartbeat_with_logs",
-            "func_complete_job",
+            "func_complete_jobs",
         }
     output = (tmp_path / "worker.log").read_text()
     assert f"started on Supabase REST at {url}" in output

@@ -133,6 +133,8 @@ FAST = (
     "  approval_expiration: {interval_seconds: 0.05}\n"
     "  worker_reaping: {interval_seconds: 0.05}\n"
     "  log_maintenance: {enabled: true, interval_seconds: 0.1}\n"
+    "  periodic_jobs: {interval_seconds: 0.05}\n"
+    "  job_retention: {interval_seconds: 0.1}\n"
 )
 Run = tuple[str, str, float, float]  # duty, holder, start, end
 
@@ -207,6 +209,8 @@ def test_two_daemons_never_run_the_same_duty_at_once(db_url, remote):
         "log_maintenance",
         "audit_retention",
         "job_counters",
+        "periodic_jobs",
+        "job_retention",
     }
     assert overlaps(runs) == []
     assert {holder for _, holder, _, _ in runs} == {"daemon-A", "daemon-B"}

@@ -268,6 +268,8 @@ JOB_TABLES = (
     "concurrency_limits",
     "approval_rules",
     "approval_requests",
+    "queue_pauses",
+    "periodic_jobs",
 )
 JOB_RPC = [
     "func_upsert_hub_user(text,text,text)",
@@ -288,7 +290,17 @@ JOB_RPC = [
     "func_list_jobs(text,text,uuid,integer)",
     "func_get_job(uuid)",
     "func_list_active_provider_jobs(text,uuid,integer)",
-    "func_record_provider_status(uuid,text,text,jsonb)",
+    "func_record_provider_status(uuid,text,text,jsonb,uuid)",
+    "func_submit_jobs(jsonb)",
+    "func_complete_jobs(jsonb)",
+    "func_rerun_job(uuid,text)",
+    "func_pause_queue(text,text,text,text)",
+    "func_resume_queue(text,text)",
+    "func_upsert_periodic_job(text,text,jsonb,timestamptz,boolean)",
+    "func_delete_periodic_job(text)",
+    "func_list_periodic_jobs(boolean)",
+    "func_enqueue_periodic_job(text,timestamptz,timestamptz)",
+    "func_prune_jobs(integer,integer)",
 ]
 
 

@@ -23,7 +23,7 @@ WORKER_CALLS = {
     "/rest/v1/rpc/func_claim_jobs",
     "/rest/v1/rpc/func_worker_heartbeat_with_logs",
     "/rest/v1/rpc/func_extend_job_leases",
-    "/rest/v1/rpc/func_complete_job",
+    "/rest/v1/rpc/func_complete_jobs",  # completions go in batches
 }
 
 
@@ -107,9 +107,9 @@ def test_a_finished_job_is_reported_through_a_gateway_hiccup_not_run_again(hub, 
     completed once, on its first attempt, instead of waiting for the reaper to rerun it."""
     job_id = submit(hub, {"command": "echo expensive"})
     with FakePostgrest(db_url, KEY) as fake:
-        fake.fail_next(503, times=2, function="func_complete_job")
+        fake.fail_next(503, times=2, function="func_complete_jobs")
         counts = run_worker(db_url, database=WorkerDatabase.supabase_rest(fake.url, KEY))
-        reports = [r for r in fake.requests if r.path.endswith("/func_complete_job")]
+        reports = [r for r in fake.requests if r.path.endswith("/func_complete_jobs")]
     assert len(reports) == 3
     assert (counts.completed, counts.refused) == (1, 0)
     assert job_row(conn, job_id)[:3] == ("completed", 1, None)  # status, attempts, error

@@ -174,3 +174,40 @@ def test_only_one_path_may_report_a_job():
         thread.join()
     winners = [state for state, won in results if won]
     assert len(winners) == 1 and active.state == winners[0]
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the subreaper is Linux's")
+def test_what_a_command_leaves_behind_is_stopped_when_it_exits_even_after_setsid():
+    """A background child in the command's group, and one that left it with setsid (the
+    supervisor adopts it as subreaper): both are gone when the run returns, and the run
+    still reports the command's own exit."""
+    script = "sleep 300 & echo $!; setsid sleep 301 & echo $!"
+    outcome_lines: list[str] = []
+
+    class Lines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            outcome_lines.append(record.getMessage())
+
+    handler = Lines()
+    logger = logging.getLogger(STDOUT_LOGGER)
+    logger.addHandler(handler)
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        outcome = start_run({"command": f"sh -c '{script}'"}).run()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+    assert outcome.ok, outcome
+    pids = [int(text) for text in outcome_lines]
+    assert len(pids) == 2
+    assert not any(_alive(pid) for pid in pids)

@@ -25,9 +25,13 @@ DECLARE
 BEGIN
     IF v_duty IS NULL OR v_duty = '' OR v_holder IS NULL OR v_holder = '' THEN
         RAISE EXCEPTION 'duty and holder must be non-empty text, got duty=% holder=%',
-            coalesce(quote_literal(func_try_duty_lease.duty), 'NULL'),
-            coalesce(quote_literal(func_try_duty_lease.holder), 'NULL')
+            coalesce(quote_literal(left(func_try_duty_lease.duty, 100)), 'NULL'),
+            coalesce(quote_literal(left(func_try_duty_lease.holder, 100)), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF length(v_duty) > 200 OR length(v_holder) > 255 THEN
+        RAISE EXCEPTION 'duty takes at most 200 characters and holder at most 255, got % and %',
+            length(v_duty), length(v_holder) USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF v_ttl IS NULL OR v_ttl < 1 OR v_ttl > 86400 THEN
         RAISE EXCEPTION 'ttl_seconds must be from 1 to 86400, got %', coalesce(v_ttl::text, 'NULL')
@@ -54,7 +58,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION public.func_try_duty_lease(text, text, integer) IS
-    'Takes or renews the lease of a daemon duty for holder for ttl_seconds (1-86400): succeeds when the duty is free, already held by holder, or its lease expired. Returns {acquired, duty, holder, acquired_at, expires_at} (the current holder when not acquired). One statement, safe under concurrency and through transaction poolers.';
+    'Takes or renews the lease of a daemon duty (at most 200 characters) for holder (at most 255) for ttl_seconds (1-86400): succeeds when the duty is free, already held by holder, or its lease expired. Returns {acquired, duty, holder, acquired_at, expires_at} (the current holder when not acquired). One statement, safe under concurrency and through transaction poolers.';
 
 -- Gives a lease back (a daemon stopping), so another daemon takes the duty at once
 -- instead of after the expiry. Only the holder can release it.

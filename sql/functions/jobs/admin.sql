@@ -18,6 +18,10 @@ BEGIN
     IF organization_id IS NULL OR btrim(organization_id) = '' OR length(organization_id) > 255 THEN
         RAISE EXCEPTION 'organization_id must be a non-blank text of at most 255 characters' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF length(display_name) > 255 THEN
+        RAISE EXCEPTION 'display_name is % characters; at most 255 are accepted', length(display_name)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     INSERT INTO public.hub_users AS u (user_id, organization_id, display_name)
     VALUES (user_id, organization_id, display_name)
     ON CONFLICT ON CONSTRAINT hub_users_pkey DO UPDATE SET
@@ -95,8 +99,12 @@ BEGIN
     IF job_id IS NULL THEN
         RAISE EXCEPTION 'job_id is required' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF cancelled_by IS NULL OR btrim(cancelled_by) = '' THEN
-        RAISE EXCEPTION 'cancelled_by must name who cancels (a non-blank text)' USING ERRCODE = 'invalid_parameter_value';
+    IF cancelled_by IS NULL OR btrim(cancelled_by) = '' OR length(cancelled_by) > 255 THEN
+        RAISE EXCEPTION 'cancelled_by must name who cancels (a non-blank text of at most 255 characters)' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF length(reason) > 1000 THEN
+        RAISE EXCEPTION 'reason is % characters; at most 1000 are accepted', length(reason)
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM pg_advisory_xact_lock_shared(x'6a6f62736c6f7473'::bigint);
     PERFORM 1 FROM public.approval_requests r WHERE r.job_id = job_id AND r.status = 'pending' FOR UPDATE;
@@ -117,6 +125,12 @@ BEGIN
      WHERE jq.job_id = job_id;
     IF q.status = 'running' THEN
         PERFORM hub_internal.func_job_free_slots(ARRAY[q.user_id], ARRAY[q.organization_id]);
+        -- The worker running it stops it now instead of at its next lease renewal: a
+        -- LISTENing worker renews at once when it sees its own id (the payload names the
+        -- worker, never the job's data).
+        IF q.worker_id IS NOT NULL THEN
+            PERFORM pg_notify('hub_jobs', 'cancel:' || q.worker_id);
+        END IF;
     END IF;
     UPDATE public.jobs j
        SET status = 'cancelled', cancelled_by = cancelled_by,
@@ -130,7 +144,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION public.func_cancel_job(uuid, text, text) IS
-    'Cancels a job in any non-terminal state (awaiting_approval: its request is cancelled too; running: its slot is freed and the worker''s later complete/fail is rejected as stale). Returns {accepted, status, reason, previous_status}; a finished job gets accepted=false. Unknown job: P0001.';
+    'Cancels a job in any non-terminal state (awaiting_approval: its request is cancelled too; running: its slot is freed, NOTIFY hub_jobs ''cancel:<worker_id>'' tells its worker to renew its leases at once (and so stop the run), and the worker''s later complete/fail is rejected as stale). cancelled_by: at most 255 characters; reason: at most 1000. Returns {accepted, status, reason, previous_status}; a finished job gets accepted=false. Unknown job: P0001.';
 
 -- The reaper's release of running jobs, shared with a heartbeat that declares its own
 -- worker dead (workers/heartbeat.sql: the seed's "crashed"): every running job whose
@@ -205,10 +219,15 @@ BEGIN
                         coalesce(stale_after_seconds::text, 'NULL') USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM pg_advisory_xact_lock_shared(x'6a6f62736c6f7473'::bigint);
+    -- A worker that declares a slower heartbeat (metadata heartbeat_seconds, as
+    -- orchestrator worker does) is dead only after missing three of its own beats.
     WITH dead AS (
         UPDATE public.workers w SET status = 'dead'
          WHERE w.last_heartbeat_at < now() - make_interval(secs => stale_after_seconds)
            AND w.status NOT IN ('dead', 'stopped')
+           AND (jsonb_typeof(w.metadata -> 'heartbeat_seconds') IS DISTINCT FROM 'number'
+                OR w.last_heartbeat_at < now() - make_interval(
+                       secs => 3 * least((w.metadata ->> 'heartbeat_seconds')::double precision, 86400)))
         RETURNING w.worker_id
     )
     SELECT coalesce(array_agg(worker_id ORDER BY worker_id), '{}') INTO v_dead FROM dead;
@@ -218,10 +237,11 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION public.func_reap_dead_workers(integer) IS
-    'Declares workers without a heartbeat for stale_after_seconds dead, and puts every running job whose lease expired or whose worker is dead back in the queue (failed when it was the last attempt), freeing its slot; one event each (lease_expired or worker_dead). Safe to run from several daemons at once (SKIP LOCKED). Returns {dead_workers, dead_worker_ids, requeued, failed, job_ids}. Claims requeue expired leases of their provider themselves, so the reaper is the backstop, not the only path.';
+    'Declares workers without a heartbeat for stale_after_seconds (and for three of their declared metadata.heartbeat_seconds) dead, and puts every running job whose lease expired or whose worker is dead back in the queue (failed when it was the last attempt), freeing its slot; one event each (lease_expired or worker_dead). Safe to run from several daemons at once (SKIP LOCKED). Returns {dead_workers, dead_worker_ids, requeued, failed, job_ids}. Claims requeue expired leases of their provider themselves, so the reaper is the backstop, not the only path.';
 
 CREATE OR REPLACE FUNCTION public.func_record_provider_status(
-    job_id uuid, status text, provider_job_id text DEFAULT NULL, details jsonb DEFAULT '{}'::jsonb
+    job_id uuid, status text, provider_job_id text DEFAULT NULL, details jsonb DEFAULT '{}'::jsonb,
+    lease_token uuid DEFAULT NULL
 ) RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
@@ -245,12 +265,27 @@ BEGIN
         RAISE EXCEPTION 'details must be a JSON object, got a JSON %', jsonb_typeof(v_details)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF pg_column_size(v_details) > 65536 THEN
+        RAISE EXCEPTION 'details is % bytes; at most 65536 are accepted', pg_column_size(v_details)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF length(provider_job_id) > 255 THEN
+        RAISE EXCEPTION 'provider_job_id is % characters; at most 255 are accepted', length(provider_job_id)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     PERFORM pg_advisory_xact_lock_shared(x'6a6f62736c6f7473'::bigint);
     SELECT * INTO q FROM public.job_queue jq WHERE jq.job_id = job_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown job %', job_id USING ERRCODE = 'P0001';
     END IF;
     SELECT * INTO j FROM public.jobs jb WHERE jb.job_id = job_id;
+    -- Fenced like a worker's report: a dispatcher whose claim was taken back (its lease
+    -- expired and another claim has the job) must not record its submission.
+    IF lease_token IS NOT NULL AND (q.status <> 'running' OR q.lease_token IS DISTINCT FROM lease_token) THEN
+        RETURN jsonb_build_object('changed', false, 'accepted', false, 'status', j.status,
+                                  'provider_status', j.provider_status,
+                                  'reason', format('stale lease token: the job is %s, no longer held under this lease', j.status));
+    END IF;
     IF j.status IN ('completed', 'failed', 'cancelled') THEN
         RETURN jsonb_build_object('changed', false, 'status', j.status, 'provider_status', j.provider_status);
     END IF;
@@ -294,8 +329,67 @@ BEGIN
     RETURN jsonb_build_object('changed', true, 'status', v_status, 'provider_status', v_status);
 END;
 $$;
-COMMENT ON FUNCTION public.func_record_provider_status(uuid, text, text, jsonb) IS
-    'Records what an external provider reports for a dispatched (running) job. Non-terminal statuses (pending, uploading, queued, running) change jobs.provider_status and write a provider_status event only when the status or provider_job_id changed; once provider_job_id is known the lease is dropped (polling tracks the job). Terminal statuses (completed, failed, cancelled) end the job, free its slot and write one event. Returns {changed, status, provider_status}; a job already finished gets changed=false.';
+COMMENT ON FUNCTION public.func_record_provider_status(uuid, text, text, jsonb, uuid) IS
+    'Records what an external provider reports for a dispatched (running) job. With lease_token (the dispatcher''s claim) it is fenced as complete/fail are: a token that is no longer current changes nothing and returns {changed: false, accepted: false, reason}. details: at most 64 KiB; provider_job_id: at most 255 characters. Non-terminal statuses (pending, uploading, queued, running) change jobs.provider_status and write a provider_status event only when the status or provider_job_id changed; once provider_job_id is known the lease is dropped (polling tracks the job). Terminal statuses (completed, failed, cancelled) end the job, free its slot and write one event. Returns {changed, status, provider_status}; a job already finished gets changed=false.';
+
+-- Pausing a queue: claims skip it (sql/functions/jobs/claim.sql), its jobs stay queued.
+CREATE OR REPLACE FUNCTION public.func_pause_queue(provider text, job_type text DEFAULT NULL,
+                                                   paused_by text DEFAULT 'admin', reason text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_row public.queue_pauses%ROWTYPE;
+BEGIN
+    IF provider IS NULL OR btrim(provider) = '' OR length(provider) > 255 THEN
+        RAISE EXCEPTION 'provider must be a non-blank text of at most 255 characters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF length(job_type) > 255 THEN
+        RAISE EXCEPTION 'job_type is % characters; at most 255 are accepted', length(job_type) USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF paused_by IS NULL OR btrim(paused_by) = '' OR length(paused_by) > 255 THEN
+        RAISE EXCEPTION 'paused_by must name who pauses (a non-blank text of at most 255 characters)' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF length(reason) > 1000 THEN
+        RAISE EXCEPTION 'reason is % characters; at most 1000 are accepted', length(reason) USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO public.queue_pauses AS p (provider, job_type, paused_by, reason)
+    VALUES (provider, coalesce(job_type, ''), paused_by, reason)
+    ON CONFLICT ON CONSTRAINT queue_pauses_pkey DO UPDATE SET
+        paused_by = EXCLUDED.paused_by, reason = EXCLUDED.reason
+    RETURNING p.* INTO v_row;
+    RETURN jsonb_build_object('provider', v_row.provider, 'job_type', nullif(v_row.job_type, ''),
+                              'paused', true, 'paused_by', v_row.paused_by, 'reason', v_row.reason,
+                              'paused_at', v_row.paused_at);
+END;
+$$;
+COMMENT ON FUNCTION public.func_pause_queue(text, text, text, text) IS
+    'Pauses a provider''s queue (job_type null: every job type) or one job type of it: claims skip its jobs, which stay queued (running ones run on). Idempotent. Returns {provider, job_type, paused, paused_by, reason, paused_at}.';
+
+CREATE OR REPLACE FUNCTION public.func_resume_queue(provider text, job_type text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_resumed integer;
+BEGIN
+    IF provider IS NULL OR btrim(provider) = '' OR length(provider) > 255 THEN
+        RAISE EXCEPTION 'provider must be a non-blank text of at most 255 characters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    DELETE FROM public.queue_pauses p WHERE p.provider = provider AND p.job_type = coalesce(job_type, '');
+    GET DIAGNOSTICS v_resumed = ROW_COUNT;
+    IF v_resumed > 0 THEN
+        PERFORM pg_notify('hub_jobs', provider);  -- its queued jobs are claimable again
+    END IF;
+    RETURN jsonb_build_object('provider', provider, 'job_type', job_type, 'resumed', v_resumed > 0);
+END;
+$$;
+COMMENT ON FUNCTION public.func_resume_queue(text, text) IS
+    'Resumes what func_pause_queue paused (the same provider and job_type; null = the provider-wide pause) and sends NOTIFY hub_jobs. Returns {provider, job_type, resumed}: resumed is false when it was not paused.';
 
 SELECT hub_internal.func_hub_secure(
     p_functions => ARRAY[
@@ -304,5 +398,7 @@ SELECT hub_internal.func_hub_secure(
         'public.func_cancel_job(uuid, text, text)',
         'hub_internal.func_job_release_lost(text)',
         'public.func_reap_dead_workers(integer)',
-        'public.func_record_provider_status(uuid, text, text, jsonb)'
+        'public.func_record_provider_status(uuid, text, text, jsonb, uuid)',
+        'public.func_pause_queue(text, text, text, text)',
+        'public.func_resume_queue(text, text)'
     ]::regprocedure[]);

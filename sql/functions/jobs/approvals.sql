@@ -1,5 +1,6 @@
 -- sql/functions/jobs/approvals.sql
--- Submit (with approval rules), approve / reject, approval expiry.
+-- Approval rules, approve / reject, approval expiry (submit, which applies the rules, is
+-- in jobs/submit.sql).
 -- The seed expired approvals by listing pending requests and then updating them one by
 -- one, so an approval landing in between was overwritten. Here expiry is ONE statement
 -- whose UPDATE re-checks status = 'pending' on every row it locks, and a decision locks
@@ -22,8 +23,11 @@ AS $$
 DECLARE
     v_rule public.approval_rules%ROWTYPE;
 BEGIN
-    IF name IS NULL OR btrim(name) = '' THEN
-        RAISE EXCEPTION 'approval rule name must be a non-blank text' USING ERRCODE = 'invalid_parameter_value';
+    IF name IS NULL OR btrim(name) = '' OR length(name) > 255 THEN
+        RAISE EXCEPTION 'approval rule name must be a non-blank text of at most 255 characters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF length(job_type) > 255 OR length(provider) > 255 THEN
+        RAISE EXCEPTION 'job_type and provider take at most 255 characters each' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF approval_ttl_seconds IS NULL OR approval_ttl_seconds <= 0 THEN
         RAISE EXCEPTION 'approval_ttl_seconds must be a positive number of seconds, got %',
@@ -50,162 +54,6 @@ $$;
 COMMENT ON FUNCTION public.func_upsert_approval_rule(text, text, text, numeric, integer, boolean, boolean) IS
     'Creates or replaces the approval rule called name. A job matches when every condition set holds: job_type equal, provider equal, estimated_cost >= min_estimated_cost (a job without an estimated cost never matches a cost rule). Returns the rule row.';
 
-CREATE OR REPLACE FUNCTION public.func_submit_job(job jsonb)
-RETURNS jsonb
-LANGUAGE plpgsql
-SET search_path = pg_catalog, public, pg_temp
-AS $$
-DECLARE
-    v_keys constant text[] := ARRAY['user_id', 'job_type', 'provider', 'priority', 'payload',
-                                    'estimated_cost', 'max_attempts', 'idempotency_key'];
-    v_unknown text;
-    v_user text;
-    v_org text;
-    v_type text;
-    v_provider text;
-    v_priority integer;
-    v_payload jsonb;
-    v_cost numeric;
-    v_attempts integer;
-    v_key text;
-    v_job_id uuid;
-    v_rules text[];
-    v_ttl integer;
-    v_self boolean;
-    v_request uuid;
-    v_expires timestamptz;
-    v_status text;
-BEGIN
-    IF job IS NULL OR jsonb_typeof(job) <> 'object' THEN
-        RAISE EXCEPTION 'job must be a JSON object with user_id, job_type and payload, got %',
-                        coalesce('a JSON ' || jsonb_typeof(job), 'SQL NULL') USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    SELECT string_agg(k, ', ' ORDER BY k) INTO v_unknown FROM jsonb_object_keys(job) AS k WHERE k <> ALL (v_keys);
-    IF v_unknown IS NOT NULL THEN
-        RAISE EXCEPTION 'unknown job key(s): %; accepted: %', v_unknown, array_to_string(v_keys, ', ')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF jsonb_typeof(job -> 'user_id') IS DISTINCT FROM 'string' OR btrim(job ->> 'user_id') = '' THEN
-        RAISE EXCEPTION 'user_id is required (a string naming a user registered with func_upsert_hub_user)'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    v_user := job ->> 'user_id';
-    SELECT organization_id INTO v_org FROM public.hub_users WHERE user_id = v_user;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown user %; register it first with func_upsert_hub_user(user_id, organization_id)',
-                        quote_literal(left(v_user, 100)) USING ERRCODE = 'P0001';
-    END IF;
-    IF jsonb_typeof(job -> 'job_type') IS DISTINCT FROM 'string' OR btrim(job ->> 'job_type') = ''
-       OR length(job ->> 'job_type') > 255 THEN
-        RAISE EXCEPTION 'job_type is required: a non-blank string of at most 255 characters'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    v_type := job ->> 'job_type';
-    IF job ? 'provider' AND (jsonb_typeof(job -> 'provider') <> 'string' OR btrim(job ->> 'provider') = '') THEN
-        RAISE EXCEPTION 'provider must be a non-blank string (default ''local'')' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    v_provider := coalesce(job ->> 'provider', 'local');
-    IF job ? 'priority' AND jsonb_typeof(job -> 'priority') <> 'null' AND NOT (CASE WHEN jsonb_typeof(job -> 'priority') = 'number' THEN
-           (job ->> 'priority')::numeric = trunc((job ->> 'priority')::numeric)
-           AND (job ->> 'priority')::numeric BETWEEN 0 AND 1000 ELSE false END) THEN
-        RAISE EXCEPTION 'priority must be an integer from 0 to 1000 (higher runs first; default 100), got %',
-                        job -> 'priority' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    v_priority := coalesce((job ->> 'priority')::numeric::integer, 100);
-    v_payload := coalesce(nullif(job -> 'payload', 'null'::jsonb), '{}'::jsonb);
-    IF jsonb_typeof(v_payload) <> 'object' THEN
-        RAISE EXCEPTION 'payload must be a JSON object, got a JSON %', jsonb_typeof(v_payload)
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF v_provider = 'local' THEN
-        IF (v_payload ? 'command') = (v_payload ? 'callable') THEN
-            RAISE EXCEPTION 'a local job''s payload needs exactly one of "command" (a shell command string) or "callable" ("module:function")'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF v_payload ? 'command' AND (jsonb_typeof(v_payload -> 'command') <> 'string'
-                                      OR btrim(v_payload ->> 'command') = '') THEN
-            RAISE EXCEPTION 'payload.command must be a non-empty shell command string, got %', v_payload -> 'command'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF v_payload ? 'callable' AND (jsonb_typeof(v_payload -> 'callable') <> 'string'
-               OR (v_payload ->> 'callable') !~ '^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$') THEN
-            RAISE EXCEPTION 'payload.callable must name a Python function as "module:function" (e.g. "mypkg.tasks:train"), got %',
-                            v_payload -> 'callable' USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF v_payload ? 'kwargs' AND jsonb_typeof(v_payload -> 'kwargs') <> 'object' THEN
-            RAISE EXCEPTION 'payload.kwargs must be a JSON object of keyword arguments, got a JSON %',
-                            jsonb_typeof(v_payload -> 'kwargs') USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-    END IF;
-    IF job ? 'estimated_cost' AND jsonb_typeof(job -> 'estimated_cost') <> 'null' AND NOT (CASE WHEN jsonb_typeof(job -> 'estimated_cost') = 'number'
-                THEN (job ->> 'estimated_cost')::numeric >= 0 ELSE false END) THEN
-        RAISE EXCEPTION 'estimated_cost must be a number >= 0 or null, got %', job -> 'estimated_cost'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    v_cost := (job ->> 'estimated_cost')::numeric;
-    IF job ? 'max_attempts' AND jsonb_typeof(job -> 'max_attempts') <> 'null' AND NOT (CASE WHEN jsonb_typeof(job -> 'max_attempts') = 'number' THEN
-           (job ->> 'max_attempts')::numeric = trunc((job ->> 'max_attempts')::numeric)
-           AND (job ->> 'max_attempts')::numeric BETWEEN 1 AND 100 ELSE false END) THEN
-        RAISE EXCEPTION 'max_attempts must be an integer from 1 to 100 (default 3), got %', job -> 'max_attempts'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    v_attempts := coalesce((job ->> 'max_attempts')::numeric::integer, 3);
-    IF job ? 'idempotency_key' AND jsonb_typeof(job -> 'idempotency_key') <> 'null' AND (
-           jsonb_typeof(job -> 'idempotency_key') <> 'string' OR length(job ->> 'idempotency_key') NOT BETWEEN 1 AND 255) THEN
-        RAISE EXCEPTION 'idempotency_key must be a string of 1 to 255 characters or null'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    v_key := job ->> 'idempotency_key';
-
-    SELECT array_agg(r.name ORDER BY r.name), min(r.approval_ttl_seconds), bool_and(r.allow_self_approval)
-      INTO v_rules, v_ttl, v_self
-      FROM public.approval_rules r
-     WHERE r.enabled
-       AND (r.job_type IS NULL OR r.job_type = v_type)
-       AND (r.provider IS NULL OR r.provider = v_provider)
-       AND (r.min_estimated_cost IS NULL OR v_cost >= r.min_estimated_cost);
-    v_status := CASE WHEN v_rules IS NULL THEN 'queued' ELSE 'awaiting_approval' END;
-
-    INSERT INTO public.jobs (user_id, organization_id, job_type, provider, priority, payload,
-                             estimated_cost, max_attempts, idempotency_key, status)
-    VALUES (v_user, v_org, v_type, v_provider, v_priority, v_payload, v_cost, v_attempts, v_key, v_status)
-    ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING job_id INTO v_job_id;
-    IF v_job_id IS NULL THEN
-        -- Same user, same idempotency key: the job submitted before, unchanged.
-        SELECT j.job_id, j.status, r.request_id, r.expires_at INTO v_job_id, v_status, v_request, v_expires
-          FROM public.jobs j LEFT JOIN public.approval_requests r ON r.job_id = j.job_id
-         WHERE j.user_id = v_user AND j.idempotency_key = v_key;
-        RETURN jsonb_build_object('job_id', v_job_id, 'status', v_status, 'approval_request_id', v_request,
-                                  'approval_expires_at', v_expires, 'duplicate', true);
-    END IF;
-
-    INSERT INTO public.job_queue (job_id, status, provider, job_type, user_id, organization_id,
-                                  priority, max_attempts, enqueued_at, claim_key, run_after)
-    VALUES (v_job_id, CASE WHEN v_rules IS NULL THEN 'queued' ELSE 'pending_approval' END,
-            v_provider, v_type, v_user, v_org, v_priority, v_attempts,
-            now(), now() - make_interval(secs => v_priority * 10), now());
-    IF v_rules IS NOT NULL THEN
-        v_expires := now() + make_interval(secs => v_ttl);
-        INSERT INTO public.approval_requests (job_id, requested_by, rule_names, allow_self_approval,
-                                              status, expires_at)
-        VALUES (v_job_id, v_user, v_rules, v_self, 'pending', v_expires)
-        RETURNING request_id INTO v_request;
-    END IF;
-    INSERT INTO public.job_events (job_id, event_type, from_status, to_status, details)
-    VALUES (v_job_id, 'submitted', NULL, v_status,
-            jsonb_strip_nulls(jsonb_build_object('user_id', v_user, 'priority', v_priority,
-                                                 'approval_request_id', v_request, 'rules', to_jsonb(v_rules))));
-    IF v_rules IS NULL THEN
-        PERFORM pg_notify('hub_jobs', v_provider);
-    END IF;
-    RETURN jsonb_build_object('job_id', v_job_id, 'status', v_status, 'approval_request_id', v_request,
-                              'approval_expires_at', v_expires, 'duplicate', false);
-END;
-$$;
-COMMENT ON FUNCTION public.func_submit_job(jsonb) IS
-    'Submits a job {user_id, job_type, provider=local, priority=100 (0..1000), payload, estimated_cost, max_attempts=3 (1..100), idempotency_key}. A local job''s payload needs "command" (non-empty string) or "callable" ("module:function", optional "kwargs" object). When enabled approval rules match, the job awaits approval (request deadline = now + the shortest matching TTL); otherwise it is queued and NOTIFY hub_jobs (payload: provider) is sent at commit. Returns {job_id, status, approval_request_id, approval_expires_at, duplicate}; a repeated (user_id, idempotency_key) returns the earlier job with duplicate=true. Bad input raises invalid_parameter_value, an unknown user P0001; nothing is written then.';
-
 -- The one path of approve and reject.
 CREATE OR REPLACE FUNCTION hub_internal.func_job_decide(p_request_id uuid, p_decided_by text, p_note text, p_approve boolean)
 RETURNS jsonb
@@ -217,12 +65,16 @@ DECLARE
     v_verb text := CASE WHEN p_approve THEN 'approved' ELSE 'rejected' END;
     v_now timestamptz := clock_timestamp();
     v_provider text;
+    v_entry text;
 BEGIN
     IF p_request_id IS NULL THEN
         RAISE EXCEPTION 'request_id is required' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF p_decided_by IS NULL OR btrim(p_decided_by) = '' THEN
-        RAISE EXCEPTION 'decided_by must name who decides (a non-blank text)' USING ERRCODE = 'invalid_parameter_value';
+    IF p_decided_by IS NULL OR btrim(p_decided_by) = '' OR length(p_decided_by) > 255 THEN
+        RAISE EXCEPTION 'decided_by must name who decides (a non-blank text of at most 255 characters)' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF length(p_note) > 1000 THEN
+        RAISE EXCEPTION 'note is % characters; at most 1000 are accepted', length(p_note) USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT * INTO r FROM public.approval_requests WHERE request_id = p_request_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -244,12 +96,14 @@ BEGIN
     UPDATE public.approval_requests
        SET status = v_verb, decided_by = p_decided_by, decided_at = v_now, note = p_note
      WHERE request_id = p_request_id;
+    -- A job scheduled for later (run_at) waits for it; its aging starts then.
     UPDATE public.job_queue q
-       SET status = CASE WHEN p_approve THEN 'queued' ELSE 'failed' END,
-           enqueued_at = now(), run_after = now(),
-           claim_key = now() - make_interval(secs => q.priority * 10), updated_at = now()
+       SET status = CASE WHEN NOT p_approve THEN 'failed'
+                         WHEN q.run_after > now() THEN 'scheduled' ELSE 'queued' END,
+           enqueued_at = now(), run_after = greatest(q.run_after, now()),
+           claim_key = greatest(q.run_after, now()) - make_interval(secs => q.priority * 10), updated_at = now()
      WHERE q.job_id = r.job_id AND q.status = 'pending_approval'
-    RETURNING q.provider INTO v_provider;
+    RETURNING q.provider, q.status INTO v_provider, v_entry;
     UPDATE public.jobs
        SET status = CASE WHEN p_approve THEN 'queued' ELSE 'cancelled' END,
            error = CASE WHEN p_approve THEN error ELSE format('approval rejected by %s', p_decided_by) END,
@@ -260,7 +114,7 @@ BEGIN
     INSERT INTO public.job_events (job_id, event_type, from_status, to_status, details)
     VALUES (r.job_id, v_verb, 'awaiting_approval', CASE WHEN p_approve THEN 'queued' ELSE 'cancelled' END,
             jsonb_strip_nulls(jsonb_build_object('request_id', p_request_id, 'decided_by', p_decided_by, 'note', p_note)));
-    IF p_approve THEN
+    IF p_approve AND v_entry = 'queued' THEN
         PERFORM pg_notify('hub_jobs', v_provider);
     END IF;
     RETURN jsonb_build_object('request_id', p_request_id, 'job_id', r.job_id, 'status', v_verb,
@@ -337,7 +191,6 @@ COMMENT ON FUNCTION public.func_expire_approvals() IS
 SELECT hub_internal.func_hub_secure(
     p_functions => ARRAY[
         'public.func_upsert_approval_rule(text, text, text, numeric, integer, boolean, boolean)',
-        'public.func_submit_job(jsonb)',
         'hub_internal.func_job_decide(uuid, text, text, boolean)',
         'public.func_approve_request(uuid, text, text)',
         'public.func_reject_request(uuid, text, text)',

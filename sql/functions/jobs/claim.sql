@@ -105,13 +105,24 @@ $$;
 COMMENT ON FUNCTION hub_internal.func_job_requeue_lost(uuid[], text, text) IS
     'Internal: running jobs whose worker is gone go back to queued (claimable at once, the attempt stays used) or to failed on their last attempt; one job_events row each (p_event). The caller locked the job_queue rows and frees the slots.';
 
+-- When the next scheduled job of a provider becomes due (one probe of its index).
+CREATE OR REPLACE FUNCTION hub_internal.func_job_next_run_after(p_provider text)
+RETURNS timestamptz
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+    SELECT min(q.run_after) FROM public.job_queue q WHERE q.status = 'scheduled' AND q.provider = p_provider
+$$;
+COMMENT ON FUNCTION hub_internal.func_job_next_run_after(text) IS
+    'Internal: the earliest run_after of the provider''s scheduled queue entries (NULL when none), read through job_queue_scheduled_idx.';
+
 -- The queued jobs a claim looks at first, locked (SKIP LOCKED) in claim order. The
 -- saturated scopes (read unlocked: only a hint, the claim decides under the counters'
 -- locks) are skipped. When an organisation is full, a plain walk in claim order would
 -- step over its whole backlog on every claim (10,000 queued jobs of full organisations:
 -- ~17 ms per claim); instead the organisations with queued jobs are visited one index
 -- descent each, full ones skipped, and each gives at most what its limit still allows.
-CREATE OR REPLACE FUNCTION hub_internal.func_job_candidates(p_provider text, p_types text[], p_full text[], p_fetch integer)
+CREATE OR REPLACE FUNCTION hub_internal.func_job_candidates(p_provider text, p_types text[], p_skip_types text[], p_full text[], p_fetch integer)
 RETURNS TABLE (job_id uuid, user_id text, organization_id text, claim_key timestamptz)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
@@ -119,13 +130,14 @@ SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM unnest(p_full) AS f WHERE f LIKE 'organization:%') THEN
+    IF p_full IS NULL OR NOT EXISTS (SELECT 1 FROM unnest(p_full) AS f WHERE f LIKE 'organization:%') THEN
         RETURN QUERY
         SELECT q.job_id, q.user_id, q.organization_id, q.claim_key
           FROM public.job_queue q
          WHERE q.status = 'queued' AND q.provider = p_provider AND q.run_after <= now()
            AND (p_types IS NULL OR q.job_type = ANY (p_types))
-           AND NOT ('user:' || q.user_id = ANY (p_full))
+           AND (p_skip_types IS NULL OR q.job_type <> ALL (p_skip_types))
+           AND (p_full IS NULL OR NOT ('user:' || q.user_id = ANY (p_full)))
          ORDER BY q.claim_key
          LIMIT p_fetch
          FOR UPDATE SKIP LOCKED;
@@ -151,6 +163,7 @@ BEGIN
            WHERE q.status = 'queued' AND q.provider = p_provider AND q.organization_id = o.org
              AND q.run_after <= now()
              AND (p_types IS NULL OR q.job_type = ANY (p_types))
+             AND (p_skip_types IS NULL OR q.job_type <> ALL (p_skip_types))
              AND NOT ('user:' || q.user_id = ANY (p_full))
            ORDER BY q.claim_key
            LIMIT least(p_fetch, greatest(coalesce(l.max_running - l.running, p_fetch), 0))
@@ -160,8 +173,8 @@ BEGIN
      LIMIT p_fetch;
 END;
 $$;
-COMMENT ON FUNCTION hub_internal.func_job_candidates(text, text[], text[], integer) IS
-    'Internal: up to p_fetch queued jobs of a provider in claim order, locked FOR UPDATE SKIP LOCKED, skipping the saturated scopes listed in p_full (''organization:<id>'', ''user:<id>''). With a full organisation it visits organisations one index descent each instead of walking the full one''s backlog.';
+COMMENT ON FUNCTION hub_internal.func_job_candidates(text, text[], text[], text[], integer) IS
+    'Internal: up to p_fetch queued jobs of a provider (of p_types when given, never of the paused p_skip_types) in claim order, locked FOR UPDATE SKIP LOCKED, skipping the saturated scopes listed in p_full (NULL: no limit exists) (''organization:<id>'', ''user:<id>''). With a full organisation it visits organisations one index descent each instead of walking the full one''s backlog.';
 
 CREATE OR REPLACE FUNCTION public.func_claim_jobs(
     worker_id text,
@@ -202,6 +215,10 @@ DECLARE
     v_pos integer[] := ARRAY[NULL, NULL, NULL]::integer[];
     v_ok boolean;
     v_jobs jsonb;
+    v_paused text[];
+    v_next timestamptz;
+    v_expired boolean;
+    v_due boolean;
 BEGIN
     IF v_worker IS NULL OR btrim(v_worker) = '' OR length(v_worker) > 255 THEN
         RAISE EXCEPTION 'worker_id must be a non-blank text of at most 255 characters'
@@ -230,6 +247,79 @@ BEGIN
 
     PERFORM pg_advisory_xact_lock_shared(x'6a6f62736c6f7473'::bigint);
 
+    -- 0. What this claim must deal with, in one statement: the provider's pauses, whether
+    -- any limit exists, whether a lease expired, whether a scheduled job is due.
+    SELECT (SELECT array_agg(p.job_type) FROM public.queue_pauses p WHERE p.provider = v_provider),
+           EXISTS (SELECT 1 FROM public.concurrency_limits),
+           EXISTS (SELECT 1 FROM public.job_queue q
+                    WHERE q.status = 'running' AND q.provider = v_provider AND q.lease_expires_at < now()),
+           EXISTS (SELECT 1 FROM public.job_queue q
+                    WHERE q.status = 'scheduled' AND q.provider = v_provider AND q.run_after <= now())
+      INTO v_paused, v_limited, v_expired, v_due;
+    IF '' = ANY (v_paused) THEN
+        RETURN jsonb_build_object('jobs', '[]'::jsonb, 'paused', true);
+    END IF;
+    IF NOT (v_limited OR v_expired OR v_due) THEN
+        -- The common case in one statement (each statement of a function has its own
+        -- fixed cost on this hot path): no limit exists, so there is nothing to count
+        -- (no limit can appear while JOB_SLOTS is held in share mode), no lease expired,
+        -- nothing scheduled is due. Jobs with no limit pay nothing for the limits.
+        -- Its writes repeat those of the limited path's last statement on purpose: one
+        -- statement shared by both (candidates UNION ALL the chosen ids) was planned
+        -- with a join over the whole queue and made every claim 2.4x slower.
+        WITH cand AS (
+            SELECT q.job_id FROM public.job_queue q
+             WHERE q.status = 'queued' AND q.provider = v_provider AND q.run_after <= now()
+               AND (v_types IS NULL OR q.job_type = ANY (v_types))
+               AND (v_paused IS NULL OR q.job_type <> ALL (v_paused))
+             ORDER BY q.claim_key
+             LIMIT v_max
+             FOR UPDATE SKIP LOCKED
+        ), claimed AS (
+            UPDATE public.job_queue q
+               SET status = 'running', attempt = q.attempt + 1, worker_id = v_worker,
+                   lease_token = gen_random_uuid(),
+                   lease_expires_at = now() + make_interval(secs => v_lease),
+                   claimed_at = now(), updated_at = now()
+              FROM cand
+             WHERE q.job_id = cand.job_id
+            RETURNING q.job_id, q.attempt, q.lease_token, q.lease_expires_at, q.claim_key
+        ), j AS (
+            UPDATE public.jobs j
+               SET status = 'running', attempts = c.attempt,
+                   started_at = coalesce(j.started_at, now()), updated_at = now()
+              FROM claimed c
+             WHERE j.job_id = c.job_id
+            RETURNING j.job_id, j.job_type, j.provider, j.priority, j.payload, j.user_id, j.organization_id,
+                      j.timeout_seconds
+        ), ev AS (
+            INSERT INTO public.job_events (job_id, event_type, from_status, to_status, worker_id, details)
+            SELECT c.job_id, 'claimed', 'queued', 'running', v_worker,
+                   jsonb_build_object('attempt', c.attempt, 'lease_expires_at', c.lease_expires_at)
+              FROM claimed c
+        )
+        SELECT jsonb_build_object(
+                   'jobs', coalesce(jsonb_agg(jsonb_build_object(
+                       'job_id', c.job_id, 'lease_token', c.lease_token, 'attempt', c.attempt,
+                       'job_type', j.job_type, 'provider', j.provider, 'priority', j.priority,
+                       'payload', j.payload, 'user_id', j.user_id, 'organization_id', j.organization_id,
+                       'lease_expires_at', c.lease_expires_at, 'timeout_seconds', j.timeout_seconds)
+                       ORDER BY c.claim_key), '[]'::jsonb),
+                   'next_run_after', CASE WHEN count(*) < v_max
+                                          THEN hub_internal.func_job_next_run_after(v_provider) END)
+          INTO v_jobs
+          FROM claimed c JOIN j ON j.job_id = c.job_id;
+        RETURN v_jobs;
+    END IF;
+    -- Scheduled entries whose time has come join the queue (run_at reached, retry
+    -- backoff over): one probe of job_queue_scheduled_idx when none is due, so waiting
+    -- jobs cost a claim nothing however many there are.
+    UPDATE public.job_queue q SET status = 'queued', updated_at = now()
+     WHERE q.job_id IN (SELECT s.job_id FROM public.job_queue s
+                         WHERE s.status = 'scheduled' AND s.provider = v_provider AND s.run_after <= now()
+                         ORDER BY s.run_after LIMIT 1000
+                         FOR UPDATE SKIP LOCKED);
+
     -- 1. Leases that expired (their worker died or hung): requeued below, in this call.
     SELECT array_agg(x.job_id), array_agg(x.user_id), array_agg(x.organization_id)
       INTO e_ids, e_users, e_orgs
@@ -248,7 +338,7 @@ BEGIN
       INTO v_limited, v_limit_keys, v_full
       FROM public.concurrency_limits l;
     IF e_ids IS NULL AND 'global:' = ANY (v_full) THEN
-        RETURN jsonb_build_object('jobs', '[]'::jsonb);
+        RETURN jsonb_build_object('jobs', '[]'::jsonb, 'next_run_after', hub_internal.func_job_next_run_after(v_provider));
     END IF;
     -- Expired ones first (they have waited longest), then the queue in claim order.
     SELECT coalesce(array_agg(x.job_id ORDER BY x.first DESC, x.claim_key), '{}'),
@@ -258,13 +348,14 @@ BEGIN
       FROM (SELECT q.job_id, q.user_id, q.organization_id, q.claim_key, true AS first
               FROM public.job_queue q WHERE q.job_id = ANY (e_ids)
               AND (v_types IS NULL OR q.job_type = ANY (v_types))
+              AND (v_paused IS NULL OR q.job_type <> ALL (v_paused))
             UNION ALL
             SELECT y.job_id, y.user_id, y.organization_id, y.claim_key, false
-              FROM hub_internal.func_job_candidates(v_provider, v_types, v_full,
+              FROM hub_internal.func_job_candidates(v_provider, v_types, v_paused, v_full,
                                               -- spares only where a limit may refuse some
                                               CASE WHEN v_limited THEN v_max * 2 + 8 ELSE v_max END) y) x;
     IF e_ids IS NULL AND cardinality(c_ids) = 0 THEN
-        RETURN jsonb_build_object('jobs', '[]'::jsonb);
+        RETURN jsonb_build_object('jobs', '[]'::jsonb, 'next_run_after', hub_internal.func_job_next_run_after(v_provider));
     END IF;
 
     -- 3. The counters they count against, locked in the fixed order: the global one
@@ -374,7 +465,8 @@ BEGIN
                started_at = coalesce(j.started_at, now()), updated_at = now()
           FROM claimed c
          WHERE j.job_id = c.job_id
-        RETURNING j.job_id, j.job_type, j.provider, j.priority, j.payload, j.user_id, j.organization_id
+        RETURNING j.job_id, j.job_type, j.provider, j.priority, j.payload, j.user_id, j.organization_id,
+                  j.timeout_seconds
     ), ev AS (
         INSERT INTO public.job_events (job_id, event_type, from_status, to_status, worker_id, details)
         SELECT c.job_id, 'claimed', 'queued', 'running', v_worker,
@@ -385,21 +477,25 @@ BEGIN
                'job_id', c.job_id, 'lease_token', c.lease_token, 'attempt', c.attempt,
                'job_type', j.job_type, 'provider', j.provider, 'priority', j.priority,
                'payload', j.payload, 'user_id', j.user_id, 'organization_id', j.organization_id,
-               'lease_expires_at', c.lease_expires_at)
+               'lease_expires_at', c.lease_expires_at, 'timeout_seconds', j.timeout_seconds)
                ORDER BY array_position(v_accept, c.job_id)), '[]'::jsonb)
       INTO v_jobs
       FROM claimed c JOIN j ON j.job_id = c.job_id;
 
-    RETURN jsonb_build_object('jobs', v_jobs);
+    IF cardinality(v_accept) < v_max THEN
+        v_next := hub_internal.func_job_next_run_after(v_provider);
+    END IF;
+    RETURN jsonb_build_object('jobs', v_jobs, 'next_run_after', v_next);
 END;
 $$;
 COMMENT ON FUNCTION public.func_claim_jobs(text, integer, integer, text, jsonb) IS
-    'Claims up to max_jobs queued jobs of a provider (optionally only the given job_types) for worker_id, highest effective priority first (priority + 1 point per 10 s waited, see job_queue.claim_key), skipping rows other claims hold (FOR UPDATE SKIP LOCKED) and jobs whose global, organisation or user limit is full (checked under the counters'' row locks, so limits hold under any concurrency; a counter busy this instant leaves its job to the next claim). Jobs whose lease expired are requeued (or failed on their last attempt) by this same call and can be claimed by it. Returns {jobs: [{job_id, lease_token, attempt, job_type, provider, priority, payload, user_id, organization_id, lease_expires_at}]}. Raises invalid_parameter_value for a blank worker_id, max_jobs outside 1..1000, lease_seconds outside 1..86400 or malformed job_types.';
+    'Claims up to max_jobs queued jobs of a provider (optionally only the given job_types) for worker_id, highest effective priority first (priority + 1 point per 10 s waited, see job_queue.claim_key), skipping rows other claims hold (FOR UPDATE SKIP LOCKED) and jobs whose global, organisation or user limit is full (checked under the counters'' row locks, so limits hold under any concurrency; a counter busy this instant leaves its job to the next claim). Jobs whose lease expired are requeued (or failed on their last attempt) by this same call and can be claimed by it. Scheduled jobs that are due join the queue first; a paused provider gives nothing ({jobs: [], paused: true}) and paused job types are skipped. Returns {jobs: [{job_id, lease_token, attempt, job_type, provider, priority, payload, user_id, organization_id, lease_expires_at, timeout_seconds}], next_run_after}: when fewer than max_jobs were claimed, next_run_after is the earliest time a scheduled job of the provider becomes due (null: none), so an idle worker can wake then. Raises invalid_parameter_value for a blank worker_id, max_jobs outside 1..1000, lease_seconds outside 1..86400 or malformed job_types.';
 
 SELECT hub_internal.func_hub_secure(
     p_functions => ARRAY[
         'hub_internal.func_job_free_slots(text[], text[])',
         'hub_internal.func_job_requeue_lost(uuid[], text, text)',
-        'hub_internal.func_job_candidates(text, text[], text[], integer)',
+        'hub_internal.func_job_next_run_after(text)',
+        'hub_internal.func_job_candidates(text, text[], text[], text[], integer)',
         'public.func_claim_jobs(text, integer, integer, text, jsonb)'
     ]::regprocedure[]);

@@ -39,10 +39,11 @@ RETURNS integer
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-    SELECT count(*)::integer FROM public.job_queue AS q WHERE q.status = 'queued'
+    SELECT ((SELECT count(*) FROM public.job_queue AS q WHERE q.status = 'queued')
+          + (SELECT count(*) FROM public.job_queue AS q WHERE q.status = 'scheduled'))::integer
 $$;
 COMMENT ON FUNCTION public.func_queue_depth() IS
-    'Jobs waiting to be claimed (queue entries in state queued, including those waiting for a retry backoff), counted through the claim''s partial index: its cost grows with the queue, not with the job history. Equals func_queue_statistics() -> depth_by_state -> queued.';
+    'Jobs waiting to be claimed (queue entries queued, and scheduled: waiting for run_at or a retry backoff), counted through the claim''s and the schedule''s partial indexes: its cost grows with the queue, not with the job history. Equals func_queue_statistics() -> depth_by_state -> queued.';
 
 CREATE OR REPLACE FUNCTION hub_internal.func_job_summary(j public.jobs)
 RETURNS jsonb

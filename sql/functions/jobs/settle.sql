@@ -14,12 +14,19 @@ SET search_path = pg_catalog, public, pg_temp
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-    q public.job_queue%ROWTYPE;
-    v_job_status text;
-    v_to text;
+    v_entry text;       -- the queue entry's new status (scheduled: a retry in backoff)
+    v_to text;          -- the job's new status
     v_event text;
-    v_run_after timestamptz := now();
-    v_backoff numeric;
+    v_attempt integer;  -- the attempt this lease ran (before a release gives it back)
+    v_worker text;
+    v_user text;
+    v_org text;
+    v_provider text;
+    v_run_after timestamptz;
+    v_job_status text;
+    v_queue_status text;
+    -- 0..10 % jitter so that jobs failing together do not all come back in one instant
+    v_jitter double precision := 1 + random() / 10;
 BEGIN
     IF p_job_id IS NULL THEN
         RAISE EXCEPTION 'job_id is required' USING ERRCODE = 'invalid_parameter_value';
@@ -29,47 +36,43 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM pg_advisory_xact_lock_shared(x'6a6f62736c6f7473'::bigint);
-    SELECT * INTO q FROM public.job_queue WHERE job_id = p_job_id FOR UPDATE;
+    -- The fence and the change in one statement: only the current token of a running
+    -- entry matches (the row lock is taken here, queue entry before job as everywhere).
+    -- A retry waits out its backoff, 10 s x 2^(attempt-1) (at most 1 h), as scheduled.
+    UPDATE public.job_queue q
+       SET status = CASE WHEN p_action = 'complete' THEN 'completed'
+                         WHEN p_action = 'release' THEN 'queued'
+                         WHEN p_retryable AND q.attempt < q.max_attempts THEN 'scheduled'
+                         ELSE 'failed' END,
+           attempt = CASE WHEN p_action = 'release' THEN q.attempt - 1 ELSE q.attempt END,
+           run_after = CASE WHEN p_action = 'fail' AND p_retryable AND q.attempt < q.max_attempts
+                            THEN now() + make_interval(secs => least(10 * power(2, q.attempt - 1), 3600) * v_jitter)
+                            ELSE now() END,
+           lease_token = NULL, lease_expires_at = NULL, updated_at = now()
+     WHERE q.job_id = p_job_id AND q.status = 'running' AND q.lease_token = p_token
+    RETURNING q.status, q.run_after, q.worker_id, q.user_id, q.organization_id, q.provider,
+              CASE WHEN p_action = 'release' THEN q.attempt + 1 ELSE q.attempt END
+         INTO v_entry, v_run_after, v_worker, v_user, v_org, v_provider, v_attempt;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown job %', p_job_id USING ERRCODE = 'P0001';
-    END IF;
-    IF q.status <> 'running' OR q.lease_token IS DISTINCT FROM p_token THEN
-        SELECT status INTO v_job_status FROM public.jobs WHERE job_id = p_job_id;
+        SELECT q.status, j.status INTO v_queue_status, v_job_status
+          FROM public.job_queue q JOIN public.jobs j USING (job_id) WHERE q.job_id = p_job_id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'unknown job %', p_job_id USING ERRCODE = 'P0001';
+        END IF;
         RETURN jsonb_build_object(
             'accepted', false, 'status', v_job_status,
-            'reason', CASE WHEN q.status = 'running'
+            'reason', CASE WHEN v_queue_status = 'running'
                            THEN 'stale lease token: the job was claimed again after this lease expired or was released'
                            ELSE format('stale lease token: the job is %s, no longer running under this lease', v_job_status) END);
     END IF;
+    v_to := CASE v_entry WHEN 'scheduled' THEN 'queued' ELSE v_entry END;
+    v_event := CASE WHEN p_action = 'complete' THEN 'completed' WHEN p_action = 'release' THEN 'released'
+                    WHEN v_entry = 'scheduled' THEN 'retry_scheduled' ELSE 'failed' END;
 
-    IF p_action = 'complete' THEN
-        v_to := 'completed'; v_event := 'completed';
-    ELSIF p_action = 'release' THEN
-        v_to := 'queued'; v_event := 'released';
-    ELSIF p_retryable AND q.attempt < q.max_attempts THEN
-        -- Exponential backoff: 10 s x 2^(attempt-1), at most 1 h, plus up to 10 % jitter
-        -- so that jobs failing together do not all come back in the same instant.
-        v_backoff := least(10 * power(2, q.attempt - 1), 3600) * (1 + random() / 10);
-        v_run_after := now() + make_interval(secs => v_backoff);
-        v_to := 'queued'; v_event := 'retry_scheduled';
-    ELSE
-        v_to := 'failed'; v_event := 'failed';
-    END IF;
-
-    -- One statement for the three writes (each statement has its own fixed cost on
-    -- this hot path); then the slot, counters last in the lock order.
-    WITH entry AS (
-        UPDATE public.job_queue
-           SET status = v_to,
-               attempt = CASE WHEN p_action = 'release' THEN attempt - 1 ELSE attempt END,
-               run_after = v_run_after, lease_token = NULL, lease_expires_at = NULL,
-               updated_at = now()
-         WHERE job_id = p_job_id
-        RETURNING job_id
-    ), job AS (
+    WITH job AS (
         UPDATE public.jobs
            SET status = v_to,
-               attempts = CASE WHEN p_action = 'release' THEN q.attempt - 1 ELSE q.attempt END,
+               attempts = CASE WHEN p_action = 'release' THEN v_attempt - 1 ELSE v_attempt END,
                result = CASE WHEN p_action = 'complete' THEN p_result ELSE result END,
                error = CASE WHEN p_action = 'fail' THEN p_error ELSE error END,
                finished_at = CASE WHEN v_to IN ('completed', 'failed') THEN now() END,
@@ -78,21 +81,23 @@ BEGIN
         RETURNING job_id
     )
     INSERT INTO public.job_events (job_id, event_type, from_status, to_status, worker_id, details)
-    SELECT entry.job_id, v_event, 'running', v_to, q.worker_id,
+    SELECT job.job_id, v_event, 'running', v_to, v_worker,
            jsonb_strip_nulls(jsonb_build_object(
-               'attempt', q.attempt, 'error', p_error, 'reason', p_reason,
+               'attempt', v_attempt, 'error', p_error, 'reason', p_reason,
                'retryable', CASE WHEN p_action = 'fail' THEN p_retryable END,
                'run_after', CASE WHEN v_event = 'retry_scheduled' THEN v_run_after END))
-      FROM entry JOIN job ON job.job_id = entry.job_id;
-    PERFORM hub_internal.func_job_free_slots(ARRAY[q.user_id], ARRAY[q.organization_id]);
-    -- NOTIFY only when the job is claimable again: every notifying commit takes one
-    -- cluster-wide lock until its WAL is flushed, so notifying completions would
-    -- serialise them all. A freed slot is found by the workers' next poll.
-    IF v_to = 'queued' THEN
-        PERFORM pg_notify('hub_jobs', q.provider);
+      FROM job;
+    -- Counters last in the lock order; with no limit anywhere this is one cheap check.
+    PERFORM hub_internal.func_job_free_slots(ARRAY[v_user], ARRAY[v_org]);
+    -- NOTIFY only when the job is claimable again at once (a release): every notifying
+    -- commit takes one cluster-wide lock until its WAL is flushed, so notifying
+    -- completions would serialise them all. A freed slot is found by the workers' next
+    -- poll; a retry is due at run_after, which the claims report as next_run_after.
+    IF v_entry = 'queued' THEN
+        PERFORM pg_notify('hub_jobs', v_provider);
     END IF;
     RETURN jsonb_build_object('accepted', true, 'status', v_to, 'reason', NULL,
-                              'attempt', q.attempt,
+                              'attempt', v_attempt,
                               'run_after', CASE WHEN v_to = 'queued' THEN v_run_after END);
 END;
 $$;
@@ -105,11 +110,63 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
+    IF pg_column_size(result) > 1048576 THEN
+        RAISE EXCEPTION 'result is % bytes; at most 1048576 (1 MiB) are accepted: store large outputs elsewhere and return their location',
+                        pg_column_size(result) USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     RETURN hub_internal.func_job_settle(job_id, lease_token, 'complete', coalesce(result, '{}'::jsonb), NULL, NULL, NULL);
 END;
 $$;
 COMMENT ON FUNCTION public.func_complete_job(uuid, uuid, jsonb) IS
-    'Marks a running job completed with its result, if lease_token is its current lease (else {accepted: false, status, reason} and nothing changes: a worker wrongly declared dead cannot overwrite the job). Frees its slot; one completed event. Returns {accepted, status, reason, attempt}. Unknown job: raises P0001.';
+    'Marks a running job completed with its result (at most 1 MiB), if lease_token is its current lease, even after lease_expires_at as long as nobody has requeued the job (the work was done and nobody else holds it) (else {accepted: false, status, reason} and nothing changes: a worker wrongly declared dead cannot overwrite the job). Frees its slot; one completed event. Returns {accepted, status, reason, attempt}. Unknown job: raises P0001.';
+
+-- Many completions in one call and one commit (a worker running many short jobs reports
+-- them together, as pgqueuer batches its acknowledgements). The queue entries are locked
+-- first, in job id order, so a batch cannot deadlock with a cancel of one of its jobs
+-- (which locks the entry, then the counters) while it holds a counter for another.
+CREATE OR REPLACE FUNCTION public.func_complete_jobs(jobs jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    v_item jsonb;
+    v_ids uuid[];
+    v_results jsonb := '[]'::jsonb;
+    v_index integer := 0;
+BEGIN
+    IF jobs IS NULL OR jsonb_typeof(jobs) <> 'array' THEN
+        RAISE EXCEPTION 'jobs must be a JSON array of {job_id, lease_token, result} objects'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF jsonb_array_length(jobs) > 1000 OR pg_column_size(jobs) > 16777216 THEN
+        RAISE EXCEPTION 'jobs holds % completions in % bytes; at most 1000 and 16 MiB are accepted per call',
+                        jsonb_array_length(jobs), pg_column_size(jobs) USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    BEGIN
+        SELECT array_agg((e ->> 'job_id')::uuid ORDER BY (e ->> 'job_id')::uuid) INTO v_ids
+          FROM jsonb_array_elements(jobs) AS e;
+    EXCEPTION WHEN invalid_text_representation OR wrong_object_type OR cannot_coerce THEN
+        RAISE EXCEPTION 'each completion needs job_id (a UUID), lease_token and optionally result'
+            USING ERRCODE = 'invalid_parameter_value';
+    END;
+    PERFORM 1 FROM public.job_queue q WHERE q.job_id = ANY (v_ids) ORDER BY q.job_id FOR UPDATE;
+    FOR v_item IN SELECT value FROM jsonb_array_elements(jobs) LOOP
+        IF jsonb_typeof(v_item -> 'result') NOT IN ('object', 'null') OR pg_column_size(v_item -> 'result') > 1048576 THEN
+            RAISE EXCEPTION 'jobs[%]: result must be a JSON object of at most 1 MiB', v_index
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        v_results := v_results || jsonb_build_array(
+            hub_internal.func_job_settle((v_item ->> 'job_id')::uuid, (v_item ->> 'lease_token')::uuid, 'complete',
+                                         coalesce(nullif(v_item -> 'result', 'null'::jsonb), '{}'::jsonb), NULL, NULL, NULL)
+            || jsonb_build_object('job_id', v_item ->> 'job_id'));
+        v_index := v_index + 1;
+    END LOOP;
+    RETURN jsonb_build_object('results', v_results);
+END;
+$$;
+COMMENT ON FUNCTION public.func_complete_jobs(jsonb) IS
+    'Completes up to 1000 jobs in one transaction: [{job_id, lease_token, result}], each fenced by its token exactly as func_complete_job (a stale token is refused for that job only). Returns {results: [{job_id, accepted, status, reason, attempt}]} in the order given.';
 
 CREATE OR REPLACE FUNCTION public.func_fail_job(job_id uuid, lease_token uuid, error text, retryable boolean DEFAULT true)
 RETURNS jsonb
@@ -117,11 +174,15 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
+    IF length(error) > 65536 THEN
+        RAISE EXCEPTION 'error is % characters; at most 65536 are accepted', length(error)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     RETURN hub_internal.func_job_settle(job_id, lease_token, 'fail', NULL, coalesce(error, 'failed'), coalesce(retryable, true), NULL);
 END;
 $$;
 COMMENT ON FUNCTION public.func_fail_job(uuid, uuid, text, boolean) IS
-    'Records a failed attempt under the current lease: retryable and attempts left -> queued again after a backoff of 10 s x 2^(attempt-1) (max 1 h, +0..10 % jitter; event retry_scheduled, NOTIFY hub_jobs); otherwise failed (event failed). Frees the slot. Returns {accepted, status, reason, attempt, run_after}; a stale token gets accepted=false and changes nothing.';
+    'Records a failed attempt under the current lease (error: at most 65536 characters): retryable and attempts left -> queued again after a backoff of 10 s x 2^(attempt-1) (max 1 h, +0..10 % jitter; event retry_scheduled; the entry waits as scheduled until run_after, which claims report as next_run_after); otherwise failed (event failed). Frees the slot. Returns {accepted, status, reason, attempt, run_after}; a stale token gets accepted=false and changes nothing.';
 
 CREATE OR REPLACE FUNCTION public.func_release_job(job_id uuid, lease_token uuid, reason text DEFAULT NULL)
 RETURNS jsonb
@@ -129,6 +190,10 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
+    IF length(reason) > 1000 THEN
+        RAISE EXCEPTION 'reason is % characters; at most 1000 are accepted', length(reason)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     RETURN hub_internal.func_job_settle(job_id, lease_token, 'release', NULL, NULL, NULL, coalesce(reason, 'released'));
 END;
 $$;
@@ -151,8 +216,8 @@ DECLARE
     v_held uuid[];
     v_extended uuid[];
 BEGIN
-    IF v_worker IS NULL OR btrim(v_worker) = '' THEN
-        RAISE EXCEPTION 'worker_id must be a non-blank text' USING ERRCODE = 'invalid_parameter_value';
+    IF v_worker IS NULL OR btrim(v_worker) = '' OR length(v_worker) > 255 THEN
+        RAISE EXCEPTION 'worker_id must be a non-blank text of at most 255 characters' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF v_lease IS NULL OR v_lease NOT BETWEEN 1 AND 86400 THEN
         RAISE EXCEPTION 'lease_seconds must be between 1 and 86400, got %', coalesce(v_lease::text, 'NULL')
@@ -195,6 +260,7 @@ SELECT hub_internal.func_hub_secure(
     p_functions => ARRAY[
         'hub_internal.func_job_settle(uuid, uuid, text, jsonb, text, boolean, text)',
         'public.func_complete_job(uuid, uuid, jsonb)',
+        'public.func_complete_jobs(jsonb)',
         'public.func_fail_job(uuid, uuid, text, boolean)',
         'public.func_release_job(uuid, uuid, text)',
         'public.func_extend_job_leases(text, integer, jsonb)'
