@@ -8,9 +8,12 @@ BIN := $(VENV)/bin
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	@echo "== first run: creating $(VENV) and installing orchestrator-hub and its dependencies"
+	@echo "== (about a minute; pip lists each package as it goes; later runs skip this)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev]'
+	@echo "== installed: $(BIN)/orchestrator (or \`source $(BIN)/activate\` for plain \`orchestrator\`)"
 	touch $@
 
 install: $(BIN)/.installed

@@ -3,18 +3,24 @@
 Uses bench/query's data (its generator and its database handling, imported, not copied):
 N rows (default 10,000,000) over 3 days, 200 workers. Because the dashboard's header
 counts windows that end at the database's clock (the last 5 minutes, the last hour of
-errors), the newest 65 minutes are then generated again at the same density, ending now,
-so those windows hold what a live 10M-rows-in-3-days system would have in them. The job
+errors), the newest 65 minutes are then generated again at the same density, ending now
+(rows already stamped there are deleted first), so those windows hold what a live
+10M-rows-in-3-days system would have in them. The job
 tables get a history of --jobs finished jobs (default 1,000,000, with their queue entries)
 and 200 waiting ones, because the header's queue depth must not grow with that history.
 
 Timed through the code the dashboard runs (QueryTailSource over a PsycopgExecutor):
 
     the header alone (func_log_dashboard_summary), unfiltered and for one worker; one
-    refresh as the poller does it (header + the tail after a cursor 5 s back); the
-    first fill (header + the newest 200 rows, read newest first); the queue depth
-    alone (func_queue_depth, sql/functions/jobs/reads.sql), and for contrast the all-time queue
-    statistics that the header used to take it from.
+    refresh as the app makes it at the default settings (header + the tail re-read
+    from the lag window before the newest row shown, which was read one refresh ago;
+    the rows not shown yet rendered with their worker, task and cycle, as the tail
+    draws them), also with the jobs screen open (+ func_jobs_overview) and without the
+    rendering; for contrast the refresh of the 0.1 dashboard (the tail after a cursor
+    5 s back); the first fill (header + the newest 200 rows, read newest first); the
+    jobs overview alone; the queue depth alone (func_queue_depth,
+    sql/functions/jobs/reads.sql), and for contrast the all-time queue statistics that
+    the header used to take it from.
 
 Each path runs --runs times after one warm-up; p50, p95 and the ratio to a baseline
 measured in the same run (bench/query's: a primary-key point lookup through the same
@@ -29,38 +35,53 @@ scanned.
 from __future__ import annotations
 
 import argparse
+import io
 import re
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
+from rich.console import Console
 from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import query as query_bench
 
-from orchestrator.dashboard.calls import dashboard_summary
+from orchestrator.dashboard.app import DashboardOptions
+from orchestrator.dashboard.calls import dashboard_summary, jobs_overview
 from orchestrator.dashboard.poller import PollRequest, poll
+from orchestrator.dashboard.render import render_row
 from orchestrator.dashboard.source import QueryTailSource
-from orchestrator.dashboard.state import TailFilter
+from orchestrator.dashboard.state import TailFilter, TailState
+from orchestrator.dashboard.tailview import draw
 from orchestrator.db.psycopg import PsycopgExecutor
 from orchestrator.jobs import queue_statistics, submit_job
 from orchestrator.query import Cursor, calls
+from orchestrator.query.tailing import NIL_ID, key
 
 FRESH_MINUTES = 65
+TAIL_LINES = 46  # the tail of a 120 x 50 terminal: the rows one refresh can bring on screen
 
 
 def freshen(conn: psycopg.Connection[Any], rows: int) -> int:
-    """Generates the last FRESH_MINUTES again at the data's density, ending now."""
+    """Generates the last FRESH_MINUTES again at the data's density, ending now.
+
+    The rows already stamped in those minutes (the end of the generated data, or an
+    earlier run's fresh hour) are deleted first, so the windows the header counts hold
+    the density of a 10M-rows-in-3-days system once, not twice."""
     conn.execute("SELECT func_maintain_log_partitions(days_ahead => 2, days_behind => 4)")
-    conn.execute("PREPARE fresh(bigint, bigint, bigint, timestamptz) AS " + query_bench.GENERATE)
     start = conn.execute("SELECT now() - interval '3 days'").fetchone()[0]  # type: ignore[index]
+    conn.execute(
+        'DELETE FROM system_logs WHERE "timestamp" >= %s',
+        [start + timedelta(days=3) - timedelta(minutes=FRESH_MINUTES)],
+    )
+    conn.execute("PREPARE fresh(bigint, bigint, bigint, timestamptz) AS " + query_bench.GENERATE)
     lo = rows - rows * FRESH_MINUTES // (3 * 24 * 60)
     values = sql.SQL(", ").join(map(sql.Literal, [lo, rows, rows, start]))
     conn.execute(sql.SQL("EXECUTE fresh({})").format(values))
@@ -174,7 +195,8 @@ def main() -> None:
     args = parser.parse_args()
     with query_bench.database(args) as url:
         with psycopg.connect(url, autocommit=True) as conn:
-            query_bench.prepare(conn, args.rows, args.reuse)
+            # each run adds its fresh hour, so a reused table holds a little more
+            query_bench.prepare(conn, args.rows, args.reuse, at_least=True)
             print(f"fresh last {FRESH_MINUTES} min: {freshen(conn, args.rows):,} rows")
             print(f"jobs: {job_history(conn, args.jobs):,} ({WAITING_JOBS} queued)")
         with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
@@ -190,24 +212,64 @@ def measure(conn: psycopg.Connection[Any], runs: int, rows: int) -> None:
         ' ORDER BY "timestamp" DESC LIMIT 1',
         [end - timedelta(hours=5)],
     ).fetchone()[0]  # type: ignore[index]
+    defaults = DashboardOptions()
 
-    def tail_request(filled: bool) -> PollRequest:
+    def newest_before(seconds: float) -> Cursor:
+        """The newest row ``seconds`` before the data's end (the fresh hour ends when it
+        was generated, a moment before the measuring starts)."""
         back = conn.execute(
             'SELECT "timestamp", id::text FROM system_logs'
-            " WHERE \"timestamp\" <= now() - interval '5 seconds'"
-            ' ORDER BY "timestamp" DESC, id DESC LIMIT 1'
+            ' WHERE "timestamp" <= (SELECT max("timestamp") FROM system_logs)'
+            " - make_interval(secs => %s)"
+            ' ORDER BY "timestamp" DESC, id DESC LIMIT 1',
+            [seconds],
         ).fetchone()
         assert back is not None
-        return PollRequest(0, TailFilter(), Cursor(back[0].isoformat(), back[1]), filled, delay=0)
+        return Cursor(back[0].isoformat(), back[1])
 
-    def refresh(filled: bool) -> Callable[[], Any]:
-        request = tail_request(filled)
+    def refresh(*, jobs: bool = False, rendered: bool = True) -> Callable[[], Any]:
+        """One refresh as the app makes it at the default settings: the newest row shown
+        was read one refresh ago, so the tail re-reads the lag window before it (passing
+        the ids it showed there, which the database leaves out) and reads what came
+        since; the rows it had not shown are admitted by the lag window and appended,
+        and those that reach the screen are drawn as the tail draws them (the line with
+        worker, task and cycle, at 120 columns; a 120 x 50 terminal shows 46 of them)."""
+        known = newest_before(defaults.refresh)
+        start = Cursor(
+            (datetime.fromisoformat(known.timestamp) - timedelta(seconds=defaults.lag)).isoformat(),
+            NIL_ID,
+        )
+        state = TailState(TailFilter(), lag=timedelta(seconds=defaults.lag))
+        state.filled = True
+        before = poll(source, PollRequest(0, TailFilter(), start, max_rows=10**6)).rows
+        state.window.admit(r for r in before if key(r.cursor) <= key(known))  # shown already
+        seen, newest = dict(state.window.seen), state.window.newest
+        request = PollRequest(
+            0, TailFilter(), start, jobs=jobs, known=known,
+            page_limit=defaults.page_rows, max_rows=defaults.scrollback,
+            shown=state.window.shown_since(start),
+        )  # fmt: skip
+        console = Console(width=120, file=io.StringIO())
 
         def run() -> None:
             result = poll(source, request)
-            assert result.error is None, result.error
+            assert result.error is None and result.jobs_error is None, result.error
+            if rendered:
+                state.window.seen, state.window.newest = dict(seen), newest
+                fresh = state.arrived(result.rows, filled=True, watermark=None)
+                assert fresh, "a refresh with nothing new measures nothing"
+                for row in fresh[-TAIL_LINES:]:
+                    draw(render_row(row), console, 120)
 
         return run
+
+    def fill() -> None:
+        result = poll(source, PollRequest(0, TailFilter(), None))
+        assert result.error is None, result.error
+
+    def old_refresh() -> None:
+        request = PollRequest(0, TailFilter(), newest_before(5), page_limit=500)
+        assert poll(source, request).error is None
 
     cases: list[tuple[str, Callable[[], Any], float]] = [
         (
@@ -217,8 +279,21 @@ def measure(conn: psycopg.Connection[Any], runs: int, rows: int) -> None:
         ),
         ("header: func_log_dashboard_summary()", lambda: executor.run(dashboard_summary()), 0),
         ("header, one worker", lambda: executor.run(dashboard_summary(worker_id="gpu-007")), 0),
-        ("one refresh: header + tail after a cursor 5 s back", refresh(True), 30),
-        ("first fill: header + newest 200 rows", refresh(False), 0),
+        (
+            f"one refresh (defaults: header + tail from the {defaults.lag:g} s lag window"
+            f" before the row shown {defaults.refresh:g} s ago, new rows rendered)",
+            refresh(),
+            30,
+        ),
+        ("the same, jobs screen open (+ func_jobs_overview)", refresh(jobs=True), 30),
+        (
+            "the same, rows not rendered (the database and decoding only)",
+            refresh(rendered=False),
+            0,
+        ),
+        ("was one refresh: header + tail after a cursor 5 s back", old_refresh, 0),
+        ("first fill: header + newest 200 rows", fill, 0),
+        ("jobs screen alone: func_jobs_overview()", lambda: executor.run(jobs_overview()), 0),
         (
             "queue depth alone: func_queue_depth()",
             lambda: conn.execute("SELECT func_queue_depth()"),

@@ -31,7 +31,8 @@ from psycopg import sql
 
 from orchestrator.db.calls import Call
 
-# func_query_logs_statement's parameters $1..$12 (and $13, the rows to fetch).
+# func_query_logs_statement's parameters $1..$12 (then $13, the rows to fetch, and $14,
+# the ids to leave out, when given).
 _PAGE_PARAMS = (
     ("since", "timestamptz"),
     ("until", "timestamptz"),
@@ -109,7 +110,11 @@ def statement(conn: psycopg.Connection[Any], call: Call[Any]) -> tuple[str, list
             named, sql.SQL(", " if args else ""), order
         ))  # fmt: skip
         values = [_text(args.get(name)) for name, _ in _PAGE_PARAMS] + [limit + 1]
-        return text, [t for _, t in _PAGE_PARAMS] + ["integer"], values
+        types = [t for _, t in _PAGE_PARAMS] + ["integer"]
+        if args.get("except_ids"):  # $14, the ids a tail leaves out
+            values.append(list(args["except_ids"]))
+            types.append("uuid[]")
+        return text, types, values
     if call.function == "func_log_errors_summary":
         builder = "SELECT hub_internal.func_log_errors_summary_statement({}, {})"
         text = _one(conn, sql.SQL(builder).format(

@@ -147,12 +147,15 @@ def generate(conn: psycopg.Connection[Any], rows: int) -> float:
     return time.perf_counter() - started
 
 
-def prepare(conn: psycopg.Connection[Any], rows: int, reuse: bool) -> None:
+def prepare(
+    conn: psycopg.Connection[Any], rows: int, reuse: bool, *, at_least: bool = False
+) -> None:
     """Migrates (a reused database gets the function files of this checkout, as any
-    database does), then generates unless --reuse finds exactly ``rows`` rows already."""
+    database does), then generates unless --reuse finds exactly ``rows`` rows already
+    (``at_least``: that many or more, for benches that add fresh rows to each run's)."""
     migrate(conn)
     have = conn.execute("SELECT count(*) FROM system_logs").fetchone()[0]  # type: ignore[index]
-    if reuse and have == rows:
+    if reuse and (have >= rows if at_least else have == rows):
         print(f"reusing {have:,} rows")
         return
     conn.execute("TRUNCATE system_logs")

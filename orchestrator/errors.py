@@ -23,6 +23,11 @@ class HubError(Exception):
     """
 
 
+class UsageError(HubError):
+    """A command-line flag has a value the command cannot use (checked before any
+    database work): exit status 2, as for argparse's own usage errors."""
+
+
 class ConfigError(HubError):
     """A setting has a value the hub cannot accept."""
 

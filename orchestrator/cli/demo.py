@@ -3,8 +3,11 @@
 Migrates, then plays ten minutes of an orchestrator and three GPU workers through real
 ``logging`` calls: each has a :class:`~orchestrator.logs.handler.DatabaseLogHandler`,
 the orchestrator numbers its cycles, workers tag records with their task. It flushes
-the handlers, prints a summary that the database computed (``func_log_statistics``)
-and each handler's ``stats()``, and stops the embedded server.
+the handlers, prints a summary that the database computed (``func_log_statistics``
+over exactly this run's time span, so a run a minute after another counts only its own
+rows) and each handler's ``stats()``, and stops the embedded server. The jobs part
+keeps its processes' output in a scratch directory of this run's own, and the commands
+it prints to read on are spelled so that they work as printed (:func:`command_name`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ from __future__ import annotations
 import argparse
 import contextvars
 import logging
+import os
 import random
+import shutil
+import sys
 import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -106,11 +112,30 @@ def _work_on_task(worker_id: str, log: logging.Logger, rng: random.Random) -> No
             log.info("Task complete; uploaded output")
 
 
+def command_name() -> str:
+    """How to run ``orchestrator`` from the user's shell, as printed after the demo:
+    plain ``orchestrator`` when that is this installation on PATH, else the path of this
+    environment's script (``.venv/bin/orchestrator`` after ``make demo``, which does not
+    activate the venv), else ``python -m orchestrator`` with this interpreter."""
+    script = Path(sys.executable).parent / "orchestrator"
+    on_path = shutil.which("orchestrator")
+    if on_path is not None and Path(on_path).resolve() == script.resolve():
+        return "orchestrator"
+    if script.exists():
+        try:
+            relative = os.path.relpath(script)
+        except ValueError:  # another drive (Windows)
+            return str(script)
+        # a path with a slash is never looked up on PATH; outside the working
+        # directory the absolute path reads better than ../../..
+        return str(script) if relative.startswith("..") else relative
+    return f"{sys.executable} -m orchestrator"
+
+
 def run(args: argparse.Namespace) -> int:
     """Runs the demo."""
     settings = get_settings()
     rng = random.Random(args.seed)
-    started = datetime.now(UTC)
     with resolve_database(settings, sql=True) as target:
         with connect(target.url) as conn:
             print(f"Database: {target.label}")
@@ -132,23 +157,26 @@ def run(args: argparse.Namespace) -> int:
         handlers.update({w: handler("worker", w) for w in WORKERS})
         orchestrator = _logger("demo.orchestrator.control_loop", handlers["orchestrator"])
         workers = {w: _logger(f"demo.worker.{w}", handlers[w]) for w in WORKERS}
+        # This run's rows are those stamped between these two moments (the handlers
+        # stamp records with this clock): the summary counts them and nothing older.
+        started = datetime.now(UTC)
         play(orchestrator, workers, rng)
+        ended = datetime.now(UTC) + timedelta(microseconds=1)
         delivered = all(h.flush(30) for h in handlers.values())
         for name, h in handlers.items():
             (orchestrator if name == "orchestrator" else workers[name]).removeHandler(h)
             h.close()
         with connect(url) as conn:
             executor = PsycopgExecutor(conn)
-            stats = executor.run(
-                calls.log_statistics(
-                    started - timedelta(minutes=1), datetime.now(UTC) + timedelta(minutes=1)
-                )
-            )
+            stats = executor.run(calls.log_statistics(started, ended))
             verdict = "yes" if delivered else "NO"
             print(f"Logged through DatabaseLogHandler; every record delivered: {verdict}.")
             _print_summary(stats, handlers)
             jobs_ok = args.no_jobs or run_jobs_demo(
-                executor, url, Path(tempfile.gettempdir()) / "orchestrator-demo"
+                executor,
+                url,
+                Path(tempfile.mkdtemp(prefix="orchestrator-demo-")),
+                command=command_name(),
             )
     if target.embedded is not None:
         print(f"Stopped the embedded PostgreSQL (data kept in {target.embedded.data_dir}).")

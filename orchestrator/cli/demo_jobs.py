@@ -73,13 +73,41 @@ def has_daemon() -> bool:
     return importlib.util.find_spec("orchestrator.cli.run_cmd") is not None
 
 
-def run_jobs_demo(executor: PsycopgExecutor, url: str, work_dir: Path) -> bool:
-    """Plays the jobs part; returns whether every job reached the state it should."""
+def run_jobs_demo(
+    executor: PsycopgExecutor, url: str, work_dir: Path, *, command: str = "orchestrator"
+) -> bool:
+    """Plays the jobs part; returns whether every job reached the state it should.
+
+    ``work_dir`` keeps the processes' output (this run's own directory); ``command`` is
+    how the printed follow-up commands call ``orchestrator``."""
     work_dir.mkdir(parents=True, exist_ok=True)
     for user, org in USERS:
         executor.run(job_calls.upsert_hub_user(user, org))
     executor.run(job_calls.upsert_approval_rule("demo-upscale", job_type="upscale"))
     processes: dict[str, subprocess.Popen[bytes]] = {}
+    try:  # whatever was started is stopped, however this ends (Ctrl-C, SIGTERM, SIGHUP)
+        _start_processes(processes, url, work_dir)
+        started = time.monotonic()
+        print(
+            f"\nJobs: started {', '.join(processes)} (logs in {work_dir})"
+            + ("" if "daemon" in processes else "; no daemon in this build, workers only")
+        )
+        job_ids = _submit_all(executor)
+        ok = _watch(executor, job_ids, started)
+    finally:
+        codes = _stop(processes)
+    print(
+        "Stopped with SIGTERM: " + ", ".join(f"{name} exit {code}" for name, code in codes.items())
+    )
+    _print_end_state(executor, job_ids)
+    _print_commands(job_ids, command)
+    return ok and all(code == 0 for code in codes.values())
+
+
+def _start_processes(
+    processes: dict[str, subprocess.Popen[bytes]], url: str, work_dir: Path
+) -> None:
+    """The daemon (when this build has it) and the workers, each added as it starts."""
     if has_daemon():
         processes["daemon"] = _spawn(
             ["run"],
@@ -92,22 +120,6 @@ def run_jobs_demo(executor: PsycopgExecutor, url: str, work_dir: Path) -> bool:
     for worker_id in WORKER_IDS:
         args = ["worker", "--worker-id", worker_id, "--poll-interval", "1", *flags]
         processes[worker_id] = _spawn(args, url, work_dir / f"{worker_id}.log")
-    started = time.monotonic()
-    print(
-        f"\nJobs: started {', '.join(processes)} (logs in {work_dir})"
-        + ("" if "daemon" in processes else "; no daemon in this build, workers only")
-    )
-    try:
-        job_ids = _submit_all(executor)
-        ok = _watch(executor, job_ids, started)
-    finally:
-        codes = _stop(processes)
-    print(
-        "Stopped with SIGTERM: " + ", ".join(f"{name} exit {code}" for name, code in codes.items())
-    )
-    _print_end_state(executor, job_ids)
-    _print_commands(job_ids)
-    return ok and all(code == 0 for code in codes.values())
 
 
 def _submit_all(executor: PsycopgExecutor) -> list[str]:
@@ -189,9 +201,12 @@ def _describe(result: Any) -> str:
     return cell(result)
 
 
-def _print_commands(job_ids: list[str]) -> None:
+def _print_commands(job_ids: list[str], command: str) -> None:
     print("\nEach job's log lines are rows of its task (task_id = job id). Read them with:")
     for job_id in job_ids[:3]:
-        print(f"  orchestrator logs --task-timeline {job_id}")
-    print(f"  orchestrator jobs show {job_ids[0]}")
-    print("and watch everything live with:\n  orchestrator dashboard")
+        print(f"  {command} logs --task-timeline {job_id}")
+    print(f"  {command} jobs show {job_ids[0]}")
+    print(f"and watch everything live with:\n  {command} dashboard")
+    if command != "orchestrator" and " " not in command:  # a script's path
+        where = Path(command).parent
+        print(f"(`orchestrator` alone works after `source {where / 'activate'}`)")

@@ -6,7 +6,8 @@ job, priority out of range, an approval after its deadline) comes back as one li
 exit status 1; a malformed command line is refused before anything is sent, by the
 same parser the worker uses (:func:`orchestrator.worker.payload.parse_payload`).
 ``users add``, ``limits set`` and ``rules add`` set up who may submit, the concurrency
-limits and the approval rules.
+limits and the approval rules; ``users list``, ``limits list``, ``rules list`` and
+``approvals list`` show them and what waits for a decision (:mod:`jobs_lists`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from orchestrator.cli import jobs_lifecycle_cmd
+from orchestrator.cli import jobs_lifecycle_cmd, jobs_lists
+from orchestrator.cli.argtypes import whole_number
 from orchestrator.cli.jobs_db import executor as _executor
 from orchestrator.cli.jobs_db import one as _one
 from orchestrator.cli.jobs_show import cell, plain, print_job, print_rows, print_timeline
-from orchestrator.errors import HubError
+from orchestrator.errors import HubError, UsageError
 from orchestrator.jobs import calls as job_calls
 from orchestrator.jobs.errors import job_errors
 from orchestrator.query.timespec import parse_duration, parse_time
@@ -89,10 +91,14 @@ def register(commands: Any) -> None:
     p.set_defaults(run=_submit)
 
     p = sub.add_parser("list", help="list jobs, newest first, one page at a time")
-    p.add_argument("--status", help="only jobs in this status")
+    p.add_argument(
+        "--status",
+        choices=("awaiting_approval", "queued", "running", "completed", "failed", "cancelled"),
+        help="only jobs in this status",
+    )
     p.add_argument("--user", help="only jobs of this user")
     p.add_argument("--after", type=job_id, help="the page after this job id (from `next`)")
-    p.add_argument("--limit", type=int, default=50, help="rows per page (50)")
+    p.add_argument("--limit", type=whole_number(1, 1000), default=50, help="rows per page (50)")
     p.set_defaults(run=_list)
 
     p = sub.add_parser("show", help="a job, its events, its approval request and its logs")
@@ -118,7 +124,7 @@ def register(commands: Any) -> None:
 
 
 def _register_admin(sub: Any) -> None:
-    users = sub.add_parser("users", help="who may submit jobs").add_subparsers(
+    users = sub.add_parser("users", help="who may submit jobs (add, list)").add_subparsers(
         dest="users_command", required=True, metavar="SUBCOMMAND"
     )
     p = users.add_parser("add", help="add or update a user and their organisation")
@@ -126,8 +132,9 @@ def _register_admin(sub: Any) -> None:
     p.add_argument("--org", required=True, help="the user's organisation")
     p.add_argument("--name", help="display name")
     p.set_defaults(run=_user_add)
+    jobs_lists.register_users(users, _one)
 
-    limits = sub.add_parser("limits", help="concurrency limits").add_subparsers(
+    limits = sub.add_parser("limits", help="concurrency limits (set, list)").add_subparsers(
         dest="limits_command", required=True, metavar="SUBCOMMAND"
     )
     p = limits.add_parser("set", help="set (or with --remove, drop) a concurrency limit")
@@ -137,8 +144,9 @@ def _register_admin(sub: Any) -> None:
     what.add_argument("--max-running", type=int, help="jobs of this scope running at once")
     what.add_argument("--remove", action="store_true", help="remove the limit")
     p.set_defaults(run=_limit_set)
+    jobs_lists.register_limits(limits, _one)
 
-    rules = sub.add_parser("rules", help="approval rules").add_subparsers(
+    rules = sub.add_parser("rules", help="approval rules (add, list)").add_subparsers(
         dest="rules_command", required=True, metavar="SUBCOMMAND"
     )
     p = rules.add_parser("add", help="add or update an approval rule")
@@ -150,12 +158,14 @@ def _register_admin(sub: Any) -> None:
     p.add_argument("--allow-self-approval", action="store_true")
     p.add_argument("--disabled", action="store_true")
     p.set_defaults(run=_rule_add)
+    jobs_lists.register_rules(rules, _one)
+    jobs_lists.register_approvals(sub, _one)
 
 
 def _submit(args: argparse.Namespace) -> int:
     payload: dict[str, Any]
     if args.kwargs is not None and args.callable is None:
-        raise HubError("--kwargs goes with --callable; a --command takes its arguments inline")
+        raise UsageError("--kwargs goes with --callable; a --command takes its arguments inline")
     if args.command is not None:
         split_command(args.command)  # refused here, before anything is written
         payload = {"command": args.command}
@@ -197,7 +207,10 @@ def _submit(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     call = job_calls.list_jobs(args.status, args.user, args.after, args.limit)
     page = _one(call)
-    columns = ["job_id", "status", "user_id", "job_type", "provider", "priority", "attempts"]
+    columns = [
+        "job_id", "submitted_at", "status", "user_id", "job_type", "provider", "priority",
+        "attempts",
+    ]  # fmt: skip
     print_rows([plain(row) for row in page.rows], columns)
     if page.more:
         print(f"\nMore: orchestrator jobs list --after {page.next} (same filters)")
@@ -236,7 +249,7 @@ def _user_add(args: argparse.Namespace) -> int:
 
 def _limit_set(args: argparse.Namespace) -> int:
     if args.scope != "global" and not args.scope_id:
-        raise HubError(f"a {args.scope} limit needs the {args.scope} id after the scope")
+        raise UsageError(f"a {args.scope} limit needs the {args.scope} id after the scope")
     limit = None if args.remove else args.max_running
     _one(job_calls.set_concurrency_limit(args.scope, args.scope_id, limit))
     what = "removed" if limit is None else f"set to {limit} running"

@@ -11,7 +11,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from orchestrator.cli.logs_render import RowWriter, use_color
+from orchestrator.cli.logs_render import RowWriter, clock_text, use_color
 from orchestrator.db.calls import CallExecutor
 from orchestrator.jobs.views import JobDetail
 from orchestrator.query.calls import task_timeline
@@ -30,21 +30,27 @@ def plain(value: Any) -> Any:
 
 
 def cell(value: Any, width: int = 60) -> str:
-    """One table cell: times to the second, JSON compact, long text cut."""
+    """One table cell: times as every text output prints them (``clock_text``), JSON
+    compact, long text cut."""
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return f"{value:%Y-%m-%d %H:%M:%S}"
+        return clock_text(value)
     if isinstance(value, str) and len(value) > 19 and value[10:11] == "T":
-        return value[:19].replace("T", " ")
+        try:
+            return clock_text(value)
+        except ValueError:
+            pass
     text = json.dumps(value, default=str) if isinstance(value, dict | list) else str(value)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def print_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
-    """A table of ``columns`` (missing keys as blanks), or a line saying there are none."""
+def print_rows(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, empty: str = "(no jobs)"
+) -> None:
+    """A table of ``columns`` (missing keys as blanks), or ``empty`` when there are none."""
     if not rows:
-        print("(no jobs)")
+        print(empty)
         return
     print(tabulate([[cell(row.get(c)) for c in columns] for row in rows], headers=list(columns)))
 

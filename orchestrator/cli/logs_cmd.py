@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from orchestrator.cli import logs_render, logs_seed_keys
+from orchestrator.cli.argtypes import bounded
 from orchestrator.cli.logs_follow import follow
 from orchestrator.cli.logs_render import RowWriter
+from orchestrator.cli.logs_summary import write_summary
+from orchestrator.cli.schema import open_checked_executor
 from orchestrator.config import get_settings
 from orchestrator.db.calls import Call, CallExecutor
-from orchestrator.db.executor import open_executor
-from orchestrator.errors import QueryInputError
+from orchestrator.errors import QueryInputError, UsageError
 from orchestrator.logs import calls as log_calls
 from orchestrator.query import calls
 from orchestrator.query.model import Cursor, LogFilter, LogPage, split_levels, task_uuid
@@ -39,8 +41,10 @@ EXAMPLES = """examples:
   orchestrator logs --search "out of memory" --level error,critical
   orchestrator logs --errors-summary --since 6h
   orchestrator logs -f --source-type worker
-  orchestrator logs --export day.jsonl --format jsonl --since 1d
+  orchestrator logs --export day.jsonl --since 1d     format from the extension
+  orchestrator logs --errors-summary --since 6h --format csv
 """
+_ANY_NUMBER = bounded(float, float("-inf"), float("inf"), "a number")
 
 
 @dataclass(frozen=True)
@@ -82,12 +86,17 @@ def register(commands: Any) -> None:
         help="exactly these levels; repeat or comma-separate",
     )  # fmt: skip
     what.add_argument("--min-level", metavar="LEVEL", help="this severity and above")
-    what.add_argument("--cycle", type=int, metavar="N", help="orchestrator cycle number")
+    what.add_argument(
+        "--cycle",
+        type=bounded(int, -(2**31), 2**31 - 1, "a cycle number (a whole number)"),
+        metavar="N",
+        help="orchestrator cycle number",
+    )
     what.add_argument(
         "--search", metavar="TEXT", help="literal, case-insensitive text in the message"
     )
     when = p.add_argument_group("time window (UTC)")
-    when.add_argument("--hours", type=float, default=24.0, help="window length (default 24)")
+    when.add_argument("--hours", type=_ANY_NUMBER, default=24.0, help="window length (default 24)")
     when.add_argument("--since", metavar="TIME", help="15m, 2h, 3d, 1w ago, or ISO 8601")
     when.add_argument("--until", metavar="TIME", help="end of the window (default: now)")
     mode = p.add_mutually_exclusive_group()
@@ -101,7 +110,10 @@ def register(commands: Any) -> None:
     mode.add_argument("--stats", action="store_true", help="counts by level, source and worker")
     out = p.add_argument_group("output")
     out.add_argument(
-        "--limit", type=int, help="rows per result (default 100, timelines 1000; export: all)"
+        "--limit",
+        type=bounded(int, 1, 10**9, "a positive whole number of rows"),
+        help="rows per result (default 100, timelines 1000; export: all; "
+        "--errors-summary: entries per list, 1 to 1000, default 20)",
     )
     out.add_argument("--after", metavar="ID", help="continue after this log row (keyset)")
     out.add_argument(
@@ -109,13 +121,24 @@ def register(commands: Any) -> None:
         choices=("newest", "oldest"),
         help="row order (default: newest first on screen, oldest first for timelines and --export)",
     )
-    out.add_argument("--format", choices=logs_render.FORMATS, default="table", dest="fmt")
     out.add_argument(
-        "--export", metavar="FILE", type=Path, help="write every matching row to FILE, streaming"
+        "--format",
+        choices=logs_render.FORMATS,
+        dest="fmt",
+        help="table (default on screen), json, jsonl or csv; --export FILE without it "
+        "takes the format from FILE's extension (.json, .jsonl, .csv; other: csv)",
+    )
+    out.add_argument(
+        "--export",
+        metavar="FILE",
+        type=Path,
+        help="write every matching row (or the summary) to FILE, streaming",
     )
     out.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     out.add_argument("-f", "--follow", action="store_true", help="keep printing new rows")
-    out.add_argument("--interval", type=float, default=2.0, help="seconds between --follow polls")
+    out.add_argument(
+        "--interval", type=_ANY_NUMBER, default=2.0, help="seconds between --follow polls"
+    )
     p.set_defaults(run=run)
 
 
@@ -153,10 +176,11 @@ def build_request(args: argparse.Namespace, *, now: datetime | None = None) -> R
         search=args.search,
     )
     _refuse_unused(args, action)
-    if args.limit is not None and not 1 <= args.limit <= (
-        1000 if action == "errors_summary" else 10**9
-    ):
-        raise QueryInputError(f"--limit must be a positive number of rows, got {args.limit}")
+    if action == "errors_summary" and args.limit is not None and args.limit > 1000:
+        raise QueryInputError(
+            f"--limit of --errors-summary must be between 1 and 1000 entries per list, "
+            f"got {args.limit}"
+        )
     if args.follow and action != "list":
         raise QueryInputError(
             "--follow works with the row listing only, not with timelines or summaries"
@@ -174,6 +198,11 @@ def build_request(args: argparse.Namespace, *, now: datetime | None = None) -> R
     default_order = (
         "newest" if action == "list" and not args.export and not args.follow else "oldest"
     )
+    fmt = args.fmt or "table"
+    if args.export is not None:
+        fmt = logs_render.export_format(args.export, args.fmt)
+        if action in ("errors_summary", "stats") and args.fmt == "table":
+            fmt = "table"  # a summary is small: its text tables can be exported as they are
     return Request(
         action=action,
         filter=flt,
@@ -181,7 +210,7 @@ def build_request(args: argparse.Namespace, *, now: datetime | None = None) -> R
         until=until,
         limit=args.limit,
         newest_first=(args.order or default_order) == "newest",
-        fmt=args.fmt,
+        fmt=fmt,
         color=args.color,
         export=args.export,
         after_id=args.after,
@@ -234,9 +263,12 @@ def _refuse_unused(args: argparse.Namespace, action: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs the subcommand."""
-    request = build_request(args)
-    with open_executor(get_settings()) as db:
+    """Runs the subcommand: a flag the checks refuse is a usage error (exit status 2)."""
+    try:
+        request = build_request(args)
+    except QueryInputError as error:
+        raise UsageError(str(error)) from None
+    with open_checked_executor(get_settings()) as db:
         return execute(db, request, sys.stdout, sys.stderr)
 
 
@@ -252,10 +284,13 @@ def execute(db: CallExecutor, request: Request, out: TextIO, err: TextIO) -> int
                     f"cannot write --export file {request.export}: {error.strerror}"
                 ) from None
         if request.action in ("errors_summary", "stats"):
-            return _summary(db, request, target, out)
+            _summary(db, request, target, out)
+            if request.export is not None:
+                err.write(f"exported the summary to {request.export} ({request.fmt})\n")
+            return 0
         color = request.export is None and logs_render.use_color(request.color, out)
-        fmt = "csv" if request.export is not None and request.fmt == "table" else request.fmt
-        writer = RowWriter(target, fmt, color=color)
+        fmt = request.fmt
+        writer = RowWriter(target, fmt, color=color, width=logs_render.terminal_width(target))
         after = _resolve_after(db, request)
         if request.follow:
             return follow(db, request.filter, writer, err, backlog=request.limit or 20,
@@ -331,7 +366,7 @@ def _seed_keys(
     )  # fmt: skip
 
 
-def _summary(db: CallExecutor, request: Request, target: TextIO, out: TextIO) -> int:
+def _summary(db: CallExecutor, request: Request, target: TextIO, out: TextIO) -> None:
     until = request.until or datetime.now(UTC)
     if request.action == "errors_summary":
         call: Call[Any] = calls.errors_summary(
@@ -341,16 +376,14 @@ def _summary(db: CallExecutor, request: Request, target: TextIO, out: TextIO) ->
     else:
         call = log_calls.log_statistics(request.since, until)
     value = dataclasses.asdict(db.run(call))
-    if request.fmt in ("json", "jsonl", "csv"):
-        logs_render.print_json(target, value | _seed_keys(db, request, value, until))
-        return 0
-    colors = RowWriter(
-        target, "table", color=target is out and logs_render.use_color(request.color, out)
+    if request.fmt == "json":
+        value |= _seed_keys(db, request, value, until)
+    colored = target is out and logs_render.use_color(request.color, out)
+    write_summary(
+        target,
+        request.action,
+        value,
+        request.fmt,
+        colors=RowWriter(target, "table", color=colored),
+        width=logs_render.terminal_width(target),
     )
-    text = (
-        logs_render.summary_text(value, colorize=colors)
-        if request.action == "errors_summary"
-        else logs_render.stats_text(value)
-    )
-    target.write(text)
-    return 0

@@ -1,10 +1,11 @@
 """``orchestrator logs --follow``: a live tail that keeps every filter and outlives outages.
 
 Each poll reads only rows after the newest one printed (keyset on time and id), minus a
-short lag window: log handlers ship in batches, so a row stamped a few seconds ago can
-arrive after a newer one from another worker. Rows of the lag window already printed
-are skipped by id. A row that arrives later than :data:`LAG` behind the newest printed
-one is not shown by the tail (it is in the store; query the window to see it).
+lag window of :data:`LAG` (:class:`~orchestrator.query.tailing.LagWindow`, the
+dashboard's rule too): log handlers ship in batches, so a row stamped a few seconds ago
+can arrive after a newer one from another worker. Rows of the lag window already
+printed are skipped by id. A row that arrives later than that is not shown by the tail
+(it is in the store; query the window to see it).
 
 When the database goes away the tail says so on one line, retries with backoff (1 s
 doubling to 30 s) and says so again when it is back; it never exits for an outage.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TextIO
 
 from orchestrator.cli.logs_render import RowWriter
@@ -23,42 +24,28 @@ from orchestrator.errors import DatabaseUnavailable
 from orchestrator.query import calls
 from orchestrator.query.model import Cursor, LogFilter, LogRow
 from orchestrator.query.reading import iter_pages, query_logs
+from orchestrator.query.tailing import LagWindow
 
 LAG = timedelta(seconds=30)
-NIL_ID = "00000000-0000-0000-0000-000000000000"
 MAX_BACKOFF = 30.0
 
 
 class Tail:
-    """The state of a tail: what was printed lately and where the next poll starts."""
+    """A tail's :class:`~orchestrator.query.tailing.LagWindow` and where it prints."""
 
     def __init__(self, writer: RowWriter, after: Cursor | None = None) -> None:
         self.writer = writer
-        self.newest: datetime | None = None
-        self.seen: dict[str, datetime] = {}
-        if after is not None:
-            self.newest = datetime.fromisoformat(after.timestamp)
-            self.seen[after.id] = self.newest
+        self.window = LagWindow(LAG, after)
 
     def start(self) -> Cursor | None:
         """Where the next poll begins: the lag window before the newest row printed."""
-        if self.newest is None:
-            return None
-        return Cursor((self.newest - LAG).isoformat(), NIL_ID)
+        return self.window.start()
 
     def emit(self, rows: Iterable[LogRow]) -> None:
         """Prints the rows not printed yet and remembers them for the lag window."""
-        fresh = [row for row in rows if row.id not in self.seen]
-        if not fresh:
-            return
-        self.writer.write_lines(fresh)
-        for row in fresh:
-            self.seen[row.id] = row.timestamp
-            if self.newest is None or row.timestamp > self.newest:
-                self.newest = row.timestamp
-        assert self.newest is not None
-        horizon = self.newest - LAG
-        self.seen = {k: v for k, v in self.seen.items() if v >= horizon}
+        fresh = self.window.admit(rows)
+        if fresh:
+            self.writer.write_lines(fresh)
 
 
 def follow(
@@ -107,7 +94,11 @@ def follow(
 
 
 def _poll(db: CallExecutor, flt: LogFilter, tail: Tail) -> None:
+    start = tail.start()
+    shown = tail.window.shown_since(start)
     for page in iter_pages(
-        db, lambda cur: calls.query_logs(flt, after=cur, limit=1000), after=tail.start()
+        db,
+        lambda cur: calls.query_logs(flt, after=cur, limit=1000, except_ids=shown),
+        after=start,
     ):
         tail.emit(page.rows)

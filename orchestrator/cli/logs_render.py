@@ -1,17 +1,21 @@
-"""How ``orchestrator logs`` prints: tables (tabulate), JSON, JSON lines and CSV, with
-colours by level (colorama) only on a terminal unless asked.
+"""How ``orchestrator logs`` prints rows: tables (tabulate), JSON, JSON lines and CSV,
+with colours by level (colorama) only on a terminal unless asked.
 
 Rows are written as they come, page by page, so an export of any size streams in
-constant memory; only a table waits for its page, to size its columns.
+constant memory; only a table waits for its page, to size its columns. A table fits
+the terminal it is printed on: every column keeps its width and the message column
+wraps in what is left. Every time in text output has one form, :func:`clock_text`.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import shutil
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 import colorama
@@ -28,7 +32,11 @@ _LEVEL_STYLE = {
     "ERROR": colorama.Fore.RED,
     "CRITICAL": colorama.Style.BRIGHT + colorama.Fore.WHITE + colorama.Back.RED,
 }
-_MESSAGE_WIDTH = 160
+_MESSAGE_WIDTH = 160  # a message cell off a terminal: cut here, on one line
+_MESSAGE_TEXT = 1000  # a message cell on a terminal: cut here, then wrapped
+_MIN_MESSAGE_COLUMN = 20
+# What --export FILE means when --format is not given; other extensions get CSV.
+EXPORT_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 
 
 def use_color(choice: str, stream: TextIO) -> bool:
@@ -44,22 +52,92 @@ def use_color(choice: str, stream: TextIO) -> bool:
     return wanted
 
 
+def export_format(path: Path, given: str | None) -> str:
+    """The format of an ``--export`` file: ``--format`` when given, else its extension's
+    (.json, .jsonl/.ndjson, .csv), else CSV; a table cannot stream, so it is CSV too."""
+    fmt = given or EXPORT_FORMATS.get(path.suffix.lower(), "csv")
+    return "csv" if fmt == "table" else fmt
+
+
+def terminal_width(stream: TextIO) -> int | None:
+    """The width tables must fit: the terminal's, or None when not printing to one."""
+    try:
+        if not stream.isatty():
+            return None
+    except (AttributeError, ValueError):
+        return None
+    return shutil.get_terminal_size().columns
+
+
+def clock_text(value: datetime | str | None) -> str:
+    """A time as every text output of the hub prints it: ``2026-12-01 08:00:00.123``,
+    UTC (the zone of the store), to the millisecond."""
+    if value is None or value == "":
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
 def _when(row: LogRow) -> str:
-    return row.timestamp.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return clock_text(row.timestamp)
 
 
-def _cell_line(text: str, width: int = _MESSAGE_WIDTH) -> str:
+def cell_line(text: str, width: int = _MESSAGE_WIDTH) -> str:
+    """``text`` on one line (newlines as ⏎), cut to ``width`` characters with …"""
     line = text.replace("\r", " ").replace("\n", " ⏎ ")
     return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def fit_table(
+    body: Sequence[Sequence[Any]],
+    headers: Sequence[str],
+    free: int,
+    width: int | None,
+    *,
+    visible: Any = None,
+    lines: bool = False,
+) -> str:
+    """A tabulate table whose column ``free`` (the message) wraps so the table fits
+    ``width`` columns; every other column keeps its width. ``width`` None: one line per
+    row, the free column cut at 160 characters. ``visible(cell)`` is a cell's printed
+    text when it holds colour codes; ``lines``: each line of a free cell is kept as a
+    line of its own (a message and its cause) instead of being joined with ⏎."""
+    shown = visible or str
+
+    def free_cell(value: Any, cut: int) -> str:
+        parts = str(value).split("\n") if lines else [str(value)]
+        return "\n".join(cell_line(part, cut) for part in parts)
+
+    if width is None:
+        body = [
+            [free_cell(c, _MESSAGE_WIDTH) if i == free else c for i, c in enumerate(row)]
+            for row in body
+        ]
+        return tabulate(body, headers=list(headers), disable_numparse=True)
+    fixed = 0  # tabulate's simple format: a column is 2 wider than its header at least
+    for i, header in enumerate(headers):
+        if i != free:
+            fixed += max([len(header) + 2, *(len(shown(row[i])) for row in body)]) + 2
+    room = max(_MIN_MESSAGE_COLUMN, width - fixed)
+    body = [
+        [free_cell(c, _MESSAGE_TEXT) if i == free else c for i, c in enumerate(row)] for row in body
+    ]
+    limits: list[int | None] = [room if i == free else None for i in range(len(headers))]
+    return tabulate(body, headers=list(headers), disable_numparse=True, maxcolwidths=limits)
 
 
 class RowWriter:
     """Writes log rows to ``out`` in one of :data:`FORMATS`; call :meth:`close` at the end."""
 
-    def __init__(self, out: TextIO, fmt: str, *, color: bool = False) -> None:
+    def __init__(
+        self, out: TextIO, fmt: str, *, color: bool = False, width: int | None = None
+    ) -> None:
         self.out = out
         self.fmt = fmt
         self.color = color
+        self.width = width
         self.count = 0
         self._csv: Any = None
         self._opened_json = False
@@ -103,7 +181,7 @@ class RowWriter:
         )
         pad = " " * max(0, 8 - len(row.log_level))  # padded outside the colour codes
         return (
-            f"{_when(row)} {self.level(row.log_level)}{pad} {where}{tags} {_cell_line(row.message)}"
+            f"{_when(row)} {self.level(row.log_level)}{pad} {where}{tags} {cell_line(row.message)}"
         )
 
     def write_lines(self, rows: Iterable[LogRow]) -> None:
@@ -118,21 +196,30 @@ class RowWriter:
             self.write(batch)
 
     def table(self, rows: Sequence[LogRow]) -> str:
-        """The rows as a tabulate table: time, level, source, worker, task, cycle, message."""
+        """The rows as a tabulate table: time, level, source, worker, task, cycle,
+        message; worker, task and cycle only when some row of the batch has one, so
+        the message keeps more room."""
         body = [
-            (
+            [
                 _when(r),
                 self.level(r.log_level),
                 f"{r.source_type}/{r.source_id}",
                 r.worker_id or "",
                 r.task_id or "",
-                "" if r.cycle_number is None else r.cycle_number,
-                _cell_line(r.message) + (" [exception]" if r.exception else ""),
-            )
+                "" if r.cycle_number is None else str(r.cycle_number),
+                r.message + (" [exception]" if r.exception else ""),
+            ]
             for r in rows
         ]
         headers = ["time (UTC)", "level", "source", "worker", "task", "cycle", "message"]
-        return tabulate(body, headers=headers, disable_numparse=True)
+        keep = [i for i in range(len(headers)) if i not in (3, 4, 5) or any(b[i] for b in body)]
+        return fit_table(
+            [[b[i] for i in keep] for b in body],
+            [headers[i] for i in keep],
+            len(keep) - 1,
+            self.width,
+            visible=_plain_level,
+        )
 
     def close(self) -> None:
         """Finishes the document (a JSON array needs its closing bracket)."""
@@ -145,68 +232,9 @@ def _dumps(row: LogRow) -> str:
     return json.dumps(row.to_json(), ensure_ascii=False)
 
 
-def print_json(out: TextIO, value: Any) -> None:
-    """A value as indented JSON."""
-    out.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def _section(title: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    if not rows:
-        return f"{title}: none"
-    body = [[_cell_line(str(r.get(c, "")), 100) for c in columns] for r in rows]
-    return f"{title}:\n" + tabulate(body, headers=list(columns), disable_numparse=True)
-
-
-def summary_text(summary: Mapping[str, Any], *, colorize: RowWriter | None = None) -> str:
-    """An errors summary (func_log_errors_summary's shape) as titled tables."""
-    buffer = io.StringIO()
-    levels = ", ".join(
-        f"{colorize.level(k) if colorize else k} {v}" for k, v in summary["by_level"].items()
-    )
-    buffer.write(
-        f"Errors from {summary['since']} to {summary['until']}: {summary['total']}"
-        + (f" ({levels})" if levels else "")
-        + "\n\n"
-    )
-
-    def title(name: str, key: str, distinct: str) -> str:
-        return f"{name} (top {len(summary[key])} of {summary.get(distinct, '?')})"
-
-    parts = [
-        (
-            title("By source", "by_source", "distinct_sources"),
-            summary["by_source"],
-            ("source_type", "source_id", "count"),
-        ),
-        (
-            title("By worker", "by_worker", "distinct_workers"),
-            summary["by_worker"],
-            ("worker_id", "count"),
-        ),
-        (
-            title("Top messages", "top_messages", "distinct_messages"),
-            summary["top_messages"],
-            ("count", "log_level", "source_type", "first_seen", "last_seen", "message"),
-        ),
-    ]
-    buffer.write("\n\n".join(_section(t, r, c) for t, r, c in parts) + "\n")
-    return buffer.getvalue()
-
-
-def stats_text(stats: Mapping[str, Any]) -> str:
-    """Statistics (func_log_statistics' shape) as titled tables."""
-    head = (
-        f"Logs from {stats['since']} to {stats['until']}: {stats['total']} "
-        f"({stats['errors']} ERROR or CRITICAL)\n\n"
-    )
-    by_level = [{"level": k, "count": v} for k, v in stats["by_level"].items()]
-    parts = [
-        _section("By level", by_level, ("level", "count")),
-        _section(
-            "By source",
-            stats["by_source"],
-            ("source_type", "source_id", "count", "errors", "last_seen"),
-        ),
-        _section("By worker", stats["by_worker"], ("worker_id", "count", "errors", "last_seen")),
-    ]
-    return head + "\n\n".join(parts) + "\n"
+def _plain_level(cell: Any) -> str:
+    """A cell without colorama's codes (the level column is the only coloured one)."""
+    text = str(cell)
+    for code in set(_LEVEL_STYLE.values()) | {colorama.Style.RESET_ALL}:
+        text = text.replace(code, "")
+    return text

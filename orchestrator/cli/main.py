@@ -1,12 +1,16 @@
 """Entry point of the ``orchestrator`` command: parses arguments, runs one subcommand.
 
-User errors (:class:`~orchestrator.errors.HubError`) become one line on stderr and exit
-status 1; Ctrl-C exits 130 quietly. Anything else is a bug and keeps its traceback.
+Exit statuses: 0 done; 1 a problem the user can fix that is not the command line's
+(:class:`~orchestrator.errors.HubError`: a setting, an unreachable database, input the
+database refused), one line on stderr; 2 a usage error (a flag or its value), one line;
+130 Ctrl-C; 129/143 SIGHUP/SIGTERM; 141 the output pipe was closed (``| head``).
+Anything else is a bug and keeps its traceback (see :mod:`orchestrator.cli.lifecycle`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 
@@ -23,12 +27,22 @@ from orchestrator.cli import (
     serve_cmd,
     worker_cmd,
 )
-from orchestrator.errors import HubError
+from orchestrator.cli.argtypes import attach_dash_values
+from orchestrator.cli.lifecycle import (
+    EXIT_BROKEN_PIPE,
+    EXIT_USAGE,
+    CommandParser,
+    Stopped,
+    exit_on_stop_signals,
+    silence_stdout,
+)
+from orchestrator.cli.wording import in_cli_terms
+from orchestrator.errors import HubError, UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (exposed for tests and ``--help``)."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="orchestrator",
         description="Logs and jobs of an orchestrator and its GPU workers, in PostgreSQL.",
     )
@@ -48,18 +62,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Runs the command line; returns the exit status (see the module docstring)."""
+    exit_on_stop_signals()
+    try:
+        return _run(build_parser(), argv)
+    except BrokenPipeError:
+        silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except Stopped as stop:
+        _say(f"orchestrator: stopped by {stop}")
+        return 128 + stop.signum
+
+
+def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    args = parser.parse_args(attach_dash_values(list(sys.argv[1:] if argv is None else argv)))
     try:
         status: int = args.run(args)
         return status
+    except UsageError as error:
+        _say(f"{parser.prog} {args.command}: error: {in_cli_terms(str(error))}")
+        return EXIT_USAGE
     except HubError as error:
-        print(f"orchestrator: error: {error}", file=sys.stderr)
+        _say(f"orchestrator: error: {in_cli_terms(str(error))}")
         return 1
     except KeyboardInterrupt:
-        print("orchestrator: interrupted", file=sys.stderr)
+        _say("orchestrator: interrupted")
         return 130
+
+
+def _say(line: str) -> None:
+    """One line on stderr; a closed stderr has nobody left to tell."""
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Same database resolution as every command (``DATABASE_URL``, else the embedded s
 which is migrated on start; a configured database must be migrated with ``orchestrator
 migrate``). Logs go to stdout (``ORCHESTRATOR_LOG_*``) and, with
 ``ENABLE_DB_LOGGING=true``, to ``system_logs`` with each record's cycle number.
-SIGTERM or SIGINT: the cycle in progress finishes, the leases are released, the logs
+SIGTERM, SIGINT or SIGHUP: the cycle in progress finishes, the leases are released, the logs
 are flushed, exit status 0.
 """
 
@@ -28,6 +28,9 @@ from orchestrator.daemon.tasks import BackgroundTaskManager
 from orchestrator.logs.format import init_from_env
 
 logger = logging.getLogger("orchestrator.daemon")
+# SIGHUP too: a daemon started from a terminal that is closed stops as on SIGTERM
+# (and stops the embedded server with it) instead of dying on the spot.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def register(commands: Any) -> None:
@@ -84,7 +87,7 @@ async def serve(dsn: str, config: EnterpriseConfig, settings: Settings, *, once:
         stop.set()
 
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
         await manager.start()
@@ -93,7 +96,7 @@ async def serve(dsn: str, config: EnterpriseConfig, settings: Settings, *, once:
         logger.info("Received %s; stopping", received[0] if received else "stop")
     finally:
         await manager.stop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
     logger.info("Orchestrator daemon stopped")
     return 0

@@ -15,9 +15,11 @@ from collections.abc import Iterator
 
 from orchestrator.config import Settings
 from orchestrator.db import migrate
+from orchestrator.db.calls import CallExecutor
+from orchestrator.db.executor import open_executor
 from orchestrator.db.psycopg import connect
-from orchestrator.db.target import SqlTarget, resolve_database
-from orchestrator.errors import MigrationError
+from orchestrator.db.target import SqlTarget, Target, resolve_database
+from orchestrator.errors import DatabaseUnavailable, MigrationError
 from orchestrator.logs.setup import setup_db_logging
 from orchestrator.logs.sinks.postgres import PostgresSink
 
@@ -64,3 +66,27 @@ def prepared_database(settings: Settings, logger: logging.Logger) -> Iterator[Sq
                 handler.flush(10)
                 logging.getLogger().removeHandler(handler)
                 handler.close()
+
+
+def check_target(target: Target) -> None:
+    """:func:`prepare_schema` for a SQL target; Supabase REST cannot be asked for its
+    migrations, and a missing function there is reported by the call that needs it."""
+    if isinstance(target, SqlTarget):
+        prepare_schema(target)
+
+
+def check_target_if_reachable(target: Target) -> None:
+    """:func:`check_target`, except that a database that cannot be reached now is left
+    for the caller's retries (a live view waits for it instead of exiting)."""
+    with contextlib.suppress(DatabaseUnavailable):
+        check_target(target)
+
+
+@contextlib.contextmanager
+def open_checked_executor(settings: Settings, *, wait: bool = False) -> Iterator[CallExecutor]:
+    """``open_executor`` after the schema check every command makes: the embedded
+    server migrated, a configured database without the schema refused in one line.
+    ``wait``: a database that is down at start is not refused (see above)."""
+    prepare = check_target_if_reachable if wait else check_target
+    with open_executor(settings, prepare=prepare) as executor:
+        yield executor

@@ -3,7 +3,7 @@
 Its log records (its own and every line its jobs print) go to ``system_logs`` on its
 heartbeat, tagged with ``worker_id`` and, while a job runs, ``task_id`` = the job id;
 they are also printed on stdout (``ORCHESTRATOR_LOG_FORMAT``, ``ORCHESTRATOR_LOG_LEVEL``).
-SIGTERM or Ctrl-C: stop claiming, let running jobs finish within ``--grace`` seconds,
+SIGTERM, SIGHUP or Ctrl-C: stop claiming, let running jobs finish within ``--grace`` seconds,
 release the rest, flush the logs, exit 0. A GPU box that has only the Supabase project
 URL and key runs it over Supabase REST (polling: REST has no ``LISTEN``).
 """
@@ -163,8 +163,8 @@ def run(args: argparse.Namespace) -> int:
         def stop(signum: int, frame: FrameType | None) -> None:
             worker.request_stop()
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP: terminal closed
+            signal.signal(signum, stop)
         try:
             worker.run()
         finally:

@@ -1,17 +1,24 @@
-"""The dashboard app: header, error sparkline, status line, live tail, key bindings.
+"""The dashboard app: header, error sparkline, status line, live tail, key bindings, and
+the screens an investigation opens (a row's detail, timelines, jobs).
 
 Every database question goes to the :class:`~orchestrator.dashboard.poller.Poller`
 thread; its answers come back as messages, so the UI keeps answering keys while the
-database is slow or down. The tail reads only rows after the last one shown (keyset
-on ``("timestamp", id)``); a failed refresh leaves the screen as it was and is retried
-with a growing delay, from the same cursor, so nothing is skipped or shown twice.
+database is slow or down. Each refresh reads the tail from the lag window before the
+newest row shown (:class:`~orchestrator.query.tailing.LagWindow`, as ``logs -f``
+does): new rows show within one refresh, and a row that reached the database a few
+seconds late still shows, once. A failed refresh leaves the screen as it was and is
+retried with a growing delay, from the same place, so nothing is skipped or doubled.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
+import signal
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from rich.text import Text
 from textual.app import App, ComposeResult
@@ -21,19 +28,28 @@ from textual.widgets import Footer
 
 from orchestrator.dashboard.calls import DashboardSummary
 from orchestrator.dashboard.poller import Poller, PollRequest, PollResult
-from orchestrator.dashboard.render import render_row
+from orchestrator.dashboard.screens import JobsScreen, RowDetail
 from orchestrator.dashboard.source import TailSource
-from orchestrator.dashboard.state import Backoff, TailFilter, TailState, next_min_level
-from orchestrator.dashboard.widgets import (
-    ErrorTrend,
-    FilterPrompt,
-    HeaderBar,
-    StatusBar,
-    TailLog,
+from orchestrator.dashboard.state import (
+    Backoff,
+    TailFilter,
+    TailState,
+    next_min_level,
 )
+from orchestrator.dashboard.tailview import TailView
+from orchestrator.dashboard.widgets import ErrorTrend, FilterPrompt, HeaderBar, StatusBar
+from orchestrator.errors import QueryInputError
 
-TYPING_KEYS_ACTIONS = {"quit", "toggle_pause", "prompt", "cycle_level", "clear_filters", "follow"}
-PROMPTS = {"search": "search text", "source_type": "source type", "worker_id": "worker id"}
+TAIL_ACTIONS = {
+    "quit", "toggle_pause", "prompt", "cycle_level", "toggle_exact", "clear_filters",
+    "follow",
+}  # fmt: skip
+PROMPTS = {
+    "search": "search text",
+    "source_type": "source type",
+    "worker_id": "worker id",
+    "task_id": "task id (a UUID)",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +57,15 @@ class DashboardOptions:
     """How the dashboard runs (the command's flags)."""
 
     filter: TailFilter = field(default_factory=TailFilter)
-    refresh: float = 5.0
+    refresh: float = 2.0
     initial_rows: int = 200
     scrollback: int = 5000
-    delay: float = 5.0
+    delay: float = 0.0
+    lag: float = 10.0
     max_backoff: float = 30.0
     page_rows: int = 500
     window_minutes: int = 60
+    recent_jobs: int = 10
 
 
 class PollArrived(Message):
@@ -65,27 +83,33 @@ class DashboardApp(App[int]):
     ENABLE_COMMAND_PALETTE = False  # its footer entry would crowd the keys at 80 columns
     CSS = """
     Screen { layout: vertical; }
-    TailLog { height: 1fr; border: none; padding: 0 0 0 1; }
     """
     # Priority bindings run as the key arrives, so keys typed right after "/" already
-    # find the prompt open; while it is open, check_action turns them off and they
-    # reach the prompt as text. Ctrl-C quits in every case.
+    # find the prompt open; while it is open, or another screen is shown, check_action
+    # turns them off and they reach the prompt (or that screen). Ctrl-C quits always.
     BINDINGS = [
         Binding("q", "quit", "Quit", priority=True),
         Binding("ctrl+c", "interrupt", "Quit", show=False, priority=True),
         Binding("space", "toggle_pause", "Pause", priority=True),
         Binding("slash", "prompt('search')", "Search", priority=True),
         Binding("l", "cycle_level", "Level", priority=True),
+        Binding("L", "toggle_exact", "Exact", priority=True),
         Binding("s", "prompt('source_type')", "Source", priority=True),
         Binding("w", "prompt('worker_id')", "Worker", priority=True),
+        Binding("t", "prompt('task_id')", "Task", priority=True),
         Binding("c", "clear_filters", "Clear", priority=True),
+        Binding("j", "jobs", "Jobs", priority=True),
         Binding("G", "follow", "Live", priority=True),
     ]
 
     def __init__(self, source: TailSource, options: DashboardOptions | None = None) -> None:
         super().__init__()
         self.options = options or DashboardOptions()
-        self.state = TailState(self.options.filter)
+        self.state = TailState(
+            self.options.filter,
+            lag=timedelta(seconds=self.options.lag),
+            max_pending=self.options.scrollback,
+        )
         self.backoff = Backoff(base=self.options.refresh, cap=self.options.max_backoff)
         self.summary: DashboardSummary | None = None
         self.error: str | None = None
@@ -102,7 +126,7 @@ class DashboardApp(App[int]):
         self.header = HeaderBar(id="header")
         self.trend = ErrorTrend(id="errors")
         self.status = StatusBar(id="status")
-        self.tail = TailLog(max_lines=self.options.scrollback, wrap=True, min_width=20, id="tail")
+        self.tail = TailView(max_rows=self.options.scrollback, id="tail")
         self.prompt = FilterPrompt(id="prompt")
         yield from (self.header, self.trend, self.status, self.tail, self.prompt, Footer())
 
@@ -112,6 +136,17 @@ class DashboardApp(App[int]):
         self._poller.start()
         self.set_interval(min(self.options.refresh, 0.5), self._tick)
         self._tick()
+        # SIGTERM, and SIGHUP when its terminal is closed: quit as q does, so the
+        # command's cleanup runs (an embedded server it started is stopped), instead of
+        # dying on the spot and leaving PostgreSQL running.
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, self._stopped_by, signum)
+
+    def _stopped_by(self, signum: int) -> None:
+        """SIGTERM or SIGHUP: exit with status 128 + signal, as the other commands do."""
+        self.exit(return_code=128 + signum)
 
     def on_unmount(self) -> None:
         self._poller.stop(timeout=1.0)
@@ -122,24 +157,31 @@ class DashboardApp(App[int]):
         """True once the tail left the screen (the app is closing)."""
         return not self.tail.is_attached
 
+    def _jobs_screen(self) -> JobsScreen | None:
+        return next((s for s in self.screen_stack if isinstance(s, JobsScreen)), None)
+
     def _tick(self) -> None:
         """Sends the next refresh when it is due and none is under way."""
         if self._widgets_gone():
             return
         if not self._in_flight and time.monotonic() >= self._next_poll:
             self._in_flight = True
+            state = self.state
             self._poller.submit(
                 PollRequest(
-                    generation=self.state.generation,
-                    filter=self.state.filter,
-                    cursor=self.state.cursor,
-                    filled=self.state.filled,
-                    tail=not self.state.paused or not self.state.filled,
+                    generation=state.generation,
+                    filter=state.filter,
+                    start=state.start,
+                    tail=not (state.paused and state.pending_full and state.filled),
                     initial_limit=min(self.options.initial_rows, self.options.scrollback),
                     page_limit=self.options.page_rows,
                     max_rows=self.options.scrollback,
                     delay=self.options.delay,
                     window_minutes=self.options.window_minutes,
+                    jobs=self._jobs_screen() is not None,
+                    recent=self.options.recent_jobs,
+                    known=state.window.known,
+                    shown=state.window.shown_since(state.start),
                 )
             )
         self._show_status()
@@ -157,17 +199,19 @@ class DashboardApp(App[int]):
         if result.generation != self.state.generation:
             self.refresh_now()  # asked under a filter that has changed since
             return
-        log = self.tail
-        for row in result.rows:
-            log.write(render_row(row), scroll_end=not self.state.paused)
-        self.rows_shown += len(result.rows)
+        fresh = self.state.arrived(
+            result.rows, filled=result.filled, watermark=result.watermark, cut=result.cut
+        )
+        self.tail.add_rows(fresh)
+        self.rows_shown += len(fresh)
         self.rows_read += len(result.rows)
-        self.state.cursor = result.cursor
-        self.state.filled = result.filled
         if result.summary is not None:
             self.summary = result.summary
             self.header.show(result.summary)
             self.trend.show(result.summary.errors_per_minute)
+        jobs = self._jobs_screen()
+        if jobs is not None and (result.jobs is not None or result.jobs_error is not None):
+            jobs.show(result.jobs, result.jobs_error)
         now = time.monotonic()
         if result.error is not None:
             self.error = result.error
@@ -189,8 +233,12 @@ class DashboardApp(App[int]):
             line.append(f"{self.error}; {retry}", style="bold")
             line.append(" | ")
         if self.state.paused:
+            waiting = len(self.state.pending)
+            more = "+" if self.state.pending_full else ""
             line.append("PAUSED", style="bold yellow")
-            line.append(" space/G: live")
+            line.append(f" {waiting}{more} new row{'' if waiting == 1 else 's'} waiting",
+                        style="yellow")  # fmt: skip
+            line.append(" | space/G: live")
         else:
             line.append("LIVE", style="bold green")
         # Plain Text, never markup: a filter may hold any characters, "[" included.
@@ -201,8 +249,15 @@ class DashboardApp(App[int]):
     # -- keys ---------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """The single-letter keys are text while the filter prompt is open."""
-        return not (action in TYPING_KEYS_ACTIONS and self._prompt_open())
+        """The single-letter keys are text while the filter prompt is open, and belong
+        to the screen on top while one is (``j`` also closes the jobs screen)."""
+        if action == "jobs":
+            return not self._prompt_open() and (
+                self.screen is self.screen_stack[0] or isinstance(self.screen, JobsScreen)
+            )
+        if action in TAIL_ACTIONS:
+            return not self._prompt_open() and self.screen is self.screen_stack[0]
+        return True
 
     def _prompt_open(self) -> bool:
         prompt = getattr(self, "prompt", None)
@@ -213,47 +268,73 @@ class DashboardApp(App[int]):
         self.exit(0)
 
     def action_toggle_pause(self) -> None:
-        """Space: pause the tail, or resume it (catching up from where it stopped)."""
+        """Space: pause the tail, or resume it (showing what arrived meanwhile)."""
         if self.state.paused:
             self.action_follow()
         else:
             self.pause()
 
     def pause(self) -> None:
-        """Stops appending and scrolling; the header keeps refreshing."""
+        """Stops appending and scrolling; new rows are read and counted meanwhile."""
         self.state.paused = True
-        self.tail.auto_scroll = False
+        self.tail.follow = False
         self._show_status()
 
     def action_follow(self) -> None:
-        """``G``/``end``: back to the newest line, live again."""
-        log = self.tail
-        self.state.paused = False
-        log.auto_scroll = True
-        log.scroll_end(animate=False)
+        """``G``/``end``: the rows that waited, then the newest line, live again."""
+        waiting = self.state.resume()
+        self.tail.go_live()
+        self.tail.add_rows(waiting)
+        self.rows_shown += len(waiting)
         self.refresh_now()
 
-    def on_tail_log_scrolled_up(self, message: TailLog.ScrolledUp) -> None:
+    def on_tail_view_opened(self, message: TailView.Opened) -> None:
+        self.push_screen(RowDetail(message.row, self._poller.fetch))
+
+    def on_tail_view_scrolled_up(self, message: TailView.ScrolledUp) -> None:
         if not self.state.paused:
             self.pause()
 
-    def on_tail_log_follow_requested(self, message: TailLog.FollowRequested) -> None:
+    def on_tail_view_follow_requested(self, message: TailView.FollowRequested) -> None:
         self.action_follow()
+
+    def action_jobs(self) -> None:
+        """``j``: the jobs screen, or back from it."""
+        if isinstance(self.screen, JobsScreen):
+            self.pop_screen()
+            return
+        self.push_screen(JobsScreen(self._poller.fetch))
+        self.refresh_now()
 
     def action_cycle_level(self) -> None:
         """``l``: all, then INFO, WARNING, ERROR, CRITICAL and up, then all again."""
-        self.apply_filter(
-            self.state.filter.with_(min_level=next_min_level(self.state.filter.min_level))
-        )
+        current = self.state.filter
+        self.apply_filter(current.with_(min_level=next_min_level(current.min_level),
+                                        exact_level=current.exact_level))  # fmt: skip
+
+    def action_toggle_exact(self) -> None:
+        """``L``: the level filter means that level only, or that level and above."""
+        current = self.state.filter
+        if current.min_level is None:
+            self.notify("No level filter yet: press l to choose a level first.")
+            return
+        self.apply_filter(current.with_(exact_level=not current.exact_level))
 
     def action_prompt(self, field_name: str) -> None:
-        """``/``, ``s``, ``w``: ask for a search text, a source type, a worker id."""
+        """``/``, ``s``, ``w``, ``t``: ask for a search text, a source type, a worker
+        id, a task id."""
         current = getattr(self.state.filter, field_name)
         self.prompt.open(field_name, PROMPTS[field_name], current)
 
     def on_filter_prompt_chosen(self, message: FilterPrompt.Chosen) -> None:
-        if message.value is not None:
-            self.apply_filter(self.state.filter.with_(**{message.field: message.value or None}))
+        if message.value is None:
+            return
+        try:
+            new = self.state.filter.with_(**{message.field: message.value or None})
+        except QueryInputError as error:
+            self.notify(str(error), severity="error", timeout=8)
+            return
+        self.apply_filter(new)
 
     def action_clear_filters(self) -> None:
         """``c``: every filter off."""
@@ -264,5 +345,6 @@ class DashboardApp(App[int]):
         if not self.state.change_filter(new):
             return
         self.tail.clear()
+        self.tail.go_live()
         self.rows_shown = 0
         self.refresh_now()

@@ -1,5 +1,6 @@
-"""The dashboard's header as one operation: ``func_log_dashboard_summary``
-(sql/functions/logs/dashboard.sql).
+"""The dashboard's operations: the header, ``func_log_dashboard_summary``
+(sql/functions/logs/dashboard.sql), and the jobs screen, ``func_jobs_overview``
+(sql/functions/jobs/overview.sql).
 
 The database counts over short windows (5 minutes for rates, the last hour of errors
 through the errors-only index), so a refresh costs a few milliseconds whatever the
@@ -8,7 +9,7 @@ table's size, and every driver (psycopg, Supabase REST) gets the same numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -50,3 +51,35 @@ def dashboard_summary(
         {"window_minutes": window_minutes, "source_type": source_type, "worker_id": worker_id},
         _decode,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class JobsOverview:
+    """What the jobs screen shows: counts, who runs what, what waits for a decision,
+    and the latest failures (lists as the database built them)."""
+
+    now: datetime
+    queued: int
+    running: int
+    awaiting_approval: int
+    running_by_worker: tuple[dict[str, Any], ...] = field(default=())
+    approvals: tuple[dict[str, Any], ...] = field(default=())
+    recent_failures: tuple[dict[str, Any], ...] = field(default=())
+
+
+def _overview(raw: Any) -> JobsOverview:
+    return JobsOverview(
+        now=datetime.fromisoformat(str(raw["now"])),
+        queued=int(raw["queued"]),
+        running=int(raw["running"]),
+        awaiting_approval=int(raw["awaiting_approval"]),
+        running_by_worker=tuple(raw["running_by_worker"]),
+        approvals=tuple(raw["approvals"]),
+        recent_failures=tuple(raw["recent_failures"]),
+    )
+
+
+def jobs_overview(recent: int = 10) -> Call[JobsOverview]:
+    """Queued and running counts, running per worker, the ``recent`` latest failures
+    and the ``recent`` approval requests nearest their deadline."""
+    return Call("func_jobs_overview", {"recent": recent}, _overview)

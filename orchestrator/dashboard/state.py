@@ -1,19 +1,23 @@
 """What the dashboard's user chose and where its tail stands: plain values, no I/O.
 
 Kept apart from the widgets so the rules (how ``l`` cycles, how a filter change
-restarts the tail, how the retry delay grows) are tested without a terminal.
+restarts the tail, which rows a refresh adds, how the retry delay grows) are tested
+without a terminal.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
-from orchestrator.query.model import Cursor, level_name
+from orchestrator.query.model import Cursor, LogFilter, LogRow, level_name, task_uuid
+from orchestrator.query.tailing import LagWindow
 
 # What ``l`` steps through; None shows everything (DEBUG and up).
 LEVEL_CYCLE: tuple[str | None, ...] = (None, "INFO", "WARNING", "ERROR", "CRITICAL")
-NIL_ID = "00000000-0000-0000-0000-000000000000"
+DEFAULT_LAG = timedelta(seconds=10)
 
 
 def parse_level(text: str | None) -> str | None:
@@ -33,32 +37,57 @@ def next_min_level(current: str | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class TailFilter:
-    """The four things the dashboard narrows by; None (or '') means "any"."""
+    """What the dashboard narrows by; None (or '') means "any".
+
+    ``min_level`` is a minimum (that severity and above) unless ``exact_level``, then
+    that level only; ``task_id`` is checked (and made canonical) as a UUID.
+    """
 
     min_level: str | None = None
     source_type: str | None = None
     worker_id: str | None = None
     search: str | None = None
+    task_id: str | None = None
+    exact_level: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("source_type", "worker_id", "search"):
+        for name in ("source_type", "worker_id", "search", "task_id"):
             value = getattr(self, name)
             if value is not None and not value.strip():
                 object.__setattr__(self, name, None)
+        if self.task_id is not None:
+            object.__setattr__(self, "task_id", task_uuid(self.task_id))
+        if self.exact_level and self.min_level is None:
+            object.__setattr__(self, "exact_level", False)
 
     def with_(self, **changes: Any) -> TailFilter:
         """A copy with some fields changed."""
         return replace(self, **changes)
 
+    def query(self, until: datetime | None = None) -> LogFilter:
+        """The query API's filter for these choices, up to ``until`` (exclusive)."""
+        exact = self.exact_level and self.min_level is not None
+        return LogFilter(
+            until=until,
+            min_level=None if exact else self.min_level,
+            levels=(self.min_level,) if exact and self.min_level else None,
+            source_type=self.source_type,
+            worker_id=self.worker_id,
+            task_id=self.task_id,
+            search=self.search,
+        )
+
     def describe(self) -> str:
         """One short line for the status bar, e.g. ``level>=ERROR worker=gpu-1 "OOM"``."""
         parts = []
         if self.min_level:
-            parts.append(f"level>={self.min_level}")
+            parts.append(f"level{'=' if self.exact_level else '>='}{self.min_level}")
         if self.source_type:
             parts.append(f"source={self.source_type}")
         if self.worker_id:
             parts.append(f"worker={self.worker_id}")
+        if self.task_id:
+            parts.append(f"task={self.task_id[:8]}")
         if self.search:
             parts.append(f'"{self.search}"')
         return " ".join(parts) if parts else "all logs"
@@ -88,15 +117,33 @@ class TailState:
     """The tail's position and mode.
 
     ``generation`` grows with every filter change, so an answer to a question asked
-    under the old filter is recognised and dropped. ``cursor`` is None until the first
-    fill; after an empty fill it is a watermark (the fill's upper bound, nil id).
+    under the old filter is recognised and dropped. ``window`` says where the next read
+    starts (the lag window before the newest row shown) and which rows were shown.
+    While ``paused``, new rows wait in ``pending`` (at most ``max_pending``) and are
+    shown on resume.
     """
 
     filter: TailFilter
+    lag: timedelta = DEFAULT_LAG
     paused: bool = False
     generation: int = 0
-    cursor: Cursor | None = None
     filled: bool = False
+    max_pending: int = 5000
+    window: LagWindow = field(init=False)
+    pending: list[LogRow] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.window = LagWindow(self.lag)
+
+    @property
+    def start(self) -> Cursor | None:
+        """Where the next read of the tail begins (None: the first fill is due)."""
+        return self.window.start() if self.filled else None
+
+    @property
+    def pending_full(self) -> bool:
+        """While paused, reading stops once this many rows wait."""
+        return len(self.pending) >= self.max_pending
 
     def change_filter(self, new: TailFilter) -> bool:
         """Restarts the tail under ``new``; False (nothing to do) when it is the same."""
@@ -104,6 +151,36 @@ class TailState:
             return False
         self.filter = new
         self.generation += 1
-        self.cursor = None
+        self.window = LagWindow(self.lag)
         self.filled = False
+        self.pending.clear()
         return True
+
+    def arrived(
+        self,
+        rows: Sequence[LogRow],
+        *,
+        filled: bool,
+        watermark: datetime | None,
+        cut: bool = False,
+    ) -> list[LogRow]:
+        """Takes a refresh's rows (oldest first; the lag window's overlap included) and
+        returns those to show now: the ones never shown, unless paused, when they wait.
+        ``watermark``: an empty first fill ended there; ``cut``: the first fill showed
+        only the newest rows, so the older ones are not late arrivals."""
+        if filled and not self.filled and rows and cut:
+            self.window.hold_back(rows[0].cursor)
+        self.filled = self.filled or filled
+        fresh = self.window.admit(rows)
+        if not fresh and watermark is not None:
+            self.window.mark(watermark)
+        if self.paused:
+            self.pending.extend(fresh)
+            return []
+        return fresh
+
+    def resume(self) -> list[LogRow]:
+        """Live again: the rows that waited, to show now."""
+        self.paused = False
+        waiting, self.pending = self.pending, []
+        return waiting

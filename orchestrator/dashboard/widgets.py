@@ -1,16 +1,15 @@
-"""The dashboard's pieces: the header numbers, the error sparkline, the status line,
-the scrolling tail and the one-line filter prompt."""
+"""The dashboard's pieces: the header numbers, the error sparkline, the status line
+and the one-line filter prompt (the tail is :mod:`orchestrator.dashboard.tailview`)."""
 
 from __future__ import annotations
 
 from rich.text import Text
-from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Input, Label, RichLog, Sparkline, Static
+from textual.widgets import Input, Label, Sparkline, Static
 
 from orchestrator.dashboard.calls import DashboardSummary
 
@@ -57,15 +56,25 @@ class ErrorTrend(Horizontal):
     """
 
     def compose(self) -> ComposeResult:
-        self.label = Label("errors/min, 1 h ", id="trend-label")
-        self.sparkline = Sparkline([0.0], id="trend")
+        self.label = Label("errors/min, 1 h: -", id="trend-label")
+        # Textual draws one value as a full bar and no value as a floor line: with
+        # nothing to plot, the sparkline is not drawn at all.
+        self.sparkline = Sparkline([], id="trend")
+        self.sparkline.display = False
         yield self.label
         yield self.sparkline
 
     def show(self, per_minute: tuple[int, ...]) -> None:
-        """Plots the buckets; the label carries the hour's peak."""
-        self.sparkline.data = [float(n) for n in per_minute] or [0.0]
-        self.label.update(f"errors/min, 1 h (max {max(per_minute, default=0)}) ")
+        """Plots the buckets (the label carries the hour's peak); an hour without a
+        single error shows no bar at all, and says so."""
+        if not any(per_minute):
+            self.sparkline.display = False
+            self.sparkline.data = []
+            self.label.update("errors/min, 1 h: none")
+            return
+        self.sparkline.data = [float(n) for n in per_minute]
+        self.sparkline.display = True
+        self.label.update(f"errors/min, 1 h (max {max(per_minute)}) ")
 
 
 class StatusBar(Static):
@@ -75,39 +84,6 @@ class StatusBar(Static):
     StatusBar { height: 1; padding: 0 1; background: $boost; }
     StatusBar.-problem { background: $error 30%; height: auto; max-height: 3; }
     """
-
-
-class TailLog(RichLog):
-    """The log tail. Scrolling up (keys or wheel) asks the app to pause; ``end`` asks
-    it to go back to live (``G`` is the app's own key)."""
-
-    class ScrolledUp(Message):
-        """The user scrolled back into history."""
-
-    class FollowRequested(Message):
-        """The user asked to jump back to the live end."""
-
-    def _scrolled_up(self) -> None:
-        self.post_message(self.ScrolledUp())
-
-    def action_scroll_up(self) -> None:
-        self._scrolled_up()
-        super().action_scroll_up()
-
-    def action_page_up(self) -> None:
-        self._scrolled_up()
-        super().action_page_up()
-
-    def action_scroll_home(self) -> None:
-        self._scrolled_up()
-        super().action_scroll_home()
-
-    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
-        """The wheel moved towards older lines."""
-        self._scrolled_up()
-
-    def action_scroll_end(self) -> None:
-        self.post_message(self.FollowRequested())
 
 
 class FilterPrompt(Input):

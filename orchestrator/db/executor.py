@@ -11,7 +11,7 @@ tail) wait and call again: the next call reconnects by itself.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from orchestrator.config import Settings
@@ -36,9 +36,15 @@ def executor_for(target: Target) -> ClosableExecutor:
 
 
 @contextlib.contextmanager
-def open_executor(settings: Settings) -> Iterator[CallExecutor]:
-    """Yields an executor for the configured database; closes (and stops) it on exit."""
+def open_executor(
+    settings: Settings, *, prepare: Callable[[Target], object] | None = None
+) -> Iterator[CallExecutor]:
+    """Yields an executor for the configured database; closes (and stops) it on exit.
+
+    ``prepare(target)`` runs first (the CLI checks the schema there)."""
     with resolve_database(settings) as target:
+        if prepare is not None:
+            prepare(target)
         executor = executor_for(target)
         try:
             yield executor

@@ -29,7 +29,7 @@ from orchestrator.jobs.model import (
     SubmitResult,
     Verdict,
 )
-from orchestrator.jobs.views import JobDetail, JobPage, ProviderJobPage, QueueStatistics
+from orchestrator.jobs.views import JobDetail, JobPage, Listing, ProviderJobPage, QueueStatistics
 
 NOTIFY_CHANNEL = "hub_jobs"
 """Channel of the NOTIFY sent when a job becomes claimable; the payload is the provider."""
@@ -407,4 +407,40 @@ def record_remote_cancel(
             "error": None if error is None else json_safe(error),
         },
         ProviderStatusResult.from_raw,
+    )
+
+
+def list_hub_users(
+    organization_id: str | None = None, after_user_id: str | None = None, row_limit: int = 100
+) -> Call[Listing]:
+    """One page of the users who may submit jobs, by user id."""
+    return Call(
+        "func_list_hub_users",
+        {
+            "organization_id": organization_id,
+            "after_user_id": after_user_id,
+            "row_limit": row_limit,
+        },
+        Listing.from_raw,
+    )
+
+
+def list_approval_rules() -> Call[Listing]:
+    """Every approval rule, by name."""
+    return Call("func_list_approval_rules", {}, Listing.from_raw)
+
+
+def list_concurrency_limits() -> Call[Listing]:
+    """Every concurrency limit with its running count."""
+    return Call("func_list_concurrency_limits", {}, Listing.from_raw)
+
+
+def list_approval_requests(
+    status: str | None = "pending", after_request_id: str | None = None, row_limit: int = 100
+) -> Call[Listing]:
+    """One page of approval requests of ``status`` (None: all), oldest first."""
+    return Call(
+        "func_list_approval_requests",
+        {"status": status, "after_request_id": after_request_id, "row_limit": row_limit},
+        Listing.from_raw,
     )

@@ -188,3 +188,22 @@ class ProviderJobPage:
     def from_raw(cls, raw: Any) -> ProviderJobPage:
         rows = tuple(ProviderJobRow.from_raw(r) for r in raw["rows"])
         return cls(rows, bool(raw["more"]), None if raw.get("next") is None else str(raw["next"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One page of a listing (users, rules, limits, approval requests): rows as the
+    database built them, and ``next`` (the after_ argument of the following page)."""
+
+    rows: tuple[dict[str, Any], ...]
+    more: bool
+    next: str | None
+
+    @classmethod
+    def from_raw(cls, raw: Any) -> Listing:
+        nxt = raw.get("next")
+        return cls(
+            tuple(dict(r) for r in raw["rows"]),
+            bool(raw["more"]),
+            None if nxt is None else str(nxt),
+        )

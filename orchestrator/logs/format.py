@@ -22,6 +22,7 @@ from typing import Any
 
 from orchestrator.config import Settings, load_settings
 from orchestrator.db.jsonsafe import json_safe, printable
+from orchestrator.devnull import point_at_devnull
 from orchestrator.logs.context import (
     current_fields,
     get_cycle_number,
@@ -238,7 +239,7 @@ def configure_structured_logging(
     formatter: logging.Formatter = (
         JsonFormatter(include_stack_info) if json_output else TextFormatter(include_stack_info)
     )
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    handlers: list[logging.Handler] = [_StdoutHandler(sys.stdout)]
     if log_file is not None:
         path = Path(log_file)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -255,6 +256,19 @@ def configure_structured_logging(
             root.addHandler(handler)
         root.setLevel(number)
         _quiet_request_lines(number)
+
+
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The console handler: when stdout is a pipe its reader closed (``| head``), the
+    process goes on (a worker's logs still reach the database) and its lines go to
+    /dev/null, instead of a "--- Logging error ---" traceback per record."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        if not isinstance(sys.exc_info()[1], BrokenPipeError):
+            super().handleError(record)
+            return
+        if not point_at_devnull(self.stream):
+            self.setStream(open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
 
 
 _REQUEST_LOGGERS = ("httpx",)

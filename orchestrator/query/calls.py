@@ -7,6 +7,7 @@ defaults apply; times travel as ISO 8601 text, which PostgreSQL and PostgREST bo
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -50,8 +51,10 @@ def query_logs(
     after: Cursor | None = None,
     limit: int = 100,
     newest_first: bool = False,
+    except_ids: Collection[str] | None = None,
 ) -> Call[LogPage]:
-    """One page of ``func_query_logs``: rows matching ``filter`` strictly after ``after``."""
+    """One page of ``func_query_logs``: rows matching ``filter`` strictly after ``after``,
+    leaving out the rows of ``except_ids`` (a tail's rows already shown)."""
     args = _args(
         since=filter.since,
         until=filter.until,
@@ -66,6 +69,8 @@ def query_logs(
     )
     args.update(_after(after))
     args.update(newest_first=newest_first, row_limit=_limit(limit))
+    if except_ids:
+        args["except_ids"] = sorted(except_ids)
     return Call("func_query_logs", args, LogPage.from_json)
 
 

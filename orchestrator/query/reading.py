@@ -7,7 +7,7 @@ a REST gateway's row cap never cuts a result and a deep page costs what the firs
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 
 from orchestrator.db.calls import Call, CallExecutor
 from orchestrator.query import calls
@@ -21,10 +21,14 @@ def query_logs(
     after: Cursor | None = None,
     limit: int = 100,
     newest_first: bool = False,
+    except_ids: Collection[str] | None = None,
 ) -> LogPage:
-    """One page of the logs matching ``filter``, strictly after ``after``."""
+    """One page of the logs matching ``filter``, strictly after ``after``, without the
+    rows of ``except_ids``."""
     return executor.run(
-        calls.query_logs(filter, after=after, limit=limit, newest_first=newest_first)
+        calls.query_logs(
+            filter, after=after, limit=limit, newest_first=newest_first, except_ids=except_ids
+        )
     )
 
 

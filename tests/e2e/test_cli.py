@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -96,9 +97,24 @@ def test_a_killed_process_does_not_keep_the_embedded_server_running(tmp_path):
 
 
 def test_demo_against_a_database_url(tmp_path, db_url):
-    """The same demo runs against any PostgreSQL given by DATABASE_URL; its end state."""
+    """The same demo runs against any PostgreSQL given by DATABASE_URL; its end state;
+    the commands it prints work as printed, from a shell whose PATH lacks the venv; its
+    processes' logs are in a directory of this run's own; the workers LISTEN."""
     done = orchestrator("demo", cwd=tmp_path, DATABASE_URL=db_url)
     assert done.returncode == 0, done.stderr
+    printed = [line.strip() for line in done.stdout.splitlines() if " --task-timeline " in line]
+    assert printed and not printed[0].startswith("orchestrator ")  # not on PATH here
+    shell_env = {k: v for k, v in os.environ.items() if k not in ACCEPTED}
+    shell_env["PATH"] = "/usr/bin:/bin"
+    read_back = subprocess.run(
+        printed[0], shell=True, cwd=tmp_path, env={**shell_env, "DATABASE_URL": db_url},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert read_back.returncode == 0, read_back.stderr
+    assert "Running job" in read_back.stdout
+    scratch = Path(re.search(r"logs in (\S+)\)", done.stdout).group(1))
+    assert scratch.name.startswith("orchestrator-demo-") and scratch.is_dir()
+    assert "LISTEN + polling" in (scratch / "demo-worker-1.log").read_text()
     assert "every record delivered: yes" in done.stdout and " errors." in done.stdout
     with psycopg.connect(db_url) as conn:
         leaked = conn.execute(
@@ -213,3 +229,18 @@ def test_version_and_help(tmp_path):
     assert orchestrator("--version", cwd=tmp_path).stdout.startswith("orchestrator 0.")
     helped = orchestrator("--help", cwd=tmp_path)
     assert "demo" in helped.stdout and "migrate" in helped.stdout
+
+
+def _counted_and_sent(stdout: str) -> tuple[int, int]:
+    counted = int(re.search(r"This run, counted by the database: (\d+) rows", stdout).group(1))
+    table = stdout.split("Handler statistics", 1)[1].splitlines()[3:7]
+    return counted, sum(int(line.split()[2]) for line in table)
+
+
+def test_a_second_demo_run_counts_only_its_own_rows(tmp_path, db_url):
+    """Two runs a few seconds apart: each counts the rows its handlers sent (242), not
+    the earlier run's too."""
+    first = orchestrator("demo", "--no-jobs", cwd=tmp_path, DATABASE_URL=db_url)
+    second = orchestrator("demo", "--no-jobs", cwd=tmp_path, DATABASE_URL=db_url)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert _counted_and_sent(first.stdout) == _counted_and_sent(second.stdout) == (242, 242)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -30,21 +31,44 @@ UNREACHABLE = "postgresql://hub@127.0.0.1:1/nothing"
         (["--min-level", "verbose"], "unknown level 'verbose'"),
         (["--since", "5 parsecs"], "malformed --since '5 parsecs': expected a duration"),
         (["--until", "tomorrow"], "malformed --until 'tomorrow'"),
+        (["--since", "99999999d"], "--since '99999999d' is too long: expected a duration"),
+        (["--since", "-99999999d"], "--since '99999999d' is too long"),
         (["--task", "1234"], "malformed task id '1234': expected a UUID"),
         (["--task-timeline", "not-a-uuid"], "malformed task id 'not-a-uuid'"),
         (["--hours", "0"], "--hours must be above 0"),
+        (["--hours", "many"], "argument --hours: expected a number, got 'many'"),
         (["--after", "xyz"], "malformed log id 'xyz'"),
-        ([], f"cannot connect to {UNREACHABLE}"),
+        (["--cycle", "x"], "argument --cycle: expected a cycle number (a whole number), got 'x'"),
+        (["--cycle", "9999999999"], "argument --cycle: expected a cycle number"),
+        (["--limit", "0"], "argument --limit: expected a positive whole number of rows, got '0'"),
+        (["--format", "xml"], "argument --format: invalid choice: 'xml' (choose from"),
+        (
+            ["--errors-summary", "--limit", "5000"],
+            "--limit of --errors-summary must be between 1 and 1000",
+        ),
+        (["--since"], "argument --since: expected one argument"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
     ],
 )
-def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path, args, says):
-    """Each mistake: exit 1, one line on stderr naming it, no traceback, nothing on stdout."""
+def test_usage_errors_are_one_line_and_exit_2(tmp_path, args, says):
+    """Each mistake on the command line: exit 2 (as argparse's own), one line on stderr
+    naming the flag, no usage block, no traceback, nothing on stdout, no database."""
     result = orchestrator("logs", *args, cwd=tmp_path, timeout=60, DATABASE_URL=UNREACHABLE)
-    assert result.returncode == 1
+    assert result.returncode == 2, result.stderr
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and says in lines[0], result.stderr
-    assert lines[0].startswith("orchestrator: error: ")
+    assert re.match(r"orchestrator( logs)?: error: ", lines[0])  # unknown flags: the top parser
+
+
+def test_an_unreachable_database_is_one_line_and_exit_1(tmp_path):
+    """Not a usage error: exit 1, one line naming the database."""
+    result = orchestrator("logs", cwd=tmp_path, timeout=60, DATABASE_URL=UNREACHABLE)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"orchestrator: error: cannot connect to {UNREACHABLE}"
+    )
 
 
 def test_the_script_is_the_same_command(tmp_path):
@@ -55,9 +79,9 @@ def test_the_script_is_the_same_command(tmp_path):
         cwd=tmp_path, env={**clean, "DATABASE_URL": UNREACHABLE},
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip() == (
-        "orchestrator: error: unknown level 'loud'; accepted: DEBUG, INFO, WARNING (or WARN), "
+        "orchestrator logs: error: unknown level 'loud'; accepted: DEBUG, INFO, WARNING (or WARN), "
         "ERROR, CRITICAL (or FATAL), in any case"
     )
     usage = subprocess.run(

@@ -57,10 +57,25 @@ class Recording:
         self.calls.append(("fetch_initial", limit, len(rows)))
         return rows
 
-    def fetch_new(self, flt, after, limit, until):
-        page = self.inner.fetch_new(flt, after, limit, until)
+    def fetch_new(self, flt, after, limit, until, except_ids=()):
+        page = self.inner.fetch_new(flt, after, limit, until, except_ids)
         self.calls.append(("fetch_new", after, len(page.rows)))
         return page
+
+    def task_timeline(self, task_id, limit):
+        page = self.inner.task_timeline(task_id, limit)
+        self.calls.append(("task_timeline", task_id, len(page.rows)))
+        return page
+
+    def worker_timeline(self, worker_id, since, until, limit):
+        page = self.inner.worker_timeline(worker_id, since, until, limit)
+        self.calls.append(("worker_timeline", worker_id, len(page.rows)))
+        return page
+
+    def jobs(self, recent):
+        overview = self.inner.jobs(recent)
+        self.calls.append(("jobs", recent, len(overview.recent_failures)))
+        return overview
 
     def close(self):
         self.inner.close()
@@ -70,11 +85,7 @@ class Recording:
 
 
 def add_rows(conn: psycopg.Connection[Any], messages: Sequence[str], **fields: Any) -> list[str]:
-    """Inserts one row per message, 1 µs apart, ending just before now; returns ids.
-
-    Rows are barely backdated on purpose: a row stamped earlier than the newest row the
-    tail has shown lands behind its cursor and is (by design, see --delay) not shown.
-    """
+    """Inserts one row per message, 1 µs apart, ending just before now; returns ids."""
     now = datetime.now(UTC)
     entries = [
         entry(
@@ -98,7 +109,7 @@ def options(**overrides: Any) -> DashboardOptions:
 
 def tail_text(app: DashboardApp) -> list[str]:
     """The tail's lines as plain text."""
-    return [strip.text.rstrip() for strip in app.query_one("#tail").lines]
+    return app.tail.text_lines()
 
 
 async def wait_for(pilot: Any, predicate: Callable[[], bool], timeout: float = 20.0) -> None:

@@ -3,6 +3,8 @@ initial fill, reading only what is new, pause and resume, level colours, exit ke
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from orchestrator.dashboard.app import DashboardApp
 from tests.integration.dashboard_support import (
     Recording,
@@ -13,6 +15,7 @@ from tests.integration.dashboard_support import (
     tail_text,
     wait_for,
 )
+from tests.integration.logrows import entry, insert
 
 
 def make_app(db_url: str, **overrides) -> tuple[DashboardApp, Recording]:
@@ -20,11 +23,12 @@ def make_app(db_url: str, **overrides) -> tuple[DashboardApp, Recording]:
     return DashboardApp(source, options(**overrides)), source
 
 
-def test_fill_shows_the_newest_rows_oldest_first_then_reads_only_what_is_new(conn, db_url):
-    """The fill is the newest N rows in time order; each later read starts after the last
-    row shown, so old rows are never read again and new ones appear exactly once."""
+def test_fill_shows_the_newest_rows_oldest_first_then_new_rows_once(conn, db_url):
+    """The fill is the newest N rows in time order; each later read starts the lag
+    window before the newest row shown (never the whole history again), and each new
+    row appears exactly once."""
     add_rows(conn, [f"old {i:02}" for i in range(30)])
-    app, source = make_app(db_url, initial_rows=10)
+    app, source = make_app(db_url, initial_rows=10, lag=10.0)
 
     async def scenario() -> None:
         async with app.run_test(size=(80, 24)) as pilot:
@@ -32,19 +36,18 @@ def test_fill_shows_the_newest_rows_oldest_first_then_reads_only_what_is_new(con
             assert [line.split()[-1] for line in tail_text(app)] == [
                 f"{i:02}" for i in range(20, 30)
             ]
-            fill_cursor = app.state.cursor
+            first, newest = app.tail.rows[0], app.tail.rows[-1].timestamp
             await wait_for(pilot, lambda: len(source.named("fetch_new")) >= 3)
-            assert all(rows == 0 for _, _, rows in source.named("fetch_new"))
+            # from the lag window before the newest row, but not before the fill's
+            # first row: the 20 older rows were left out on purpose, not late
+            assert newest - timedelta(seconds=10) < first.timestamp
+            assert {call[1] for call in source.named("fetch_new")} == {first.cursor}
 
-            new_ids = add_rows(conn, ["new a", "new b", "new c"])
+            add_rows(conn, ["new a", "new b", "new c"])
             await wait_for(pilot, lambda: app.rows_shown == 13)
-            reads = source.named("fetch_new")
-            first_with_rows = next(call for call in reads if call[2] > 0)
-            assert first_with_rows[1] == fill_cursor  # started right after the fill
-            assert sum(rows for _, _, rows in reads) == 3
-            assert app.state.cursor.id == new_ids[-1]
-            await wait_for(pilot, lambda: len(source.named("fetch_new")) >= len(reads) + 2)
-            assert app.rows_read == 13  # no row read twice
+            reads = len(source.named("fetch_new"))
+            await wait_for(pilot, lambda: len(source.named("fetch_new")) >= reads + 3)
+            assert app.rows_shown == 13  # read again in the lag window, shown once
             assert [line.split(maxsplit=3)[-1] for line in tail_text(app)[-3:]] == [
                 "new a",
                 "new b",
@@ -55,40 +58,57 @@ def test_fill_shows_the_newest_rows_oldest_first_then_reads_only_what_is_new(con
     run(scenario())
 
 
-def test_pause_stops_the_tail_and_resume_catches_up(conn, db_url):
-    """Space pauses (the header keeps refreshing, the tail does not read); space again
-    reads everything that arrived meanwhile. Scrolling up pauses too; End and G resume."""
+def test_a_row_that_arrives_late_is_still_shown_once(conn, db_url):
+    """A row stamped before the newest row shown (a batch shipped late by another
+    process) is read in the lag window and appended; with no lag it would be lost."""
+    add_rows(conn, ["newest so far"])
+    app, _ = make_app(db_url, lag=30.0)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.rows_shown == 1)
+            stamped = app.tail.rows[-1].timestamp - timedelta(seconds=5)
+            insert(conn, [entry(timestamp=stamped.isoformat(), message="shipped late")])
+            await wait_for(pilot, lambda: app.rows_shown == 2)
+            assert "shipped late" in tail_text(app)[-1]
+            await pilot.pause(0.5)
+            assert app.rows_shown == 2
+
+    run(scenario())
+
+
+def test_pause_counts_the_rows_waiting_and_resume_shows_them(conn, db_url):
+    """Space pauses: nothing is appended, the status line counts the rows waiting;
+    space again shows them. Scrolling up pauses too; End and G resume."""
     add_rows(conn, ["before"])
-    app, source = make_app(db_url)
+    app, _source = make_app(db_url)
 
     async def scenario() -> None:
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_for(pilot, lambda: app.rows_shown == 1)
             await pilot.press("space")
             assert app.state.paused
-            reads = len(source.named("fetch_new"))
             add_rows(conn, ["during 1", "during 2"])
-            summaries = len(source.named("summary"))
-            await wait_for(pilot, lambda: len(source.named("summary")) >= summaries + 3)
-            assert app.rows_shown == 1
-            assert len(source.named("fetch_new")) <= reads + 1  # at most one already asked
-            assert "PAUSED" in str(app.query_one("#status").render())
+            await wait_for(pilot, lambda: len(app.state.pending) == 2)
+            assert app.rows_shown == 1 and len(tail_text(app)) == 1
+            await wait_for(pilot, lambda: "2 new rows waiting" in str(app.status.render()))
+            assert "PAUSED" in str(app.status.render())
 
             await pilot.press("space")
             assert not app.state.paused
-            await wait_for(pilot, lambda: app.rows_shown == 3)
+            assert app.rows_shown == 3 and "during 2" in tail_text(app)[-1]
 
             await pilot.press("up")
             assert app.state.paused
             add_rows(conn, ["while scrolled"])
+            await wait_for(pilot, lambda: len(app.state.pending) == 1)
             await pilot.press("end")
             assert not app.state.paused
-            await wait_for(pilot, lambda: app.rows_shown == 4)
+            assert app.rows_shown == 4
             await pilot.press("pageup")
             assert app.state.paused
             await pilot.press("G")
             assert not app.state.paused
-            assert app.rows_read == 4
 
     run(scenario())
 
@@ -103,12 +123,15 @@ def test_catching_up_reads_in_pages_from_the_cursor_without_gaps(conn, db_url):
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_for(pilot, lambda: app.rows_shown == 1)
             await pilot.press("space")
+            calls = len(source.calls)
             add_rows(conn, [f"burst {i:02}" for i in range(10)])
+            await wait_for(pilot, lambda: len(app.state.pending) == 10)
             await pilot.press("space")
-            await wait_for(pilot, lambda: app.rows_shown == 11)
-            reads = [call for call in source.named("fetch_new") if call[2] > 0]
-            assert [rows for _, _, rows in reads] == [4, 4, 2]
-            assert reads[1][1] != reads[0][1]
+            assert app.rows_shown == 11
+            reads = [call for call in source.calls[calls:] if call[0] == "fetch_new"]
+            with_rows = [call for call in reads if call[2] > 0]
+            assert [rows for _, _, rows in with_rows] == [4, 4, 2]  # the seed left out
+            assert len({cursor for _, cursor, _ in with_rows}) == 3
             shown = [line.split()[-1] for line in tail_text(app) if "burst" in line]
             assert shown == [f"{i:02}" for i in range(10)]
 
@@ -124,7 +147,7 @@ def test_levels_are_coloured(conn, db_url):
     app, _ = make_app(db_url)
 
     def style_of(text: str):
-        for strip in app.query_one("#tail").lines:
+        for strip in app.tail.line_strips():
             for segment in strip:
                 if text in segment.text:
                     return segment.style

@@ -307,6 +307,9 @@ def test_bad_input_is_refused_before_and_by_the_database(conn):
         ("SELECT func_task_timeline(NULL)", "task_id is required"),
         ("SELECT func_worker_timeline('w', NULL)", "since is required"),
         ("SELECT func_log_errors_summary(now(), top => 0)", "top must be between"),
+        ("SELECT func_query_logs(except_ids => '{\"a\": 1}')", "except_ids must be a JSON array"),
+        ("SELECT func_query_logs(except_ids => '[1]')", "except_ids must be a JSON array"),
+        ("SELECT func_query_logs(except_ids => '[\"nope\"]')", "except_ids must hold log ids"),
     ]:
         with pytest.raises(psycopg.errors.InvalidParameterValue, match=fragment):
             conn.execute(statement)
@@ -318,3 +321,18 @@ def test_cursor_value_round_trips_as_given(conn):
     first = run(conn, LogFilter(), limit=1)
     again = Cursor(first.next.timestamp, first.next.id.upper())
     assert messages(run(conn, LogFilter(), after=again)) == ["m2", "m1"]
+
+
+def test_except_ids_leave_rows_out_and_pages_go_on_past_them(conn):
+    """A tail re-reading its lag window passes the ids it showed: only the others come
+    back, a page is still full, and next continues after the last row sent."""
+    entries = [
+        entry(id=str(uuid.uuid4()), timestamp=at(10 - i), message=f"m{i}") for i in range(10)
+    ]
+    insert(conn, entries)
+    shown = [e["id"] for e in entries[:6]]
+    page = run(conn, LogFilter(), limit=3, except_ids=shown)
+    assert messages(page) == ["m6", "m7", "m8"] and page.more
+    rest = run(conn, LogFilter(), limit=3, after=page.next, except_ids=shown)
+    assert messages(rest) == ["m9"] and not rest.more
+    assert messages(run(conn, LogFilter(), except_ids=[])) == [f"m{i}" for i in range(10)]

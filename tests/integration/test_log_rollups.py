@@ -345,7 +345,7 @@ def _raw_summary(conn, since, until, **filters: Any) -> dict[str, Any]:
     rows = [
         r
         for r in conn.execute(
-            'SELECT log_level, source_type, source_id, worker_id, message, "timestamp" '
+            'SELECT log_level, source_type, source_id, worker_id, message, "timestamp", exception '
             'FROM system_logs WHERE "timestamp" >= %s AND "timestamp" < %s '
             'AND severity_number >= 17 ORDER BY "timestamp", id',
             [since, until],
@@ -355,10 +355,13 @@ def _raw_summary(conn, since, until, **filters: Any) -> dict[str, Any]:
     by_source = Counter((r[1], r[2]) for r in rows)
     by_worker = Counter(r[3] for r in rows if r[3] is not None)
     messages: dict[tuple[str, str, str], list[Any]] = {}
-    for level, source_type, _, _, message, at in rows:
-        group = messages.setdefault((message, level, source_type), [0, at, at])
+    for level, source_type, _, _, message, at, exception in rows:
+        group = messages.setdefault((message, level, source_type), [0, at, at, None])
         group[0] += 1
         group[2] = at
+        lines = [line.strip() for line in (exception or "").splitlines() if line.strip()]
+        if lines:  # the cause: the last line of the most recent exception
+            group[3] = lines[-1]
     ranked = sorted(messages.items(), key=lambda kv: (-kv[1][0], -kv[1][2].timestamp(), kv[0][0]))
     return {
         "since": since,
@@ -376,13 +379,14 @@ def _raw_summary(conn, since, until, **filters: Any) -> dict[str, Any]:
         "top_messages": [
             {
                 "message": m,
+                "cause": cause,
                 "count": n,
                 "first_seen": first,
                 "last_seen": last,
                 "log_level": level,
                 "source_type": source_type,
             }
-            for (m, level, source_type), (n, first, last) in ranked[:top]
+            for (m, level, source_type), (n, first, last, cause) in ranked[:top]
         ],
         "distinct_sources": len(by_source),
         "distinct_workers": len(by_worker),
@@ -393,7 +397,8 @@ def _raw_summary(conn, since, until, **filters: Any) -> dict[str, Any]:
 def test_errors_summary_from_the_rollups_equals_the_raw_rows(conn):
     """Windows cut inside hours at both ends, hour-aligned or under an hour, with and
     without a source_type or worker filter, lists cut by top: the same answer as the
-    raw error rows give."""
+    raw error rows give, the cause of each message (the last line of its most recent
+    exception) included."""
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
     rng = random.Random(5)
     batch = [
@@ -404,6 +409,7 @@ def test_errors_summary_from_the_rollups_equals_the_raw_rows(conn):
             source_id=source_id,
             worker_id=worker,
             message=f"failure {rng.randrange(9) if worker else 'of the scheduler'}",
+            exception=rng.choice([None, f"Traceback\n  File 'x'\nValueError: {rng.randrange(99)}\n "]),
         )
         for source_type, source_id, worker in [
             rng.choice([("worker", "gpu-1", "gpu-1"), ("worker", "gpu-2", "gpu-2"),
@@ -442,3 +448,32 @@ def test_errors_summary_groups_messages_by_their_first_200_characters(conn):
     assert summary["distinct_messages"] == 1
     [group] = summary["top_messages"]
     assert (group["message"], group["count"]) == (prefix + " request 1", 3)
+
+
+def test_the_cause_of_a_message_is_its_most_recent_exception_across_batches(conn):
+    """Batch after batch (as handlers ship), the group's cause follows the newest
+    exception; a late batch of older rows does not replace it; a blank exception is no
+    cause; hours rolled up before the cause existed are filled by a rebuild."""
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+
+    def failed(minute: float, exception: str | None) -> dict[str, Any]:
+        return entry(timestamp=(hour + timedelta(minutes=minute)).isoformat(),
+                     log_level="ERROR", message="Task failed", exception=exception)  # fmt: skip
+
+    def cause() -> str | None:
+        # a window of whole hours: read from the rollup the trigger keeps
+        [group] = _summary(conn, hour - timedelta(hours=1), hour + timedelta(hours=1))[
+            "top_messages"
+        ]
+        return group["cause"]
+
+    insert(conn, [failed(10, "Traceback\nValueError: first\n")])
+    assert cause() == "ValueError: first"
+    insert(conn, [failed(30, "Traceback\nMemoryError: newest\n"), failed(20, None)])
+    assert cause() == "MemoryError: newest"
+    insert(conn, [failed(15, "Traceback\nKeyError: late\n"), failed(40, "  \n\t")])
+    assert cause() == "MemoryError: newest"
+    conn.execute("UPDATE system_log_error_counts SET cause = NULL")  # as before 0060
+    conn.execute("SELECT hub_internal.func_log_rollups_rebuild(%s, %s)",
+                 [hour, hour + timedelta(hours=1)])  # fmt: skip
+    assert cause() == "MemoryError: newest"

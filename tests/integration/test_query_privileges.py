@@ -17,11 +17,11 @@ READERS = [
     "hub_internal.func_log_severities(jsonb)",
     "hub_internal.func_like_literal(text)",
     "hub_internal.func_query_logs_statement(timestamp with time zone,timestamp with time zone,text,jsonb,"
-    "text,text,text,uuid,integer,text,timestamp with time zone,uuid,boolean)",
+    "text,text,text,uuid,integer,text,timestamp with time zone,uuid,boolean,jsonb)",
     "hub_internal.func_log_errors_summary_statement(text,text)",
     "func_log_cursor(uuid,timestamp with time zone,timestamp with time zone)",
     "func_query_logs(timestamp with time zone,timestamp with time zone,text,jsonb,text,text,"
-    "text,uuid,integer,text,timestamp with time zone,uuid,boolean,integer)",
+    "text,uuid,integer,text,timestamp with time zone,uuid,boolean,integer,jsonb)",
     "func_task_timeline(uuid,timestamp with time zone,uuid,integer)",
     "func_worker_timeline(text,timestamp with time zone,timestamp with time zone,"
     "timestamp with time zone,uuid,integer)",

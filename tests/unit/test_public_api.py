@@ -28,4 +28,4 @@ def test_query_package_exports_are_documented():
     for name in query.__all__:
         assert getattr(query, name).__doc__, name
     public = {n for n in vars(query) if not n.startswith("_")}
-    assert public - {"calls", "model", "reading", "timespec"} == set(query.__all__)
+    assert public - {"calls", "model", "reading", "tailing", "timespec"} == set(query.__all__)

@@ -130,7 +130,7 @@ COMMENT ON FUNCTION public.func_log_cursor(uuid, timestamptz, timestamptz) IS
 --   $1 since, $2 until (timestamptz), $3 min_level (text), $4 levels (jsonb),
 --   $5 source_type, $6 source_id, $7 worker_id (text), $8 task_id (uuid),
 --   $9 cycle_number (integer), $10 search (text), $11 after_timestamp (timestamptz),
---   $12 after_id (uuid), $13 rows to fetch (integer),
+--   $12 after_id (uuid), $13 rows to fetch (integer), $14 ids to leave out (uuid[]),
 -- returning one jsonb array of rows. Kept apart so that a benchmark or a person can
 -- EXPLAIN exactly what runs (PREPARE ... AS <this text>; EXPLAIN EXECUTE ...).
 CREATE OR REPLACE FUNCTION hub_internal.func_query_logs_statement(
@@ -146,7 +146,8 @@ CREATE OR REPLACE FUNCTION hub_internal.func_query_logs_statement(
     search text DEFAULT NULL,
     after_timestamp timestamptz DEFAULT NULL,
     after_id uuid DEFAULT NULL,
-    newest_first boolean DEFAULT false
+    newest_first boolean DEFAULT false,
+    except_ids jsonb DEFAULT NULL
 ) RETURNS text
 LANGUAGE plpgsql
 IMMUTABLE
@@ -172,6 +173,7 @@ BEGIN
     IF nullif(search, '') IS NOT NULL THEN
         v_where := array_append(v_where, 'message ILIKE hub_internal.func_like_literal($10)');
     END IF;
+    IF except_ids IS NOT NULL THEN v_where := array_append(v_where, 'NOT (id = ANY ($14))'); END IF;
     IF after_timestamp IS NOT NULL THEN
         -- The plain time bound lets the planner prune partitions and start the index
         -- scan at the cursor; the row comparison then breaks ties on id.
@@ -196,8 +198,8 @@ BEGIN
         v_dir, array_to_string(v_where, ' AND '));
 END;
 $$;
-COMMENT ON FUNCTION hub_internal.func_query_logs_statement(timestamptz, timestamptz, text, jsonb, text, text, text, uuid, integer, text, timestamptz, uuid, boolean) IS
-    'The SQL text func_query_logs executes for these filters (only NULL-ness and newest_first matter), over parameters $1 since, $2 until, $3 min_level, $4 levels, $5 source_type, $6 source_id, $7 worker_id, $8 task_id, $9 cycle_number, $10 search, $11 after_timestamp, $12 after_id, $13 rows to fetch. For EXPLAIN.';
+COMMENT ON FUNCTION hub_internal.func_query_logs_statement(timestamptz, timestamptz, text, jsonb, text, text, text, uuid, integer, text, timestamptz, uuid, boolean, jsonb) IS
+    'The SQL text func_query_logs executes for these filters (only NULL-ness and newest_first matter), over parameters $1 since, $2 until, $3 min_level, $4 levels, $5 source_type, $6 source_id, $7 worker_id, $8 task_id, $9 cycle_number, $10 search, $11 after_timestamp, $12 after_id, $13 rows to fetch, $14 ids to leave out (uuid[]). For EXPLAIN.';
 
 -- The page query. Filters are ANDed; a NULL filter is not applied. Rows come ordered by
 -- ("timestamp", id), oldest first unless newest_first; after_timestamp/after_id continue
@@ -205,7 +207,10 @@ COMMENT ON FUNCTION hub_internal.func_query_logs_statement(timestamptz, timestam
 --   {"rows": [row, ...], "more": bool, "next": {"timestamp", "id"} | null}
 -- where each row carries every system_logs column, "more" says whether rows beyond this
 -- page matched, and "next" (set when more) is the cursor to pass for the next page.
--- row_limit + 1 rows are fetched: the extra one only answers "more".
+-- row_limit + 1 rows are fetched: the extra one only answers "more". except_ids (a JSON
+-- array of ids) leaves those rows out: a live tail re-reads the last seconds before the
+-- newest row it showed, to catch rows that arrived late, and passes the ids it showed
+-- there, so only the rows it has not shown are built and sent.
 CREATE OR REPLACE FUNCTION public.func_query_logs(
     since timestamptz DEFAULT NULL,
     until timestamptz DEFAULT NULL,
@@ -220,7 +225,8 @@ CREATE OR REPLACE FUNCTION public.func_query_logs(
     after_timestamp timestamptz DEFAULT NULL,
     after_id uuid DEFAULT NULL,
     newest_first boolean DEFAULT false,
-    row_limit integer DEFAULT 100
+    row_limit integer DEFAULT 100,
+    except_ids jsonb DEFAULT NULL
 ) RETURNS jsonb
 LANGUAGE plpgsql
 STABLE
@@ -231,6 +237,7 @@ DECLARE
     v_rows jsonb;
     v_more boolean;
     v_last jsonb;
+    v_except uuid[];
 BEGIN
     IF row_limit IS NULL OR row_limit NOT BETWEEN 1 AND 10000 THEN
         RAISE EXCEPTION 'row_limit must be between 1 and 10000, got %', coalesce(row_limit::text, 'NULL')
@@ -241,13 +248,26 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM hub_internal.func_log_severity(min_level);  -- unknown names fail here, clearly
+    IF except_ids IS NOT NULL AND jsonb_typeof(except_ids) <> 'null' THEN
+        IF jsonb_typeof(except_ids) <> 'array' OR jsonb_array_length(except_ids) > 100000
+           OR jsonb_path_exists(except_ids, 'strict $[*] ? (@.type() != "string")') THEN
+            RAISE EXCEPTION 'except_ids must be a JSON array of at most 100000 log ids'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        BEGIN
+            v_except := ARRAY(SELECT jsonb_array_elements_text(except_ids)::uuid);
+        EXCEPTION WHEN invalid_text_representation THEN
+            RAISE EXCEPTION 'except_ids must hold log ids (UUIDs)' USING ERRCODE = 'invalid_parameter_value';
+        END;
+    END IF;
 
     EXECUTE hub_internal.func_query_logs_statement(
             since, until, min_level, levels, source_type, source_id, worker_id, task_id,
-            cycle_number, search, after_timestamp, after_id, newest_first)
+            cycle_number, search, after_timestamp, after_id, newest_first,
+            CASE WHEN v_except IS NOT NULL THEN except_ids END)
         INTO v_rows
         USING since, until, min_level, levels, source_type, source_id, worker_id, task_id,
-              cycle_number, search, after_timestamp, after_id, row_limit + 1;
+              cycle_number, search, after_timestamp, after_id, row_limit + 1, v_except;
 
     v_more := jsonb_array_length(v_rows) > row_limit;
     IF v_more THEN
@@ -262,8 +282,8 @@ BEGIN
                      ELSE 'null'::jsonb END);
 END;
 $$;
-COMMENT ON FUNCTION public.func_query_logs(timestamptz, timestamptz, text, jsonb, text, text, text, uuid, integer, text, timestamptz, uuid, boolean, integer) IS
-    'One page of logs matching every filter given (NULL = not applied): [since, until), min_level (severity at or above), levels (JSON array of exact levels), source_type, source_id, worker_id, task_id, cycle_number, search (literal, case-insensitive substring of message). Ordered by ("timestamp", id), oldest first unless newest_first; after_timestamp + after_id continue strictly after that row. Returns {rows: [every system_logs column], more, next: {timestamp, id} | null}; row_limit 1..10000.';
+COMMENT ON FUNCTION public.func_query_logs(timestamptz, timestamptz, text, jsonb, text, text, text, uuid, integer, text, timestamptz, uuid, boolean, integer, jsonb) IS
+    'One page of logs matching every filter given (NULL = not applied): [since, until), min_level (severity at or above), levels (JSON array of exact levels), source_type, source_id, worker_id, task_id, cycle_number, search (literal, case-insensitive substring of message). Ordered by ("timestamp", id), oldest first unless newest_first; after_timestamp + after_id continue strictly after that row; except_ids (JSON array of ids) leaves those rows out (a live tail''s rows already shown). Returns {rows: [every system_logs column], more, next: {timestamp, id} | null}; row_limit 1..10000.';
 
 -- A task's whole life, oldest first, in pages: no time window, so a task that ran for
 -- days is read completely (the task index serves every partition).
@@ -322,8 +342,8 @@ SELECT hub_internal.func_hub_secure(
         'hub_internal.func_log_severities(jsonb)',
         'hub_internal.func_like_literal(text)',
         'public.func_log_cursor(uuid, timestamptz, timestamptz)',
-        'hub_internal.func_query_logs_statement(timestamptz, timestamptz, text, jsonb, text, text, text, uuid, integer, text, timestamptz, uuid, boolean)',
-        'public.func_query_logs(timestamptz, timestamptz, text, jsonb, text, text, text, uuid, integer, text, timestamptz, uuid, boolean, integer)',
+        'hub_internal.func_query_logs_statement(timestamptz, timestamptz, text, jsonb, text, text, text, uuid, integer, text, timestamptz, uuid, boolean, jsonb)',
+        'public.func_query_logs(timestamptz, timestamptz, text, jsonb, text, text, text, uuid, integer, text, timestamptz, uuid, boolean, integer, jsonb)',
         'public.func_task_timeline(uuid, timestamptz, uuid, integer)',
         'public.func_worker_timeline(text, timestamptz, timestamptz, timestamptz, uuid, integer)'
     ]::regprocedure[]);

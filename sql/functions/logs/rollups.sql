@@ -42,6 +42,17 @@ AS $$
 $$;
 COMMENT ON FUNCTION hub_internal.func_log_rollup_hour_key(timestamptz) IS
     'The advisory lock key (second half; the first is hashtext(''orchestrator_hub.log_rollups'')) of the UTC hour of p_hour: hours since 1970.';
+-- The cause of an error: the last non-blank line of its exception, where Python (and
+-- most runtimes) put the exception's type and text ("MemoryError: CUDA out of memory"),
+-- at most 500 characters; NULL for no exception or a blank one.
+CREATE OR REPLACE FUNCTION hub_internal.func_log_exception_cause(p_exception text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
+AS $$
+    SELECT nullif(left(btrim(substring(p_exception FROM '([^\n]*\S[^\n]*)\s*$'), E' \t\r'), 500), '')
+$$;
+COMMENT ON FUNCTION hub_internal.func_log_exception_cause(text) IS
+    'The cause of an error for the errors summary: the last non-blank line of the exception text, trimmed, at most 500 characters (NULL when there is none).';
 
 -- Adds a set of log rows (the transition table of the trigger, or log rows being
 -- recounted) to both rollups. Each upsert visits its keys in key order, so concurrent
@@ -77,18 +88,28 @@ BEGIN
            last_seen = greatest(c.last_seen, excluded.last_seen);
 
     INSERT INTO public.system_log_error_counts AS e
-           (bucket, log_level, source_type, fingerprint, count, first_seen, last_seen, message)
+           (bucket, log_level, source_type, fingerprint, count, first_seen, last_seen, message,
+            cause, cause_seen)
     SELECT date_trunc('hour', n."timestamp", 'UTC'), n.log_level, n.source_type,
            hub_internal.func_log_message_fingerprint(n.message),
            count(*), min(n."timestamp"), max(n."timestamp"),
-           (array_agg(n.message ORDER BY n."timestamp", n.id))[1]
-      FROM new_rows n
-     WHERE n.severity_number >= 17
+           (array_agg(n.message ORDER BY n."timestamp", n.id))[1],
+           (array_agg(n.cause ORDER BY n."timestamp" DESC, n.id DESC)
+                FILTER (WHERE n.cause IS NOT NULL))[1],
+           max(n."timestamp") FILTER (WHERE n.cause IS NOT NULL)
+      FROM (SELECT r."timestamp", r.id, r.log_level, r.source_type, r.message,
+                   hub_internal.func_log_exception_cause(r.exception) AS cause
+              FROM new_rows r
+             WHERE r.severity_number >= 17) AS n
      GROUP BY 1, 2, 3, 4
      ORDER BY 1, 2, 3, 4
     ON CONFLICT (bucket, log_level, source_type, fingerprint) DO UPDATE
        SET count = e.count + excluded.count,
            message = CASE WHEN excluded.first_seen < e.first_seen THEN excluded.message ELSE e.message END,
+           -- the most recent cause, whichever batch brought it (a late one may not)
+           cause = CASE WHEN excluded.cause_seen >= e.cause_seen OR e.cause_seen IS NULL
+                        THEN coalesce(excluded.cause, e.cause) ELSE e.cause END,
+           cause_seen = greatest(e.cause_seen, excluded.cause_seen),
            first_seen = least(e.first_seen, excluded.first_seen),
            last_seen = greatest(e.last_seen, excluded.last_seen);
     RETURN NULL;
@@ -145,13 +166,20 @@ BEGIN
      WHERE s."timestamp" >= v_from AND s."timestamp" < v_to
      GROUP BY 1, 2, 3, 4, 5, 6;
     INSERT INTO public.system_log_error_counts
-           (bucket, log_level, source_type, fingerprint, count, first_seen, last_seen, message)
+           (bucket, log_level, source_type, fingerprint, count, first_seen, last_seen, message,
+            cause, cause_seen)
     SELECT date_trunc('hour', s."timestamp", 'UTC'), s.log_level, s.source_type,
            hub_internal.func_log_message_fingerprint(s.message),
            count(*), min(s."timestamp"), max(s."timestamp"),
-           (array_agg(s.message ORDER BY s."timestamp", s.id))[1]
-      FROM public.system_logs s
-     WHERE s."timestamp" >= v_from AND s."timestamp" < v_to AND s.severity_number >= 17
+           (array_agg(s.message ORDER BY s."timestamp", s.id))[1],
+           (array_agg(s.cause ORDER BY s."timestamp" DESC, s.id DESC)
+                FILTER (WHERE s.cause IS NOT NULL))[1],
+           max(s."timestamp") FILTER (WHERE s.cause IS NOT NULL)
+      FROM (SELECT l."timestamp", l.id, l.log_level, l.source_type, l.message,
+                   hub_internal.func_log_exception_cause(l.exception) AS cause
+              FROM public.system_logs l
+             WHERE l."timestamp" >= v_from AND l."timestamp" < v_to
+               AND l.severity_number >= 17) AS s
      GROUP BY 1, 2, 3, 4;
     SELECT coalesce(sum(count), 0) INTO v_rows
       FROM public.system_log_counts WHERE resolution = 'hour' AND bucket >= v_from AND bucket < v_to;
@@ -263,6 +291,7 @@ SELECT hub_internal.func_hub_secure(
     p_functions => ARRAY[
         'hub_internal.func_log_message_fingerprint(text)',
         'hub_internal.func_log_rollup_hour_key(timestamptz)',
+        'hub_internal.func_log_exception_cause(text)',
         'hub_internal.func_log_rollups_trigger()',
         'hub_internal.func_log_rollups_rebuild(timestamptz, timestamptz)',
         'hub_internal.func_log_counts(timestamptz, timestamptz, text, text, boolean)'

@@ -70,13 +70,18 @@ BEGIN
              GROUP BY GROUPING SETS ((log_level), (source_type, source_id), (worker_id), ())
         ), pieces AS (
             SELECT e.log_level, e.source_type, e.fingerprint, e.count AS n, e.first_seen,
-                   e.last_seen, e.message
+                   e.last_seen, e.message, e.cause, e.cause_seen
               FROM public.system_log_error_counts e
              WHERE e.bucket >= (SELECT h1 FROM bounds) AND e.bucket < (SELECT h2 FROM bounds) %2$s
             UNION ALL
             SELECT s.log_level, s.source_type, hub_internal.func_log_message_fingerprint(s.message),
                    count(*), min(s."timestamp"), max(s."timestamp"),
-                   (array_agg(s.message ORDER BY s."timestamp", s.id))[1]
+                   (array_agg(s.message ORDER BY s."timestamp", s.id))[1],
+                   (array_agg(hub_internal.func_log_exception_cause(s.exception)
+                              ORDER BY s."timestamp" DESC, s.id DESC)
+                        FILTER (WHERE hub_internal.func_log_exception_cause(s.exception) IS NOT NULL))[1],
+                   max(s."timestamp")
+                       FILTER (WHERE hub_internal.func_log_exception_cause(s.exception) IS NOT NULL)
               FROM public.system_logs s
              WHERE s."timestamp" >= $1 AND s."timestamp" < $2
                AND s."timestamp" < (SELECT h1 FROM bounds)
@@ -85,7 +90,12 @@ BEGIN
             UNION ALL
             SELECT s.log_level, s.source_type, hub_internal.func_log_message_fingerprint(s.message),
                    count(*), min(s."timestamp"), max(s."timestamp"),
-                   (array_agg(s.message ORDER BY s."timestamp", s.id))[1]
+                   (array_agg(s.message ORDER BY s."timestamp", s.id))[1],
+                   (array_agg(hub_internal.func_log_exception_cause(s.exception)
+                              ORDER BY s."timestamp" DESC, s.id DESC)
+                        FILTER (WHERE hub_internal.func_log_exception_cause(s.exception) IS NOT NULL))[1],
+                   max(s."timestamp")
+                       FILTER (WHERE hub_internal.func_log_exception_cause(s.exception) IS NOT NULL)
               FROM public.system_logs s
              WHERE s."timestamp" >= $1 AND s."timestamp" < $2
                AND s."timestamp" >= (SELECT h2 FROM bounds)
@@ -93,18 +103,20 @@ BEGIN
              GROUP BY 1, 2, 3
         ), pieces_c AS MATERIALIZED (
             SELECT log_level COLLATE "C" AS log_level, source_type COLLATE "C" AS source_type,
-                   fingerprint, n, first_seen, last_seen, message
+                   fingerprint, n, first_seen, last_seen, message, cause, cause_seen
               FROM pieces
         ), groups AS (
+            -- the cause of a group is the most recent one of its pieces
             SELECT log_level, source_type, fingerprint, sum(n)::bigint AS n,
-                   min(first_seen) AS first_seen, max(last_seen) AS last_seen
+                   min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+                   (array_agg(cause ORDER BY cause_seen DESC) FILTER (WHERE cause IS NOT NULL))[1] AS cause
               FROM pieces_c
              GROUP BY 1, 2, 3
         ), messages AS MATERIALIZED (
             -- the message of a group is that of its earliest piece (pieces never share
             -- a first_seen: they are disjoint in time)
             SELECT g.log_level, g.source_type, g.fingerprint, g.n, g.first_seen, g.last_seen,
-                   p.message
+                   p.message, g.cause
               FROM groups g
               JOIN pieces_c p USING (log_level, source_type, fingerprint, first_seen)
         )
@@ -123,8 +135,8 @@ BEGIN
                 FROM (SELECT * FROM grouped WHERE g = 14 AND worker_id IS NOT NULL
                        ORDER BY n DESC, worker_id LIMIT $5) w), '[]'::jsonb),
             'top_messages', coalesce((SELECT jsonb_agg(jsonb_build_object(
-                    'message', message, 'count', n, 'first_seen', first_seen, 'last_seen', last_seen,
-                    'log_level', log_level, 'source_type', source_type)
+                    'message', message, 'cause', cause, 'count', n, 'first_seen', first_seen,
+                    'last_seen', last_seen, 'log_level', log_level, 'source_type', source_type)
                     ORDER BY n DESC, last_seen DESC, message)
                 FROM (SELECT * FROM messages
                        ORDER BY n DESC, last_seen DESC, message LIMIT $5) m), '[]'::jsonb),
@@ -188,7 +200,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION public.func_log_errors_summary(timestamptz, timestamptz, text, text, integer) IS
-    'ERROR and CRITICAL logs in [since, until) (optionally of one source_type and/or worker), aggregated in the database from the rollups (exact for any window): {since, until, total, by_level: {ERROR, CRITICAL}, by_source: [{source_type, source_id, count}], by_worker: [{worker_id, count}], top_messages: [{message, count, first_seen, last_seen, log_level, source_type}], distinct_sources, distinct_workers, distinct_messages}. Messages are grouped by fingerprint (md5 of their first 200 characters) with level and source_type; "message" is the full text of the first message of its group. Lists hold the top entries by count (1..1000).';
+    'ERROR and CRITICAL logs in [since, until) (optionally of one source_type and/or worker), aggregated in the database from the rollups (exact for any window): {since, until, total, by_level: {ERROR, CRITICAL}, by_source: [{source_type, source_id, count}], by_worker: [{worker_id, count}], top_messages: [{message, cause, count, first_seen, last_seen, log_level, source_type}], distinct_sources, distinct_workers, distinct_messages}. Messages are grouped by fingerprint (md5 of their first 200 characters) with level and source_type; "message" is the full text of the first message of its group, "cause" the last line of the most recent exception in it (null when none had one). Lists hold the top entries by count (1..1000).';
 
 -- ERROR and CRITICAL logs of [since, until) counted per task: the seed's by_task, which
 -- its query_logs.py counted from at most 1,000 fetched rows. The rollups have no task, so
