@@ -302,21 +302,32 @@ def measure(conn: psycopg.Connection[Any], runs: int, rows: int) -> None:
     plain = plain_sql(end, targets)
     for name, make, target in paths(end, targets):
         result = executor.run(make(0))  # warm-up, and a look at the size of the answer
-        timings = []
+        statement = plain.get(name)
+        if statement is not None:
+            text, args = statement(0)
+            conn.execute(text, args).fetchall()  # the plain SQL's warm-up
+        timings, plain_timings = [], []
         for i in range(runs):
+            # The function and its plain SQL alternate, run by run: on a shared machine
+            # the load changes within seconds, and a ratio of two medians taken a
+            # minute apart measured the load, not the code.
             call = make(i + 1)
             t0 = time.perf_counter()
             executor.run(call)
             timings.append((time.perf_counter() - t0) * 1000)
+            if statement is not None:
+                text, args = statement(i + 1)
+                t0 = time.perf_counter()
+                conn.execute(text, args).fetchall()
+                plain_timings.append((time.perf_counter() - t0) * 1000)
         timings.sort()
         p50 = statistics.median(timings)
         p95 = timings[min(len(timings) - 1, round(0.95 * (len(timings) - 1)))]
         baseline = baseline or p50
         verdict = "" if not target else ("met" if p50 <= target else "MISSED")
         versus = ""
-        statement = plain.get(name)
-        if statement is not None:
-            plain_p50 = _plain_p50(conn, statement, runs)
+        if plain_timings:
+            plain_p50 = statistics.median(plain_timings)
             versus = f"{plain_p50:.1f} ms, {p50 / plain_p50:.2f}x"
             verdict += (" / " if verdict else "") + ("met" if p50 <= 1.3 * plain_p50 else "MISSED")
         table.append([name, _size(result), f"{p50:.1f}", f"{p95:.1f}", f"{p50 / baseline:.1f}x",
@@ -332,19 +343,6 @@ def measure(conn: psycopg.Connection[Any], runs: int, rows: int) -> None:
     print("\nEXPLAIN of the statement each function runs (bench/explain.py):")
     for name, line in evidence:
         print(f"- {name}: {line}")
-
-
-def _plain_p50(conn: psycopg.Connection[Any], statement: Callable[[int], Any], runs: int) -> float:
-    """p50 ms of the plain SQL, rows fetched (one warm-up first)."""
-    text, args = statement(0)
-    conn.execute(text, args).fetchall()
-    timings = []
-    for i in range(runs):
-        text, args = statement(i + 1)
-        t0 = time.perf_counter()
-        conn.execute(text, args).fetchall()
-        timings.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(timings)
 
 
 def _size(result: Any) -> str:

@@ -131,7 +131,7 @@ COMMENT ON FUNCTION public.func_log_cursor(uuid, timestamptz, timestamptz) IS
 --   $5 source_type, $6 source_id, $7 worker_id (text), $8 task_id (uuid),
 --   $9 cycle_number (integer), $10 search (text), $11 after_timestamp (timestamptz),
 --   $12 after_id (uuid), $13 rows to fetch (integer), $14 ids to leave out (uuid[]),
--- returning one jsonb array of rows. Kept apart so that a benchmark or a person can
+-- returning one row (page json, rows fetched, the page's last timestamp and id). Kept apart so that a benchmark or a person can
 -- EXPLAIN exactly what runs (PREPARE ... AS <this text>; EXPLAIN EXECUTE ...).
 CREATE OR REPLACE FUNCTION hub_internal.func_query_logs_statement(
     since timestamptz DEFAULT NULL,
@@ -186,15 +186,27 @@ BEGIN
         END IF;
     END IF;
     RETURN format(
+        -- One row: the page as json (the first $13 - 1 rows), how many rows were
+        -- fetched (one more than the page only answers "more"), and the cursor of the
+        -- page's last row. json, not jsonb: json_agg writes each row's text once, where
+        -- jsonb_agg(to_jsonb(row)) parses and sorts every row into a binary tree only to
+        -- print it again (37 ms against 13 ms for a 1,000-row page; bench/RESULTS.md).
         -- A row whose metadata nests deeper than 100 levels (written by hand, or before
         -- ingest cut it) is read with the deeper part as text, so no reader's JSON
         -- decoder has to recurse through it (Python's stops near 1,000).
-        'SELECT coalesce(jsonb_agg(CASE WHEN pg_column_size(page.metadata) > 700'
-        '   AND jsonb_path_exists(page.metadata, ''strict $.**{100}'')'
-        '   THEN to_jsonb(page) || jsonb_build_object(''metadata'', hub_internal.func_jsonb_cut_depth(page.metadata, 100))'
-        '   ELSE to_jsonb(page) END ORDER BY page."timestamp" %1$s, page.id %1$s), ''[]''::jsonb)'
-        ' FROM (SELECT * FROM public.system_logs WHERE %2$s'
-        ' ORDER BY "timestamp" %1$s, id %1$s LIMIT $13) AS page',
+        'SELECT coalesce(json_agg(p.j ORDER BY p.n) FILTER (WHERE p.n < $13), ''[]''::json),'
+        '       count(*)::integer,'
+        '       (array_agg(p.ts) FILTER (WHERE p.n = $13 - 1))[1],'
+        '       (array_agg(p.id) FILTER (WHERE p.n = $13 - 1))[1]'
+        '  FROM (SELECT CASE WHEN pg_column_size(page.metadata) > 700'
+        '                     AND jsonb_path_exists(page.metadata, ''strict $.**{100}'')'
+        '               THEN (to_jsonb(page) || jsonb_build_object(''metadata'','
+        '                     hub_internal.func_jsonb_cut_depth(page.metadata, 100)))::json'
+        '               ELSE to_json(page) END AS j,'
+        '               page."timestamp" AS ts, page.id,'
+        '               row_number() OVER (ORDER BY page."timestamp" %1$s, page.id %1$s) AS n'
+        '          FROM (SELECT * FROM public.system_logs WHERE %2$s'
+        '                 ORDER BY "timestamp" %1$s, id %1$s LIMIT $13) AS page) AS p',
         v_dir, array_to_string(v_where, ' AND '));
 END;
 $$;
@@ -227,16 +239,17 @@ CREATE OR REPLACE FUNCTION public.func_query_logs(
     newest_first boolean DEFAULT false,
     row_limit integer DEFAULT 100,
     except_ids jsonb DEFAULT NULL
-) RETURNS jsonb
+) RETURNS json
 LANGUAGE plpgsql
 STABLE
 SET search_path = pg_catalog, public, pg_temp
 SET TimeZone = 'UTC'
 AS $$
 DECLARE
-    v_rows jsonb;
-    v_more boolean;
-    v_last jsonb;
+    v_rows json;
+    v_fetched integer;
+    v_last_timestamp timestamptz;
+    v_last_id uuid;
     v_except uuid[];
 BEGIN
     IF row_limit IS NULL OR row_limit NOT BETWEEN 1 AND 10000 THEN
@@ -265,21 +278,15 @@ BEGIN
             since, until, min_level, levels, source_type, source_id, worker_id, task_id,
             cycle_number, search, after_timestamp, after_id, newest_first,
             CASE WHEN v_except IS NOT NULL THEN except_ids END)
-        INTO v_rows
+        INTO v_rows, v_fetched, v_last_timestamp, v_last_id
         USING since, until, min_level, levels, source_type, source_id, worker_id, task_id,
               cycle_number, search, after_timestamp, after_id, row_limit + 1, v_except;
 
-    v_more := jsonb_array_length(v_rows) > row_limit;
-    IF v_more THEN
-        v_rows := v_rows - (-1);
-        v_last := v_rows -> (-1);
-    END IF;
-    RETURN jsonb_build_object(
+    RETURN json_build_object(
         'rows', v_rows,
-        'more', v_more,
-        'next', CASE WHEN v_more
-                     THEN jsonb_build_object('timestamp', v_last -> 'timestamp', 'id', v_last -> 'id')
-                     ELSE 'null'::jsonb END);
+        'more', v_fetched > row_limit,
+        'next', CASE WHEN v_fetched > row_limit
+                     THEN json_build_object('timestamp', v_last_timestamp, 'id', v_last_id) END);
 END;
 $$;
 COMMENT ON FUNCTION public.func_query_logs(timestamptz, timestamptz, text, jsonb, text, text, text, uuid, integer, text, timestamptz, uuid, boolean, integer, jsonb) IS
@@ -292,7 +299,7 @@ CREATE OR REPLACE FUNCTION public.func_task_timeline(
     after_timestamp timestamptz DEFAULT NULL,
     after_id uuid DEFAULT NULL,
     row_limit integer DEFAULT 1000
-) RETURNS jsonb
+) RETURNS json
 LANGUAGE plpgsql
 STABLE
 SET search_path = pg_catalog, public, pg_temp
@@ -316,7 +323,7 @@ CREATE OR REPLACE FUNCTION public.func_worker_timeline(
     after_timestamp timestamptz DEFAULT NULL,
     after_id uuid DEFAULT NULL,
     row_limit integer DEFAULT 1000
-) RETURNS jsonb
+) RETURNS json
 LANGUAGE plpgsql
 STABLE
 SET search_path = pg_catalog, public, pg_temp
