@@ -482,7 +482,10 @@ def test_the_cause_of_a_message_is_its_most_recent_exception_across_batches(conn
 @pytest.mark.parametrize(
     ("exception", "cause"),
     [
-        ("Traceback (most recent call last):\n  File x\nValueError: bad  \n\n \t\n", "ValueError: bad"),
+        (
+            "Traceback (most recent call last):\n  File x\nValueError: bad  \n\n \t\n",
+            "ValueError: bad",
+        ),
         ("one line", "one line"),
         ("a\r\n  MemoryError: CUDA out of memory\r\n", "MemoryError: CUDA out of memory"),
         ("", None),
@@ -494,7 +497,7 @@ def test_the_cause_of_a_message_is_its_most_recent_exception_across_batches(conn
 def test_the_cause_of_an_error_is_the_last_non_blank_line_of_its_exception(conn, exception, cause):
     """func_log_exception_cause: the summary's "cause" column, trimmed and bounded, in
     time linear in the text (a text of 100,000 lines is read like a short one)."""
-    got = conn.execute(
-        "SELECT hub_internal.func_log_exception_cause(%s)", [exception]
-    ).fetchone()[0]
+    got = conn.execute("SELECT hub_internal.func_log_exception_cause(%s)", [exception]).fetchone()[
+        0
+    ]
     assert got == cause
