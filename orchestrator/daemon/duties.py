@@ -175,6 +175,15 @@ class QueueDispatcher:
                 )
                 return False
             if not recorded.accepted:
+                if recorded.status in ("completed", "failed") and (
+                    recorded.provider_status == recorded.status
+                ):  # the provider's webhook was faster than this record: it is done
+                    logger.info(
+                        "Job %s was finished by %s's webhook before its submission was recorded",
+                        job_id,
+                        provider.name,
+                    )
+                    return True
                 await self._stale_copy(provider, job_id, remote, recorded.reason)
                 return False
             if recorded.status == "cancelled" and remote.status not in TERMINAL_STATUSES:
