@@ -208,5 +208,9 @@ async def receive(request: Request, provider: str) -> dict[str, Any]:
         logger.info(
             "Webhook %s: job %s is %s at %s", delivery, answer.get("job_id"), status, provider
         )
-    result = {"status": outcome, **{k: v for k, v in answer.items() if k != "outcome"}}
+    # "status" is the delivery's outcome (OPS §11); the job's own status is job_status.
+    result: dict[str, Any] = {"status": outcome}
+    for key, value in answer.items():
+        if key != "outcome":
+            result["job_status" if key == "status" else key] = value
     return result

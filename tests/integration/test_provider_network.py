@@ -135,7 +135,8 @@ def test_reconfigure_switches_a_live_provider_to_the_proxy(https_remote, ca_file
 
 def test_precedence_provider_then_global_then_default(tmp_path):
     settings = Settings(
-        ORCHESTRATOR_HTTP_TIMEOUT="60", ORCHESTRATOR_SSL_VERIFY="false",
+        ORCHESTRATOR_HTTP_TIMEOUT="60",
+        ORCHESTRATOR_SSL_VERIFY="false",
         ORCHESTRATOR_CA_BUNDLE=str(tmp_path / "global.pem"),
     )
     bare = ProviderSection(base_url="https://x.example")

@@ -19,9 +19,9 @@ import json
 import ssl
 import threading
 import uuid
-from datetime import UTC, datetime
 from collections import deque
 from collections.abc import Callable
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, NamedTuple
