@@ -48,7 +48,7 @@ class ConnectProxy:
             writer.close()
             return
         lines = head.decode("latin-1").split("\r\n")
-        method, target, _ = (lines[0].split(" ") + ["", "", ""])[:3]
+        method, target, _ = [*lines[0].split(" "), "", "", ""][:3]
         headers = {
             k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])
         }
