@@ -29,7 +29,7 @@ _SPLIT = re.compile(r"[\s,]+")
 
 
 @dataclass(frozen=True)
-class Verdict:
+class SignatureCheck:
     """``ok``, else the audit reason (``bad_signature`` or ``timestamp_out_of_tolerance``)
     and a one-line detail for the 401."""
 
@@ -54,13 +54,13 @@ def signers(value: str | None) -> list[Webhook]:
     return found
 
 
-def verify(body: bytes, headers: Mapping[str, str], verifiers: Sequence[Webhook]) -> Verdict:
+def verify(body: bytes, headers: Mapping[str, str], verifiers: Sequence[Webhook]) -> SignatureCheck:
     """Checks ``body`` against the headers with each secret in turn."""
     if not verifiers:
-        return Verdict(False, "bad_signature", "no usable webhook secret is configured")
+        return SignatureCheck(False, "bad_signature", "no usable webhook secret is configured")
     for name in ("webhook-id", "webhook-timestamp", "webhook-signature"):
         if not headers.get(name):
-            return Verdict(
+            return SignatureCheck(
                 False,
                 "bad_signature",
                 f"missing {name} header: sign deliveries with Standard Webhooks "
@@ -73,14 +73,14 @@ def verify(body: bytes, headers: Mapping[str, str], verifiers: Sequence[Webhook]
         except WebhookVerificationError as error:
             last = str(error)
             if "timestamp" in last.lower() or "Invalid Signature Headers" in last:
-                return Verdict(
+                return SignatureCheck(
                     False,
                     "timestamp_out_of_tolerance",
                     "webhook-timestamp is not within 300 seconds of the hub's clock",
                 )
             continue
-        return Verdict(True)
-    return Verdict(False, "bad_signature", "invalid webhook signature")
+        return SignatureCheck(True)
+    return SignatureCheck(False, "bad_signature", "invalid webhook signature")
 
 
 def secret_value(secrets: SecretsManager, name: str, section: ProviderSection) -> str | None:

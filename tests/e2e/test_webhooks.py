@@ -183,6 +183,9 @@ def test_signed_deliveries_apply_once_and_refusals_write_only_their_audit_row(se
     with job_hub(db_url) as h:
         assert h.status(job) == ("completed", "completed")
 
+    with job_hub(db_url) as h:  # a provider that keeps failing: its circuit opens
+        for _ in range(5):
+            h.one("SELECT func_record_provider_call('cloud', false, 'HTTP 503')")
     applied = serving.request("POST", "/api/cloud/metrics/config/templates/full", token=TOKEN)
     assert applied.status_code == 200
     text = serving.get("/metrics").text
