@@ -1,0 +1,325 @@
+"""bench/webhooks: provider webhook -> job ``completed``, latency and throughput of one
+``orchestrator serve`` instance, against baselines measured in the same run.
+
+Each webhook is a Standard Webhooks signed POST of ``{"id", "job_id", "status":
+"succeeded"}`` for a distinct dispatched (running) job; the hub answers after the
+transaction that records the delivery and completes the job has committed, so the
+round trip *is* webhook -> job completed (checked afterwards in SQL: every job
+completed, one delivery row each). Bodies are signed before the clock starts; the
+client is raw asyncio sockets on keep-alive connections (an httpx client is the
+bottleneck on this 2-core machine, bench/http_load.py).
+
+Baselines, same run, same client, same connections:
+
+* ``GET /health/live`` through the same middleware stack (the HTTP floor);
+* ``func_record_provider_status(job, 'completed')`` called directly over one asyncpg
+  connection (the database floor: what applying the status costs without HTTP).
+
+Rows: p50 latency of sequential webhooks vs (HTTP floor p50 + DB floor p50), target
+<= 2.0x; webhooks/s with ``--concurrency`` connections vs ``/health/live`` requests/s
+at the same concurrency, target >= 0.25x and >= 200/s. The bench makes its own
+embedded PostgreSQL in a temp directory (never touches another database).
+
+    python bench/webhooks.py [--latency-n 300] [--throughput-n 3000] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+import psycopg
+import yaml
+from standardwebhooks.webhooks import Webhook
+from tabulate import tabulate
+
+from orchestrator.db import migrate
+from orchestrator.db.embedded import start_embedded
+from orchestrator.db.psycopg import PsycopgExecutor
+from orchestrator.jobs import calls
+
+SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def dispatched_jobs(url: str, n: int) -> list[str]:
+    """``n`` jobs of provider ``cloud``, claimed for dispatch (running)."""
+    ex = PsycopgExecutor.connect(url)
+    try:
+        ex.run(calls.upsert_hub_user("bench", "org"))
+        ids: list[str] = []
+        while len(ids) < n:
+            batch = min(1000, n - len(ids))
+            ex.run(
+                calls.submit_jobs(
+                    [
+                        calls.job_object("bench", "render", {}, provider="cloud")
+                        for _ in range(batch)
+                    ]
+                )
+            )
+            while True:
+                claim = ex.run(
+                    calls.claim_jobs("provider:cloud", 1000, lease_seconds=86_400, provider="cloud")
+                )
+                ids.extend(str(j.job_id) for j in claim.jobs)
+                if len(claim.jobs) < 1000:
+                    break
+        return ids
+    finally:
+        ex.close()
+
+
+def signed_request(port: int, job_id: str, index: int) -> bytes:
+    body = json.dumps({"id": f"r-{index}", "job_id": job_id, "status": "succeeded"}).encode()
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    now = datetime.now(UTC)
+    signature = Webhook(SECRET).sign(msg_id, now, body)
+    head = (
+        f"POST /api/webhooks/cloud HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        f"webhook-id: {msg_id}\r\nwebhook-timestamp: {int(now.timestamp())}\r\n"
+        f"webhook-signature: {signature}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def live_request(port: int) -> bytes:
+    return f"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection: send raw bytes, read one response."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Conn:
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    async def request(self, raw: bytes) -> int:
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return int(lines[0].split(" ")[1])
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def sequential(port: int, requests: list[bytes]) -> tuple[list[float], int]:
+    conn = await Conn.open(port)
+    latencies, bad = [], 0
+    for raw in requests:
+        started = time.perf_counter()
+        status = await conn.request(raw)
+        latencies.append(time.perf_counter() - started)
+        bad += status != 200
+    conn.close()
+    return latencies, bad
+
+
+async def concurrent(port: int, requests: list[bytes], connections: int) -> tuple[float, int]:
+    queue = list(reversed(requests))
+    conns = [await Conn.open(port) for _ in range(connections)]
+    bad = 0
+
+    async def drain(conn: Conn) -> None:
+        nonlocal bad
+        while queue:
+            raw = queue.pop()
+            bad += await conn.request(raw) != 200
+
+    started = time.perf_counter()
+    await asyncio.gather(*(drain(c) for c in conns))
+    elapsed = time.perf_counter() - started
+    for conn in conns:
+        conn.close()
+    return len(requests) / elapsed, bad
+
+
+async def db_floor(url: str, jobs: list[str]) -> list[float]:
+    conn = await asyncpg.connect(url)
+    latencies = []
+    try:
+        for job in jobs:
+            started = time.perf_counter()
+            await conn.fetchval(
+                "SELECT func_record_provider_status($1::uuid, 'completed', 'r', '{}'::jsonb)", job
+            )
+            latencies.append(time.perf_counter() - started)
+    finally:
+        await conn.close()
+    return latencies
+
+
+def p50_ms(values: list[float]) -> float:
+    return statistics.median(values) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--latency-n", type=int, default=300)
+    parser.add_argument("--throughput-n", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    with tempfile.TemporaryDirectory(prefix="hub-bench-webhooks-") as tmp:
+        server = start_embedded(Path(tmp) / "pg")
+        try:
+            with psycopg.connect(server.url, autocommit=True) as conn:
+                migrate.migrate(conn)
+            n_lat, n_thr = args.latency_n, args.throughput_n
+            jobs = dispatched_jobs(server.url, 2 * n_lat + n_thr)
+            floor_jobs, lat_jobs, thr_jobs = (
+                jobs[:n_lat],
+                jobs[n_lat : 2 * n_lat],
+                jobs[2 * n_lat :],
+            )
+            config = Path(tmp) / "hub.yaml"
+            config.write_text(
+                yaml.safe_dump(
+                    {
+                        "background": {"job_status_polling": {"enabled": False}},
+                        "providers": {"cloud": {"base_url": "http://127.0.0.1:9"}},
+                    }
+                )
+            )
+            port = free_port()
+            env = {
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("ORCHESTRATOR_", "DATABASE_URL", "WEBHOOK_SECRET"))
+            }
+            hub = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "orchestrator",
+                    "serve",
+                    "--no-daemon",
+                    "--port",
+                    str(port),
+                    "--config",
+                    str(config),
+                ],
+                env={
+                    **env,
+                    "DATABASE_URL": server.url,
+                    "ORCHESTRATOR_LOG_LEVEL": "WARNING",
+                    "ORCHESTRATOR_SECRETS_FILE": str(Path(tmp) / "none.json"),
+                    "WEBHOOK_SECRET_CLOUD": SECRET,
+                },
+                cwd=tmp,
+            )
+            try:
+                deadline = time.monotonic() + 60
+                while True:
+                    try:
+                        if httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1).is_success:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    if hub.poll() is not None or time.monotonic() > deadline:
+                        raise SystemExit("the hub did not start")
+                    time.sleep(0.1)
+                lat_requests = [signed_request(port, j, i) for i, j in enumerate(lat_jobs)]
+                thr_requests = [signed_request(port, j, n_lat + i) for i, j in enumerate(thr_jobs)]
+                lives = [live_request(port)] * n_lat
+                asyncio.run(sequential(port, lives[:50]))  # warm-up
+                live_lat, _ = asyncio.run(sequential(port, lives))
+                floor_lat = asyncio.run(db_floor(server.url, floor_jobs))
+                hook_lat, hook_bad = asyncio.run(sequential(port, lat_requests))
+                live_rate, _ = asyncio.run(
+                    concurrent(port, [live_request(port)] * n_thr, args.concurrency)
+                )
+                hook_rate, thr_bad = asyncio.run(concurrent(port, thr_requests, args.concurrency))
+            finally:
+                hub.terminate()
+                hub.wait(30)
+            with psycopg.connect(server.url) as conn:
+                completed = conn.execute(
+                    "SELECT count(*) FROM jobs WHERE status = 'completed'"
+                ).fetchone()[0]
+                deliveries = conn.execute("SELECT count(*) FROM webhook_deliveries").fetchone()[0]
+        finally:
+            server.stop()
+    assert completed == len(jobs), f"{completed} of {len(jobs)} jobs completed"
+    assert deliveries == n_lat + n_thr and hook_bad == 0 and thr_bad == 0
+    floors = p50_ms(live_lat) + p50_ms(floor_lat)
+    lat_ratio = p50_ms(hook_lat) / floors
+    thr_ratio = hook_rate / live_rate
+    rows = [
+        ["GET /health/live (HTTP floor), p50 ms", f"{p50_ms(live_lat):.2f}", "", "", ""],
+        [
+            "func_record_provider_status direct (DB floor), p50 ms",
+            f"{p50_ms(floor_lat):.2f}",
+            "",
+            "",
+            "",
+        ],
+        [
+            "webhook -> job completed, p50 ms (sequential)",
+            f"{p50_ms(hook_lat):.2f}",
+            f"{lat_ratio:.2f} x floors",
+            "<= 2.00 x",
+            "met" if lat_ratio <= 2.0 else "NOT met",
+        ],
+        [
+            "webhook -> job completed, p99 ms",
+            f"{statistics.quantiles(hook_lat, n=100)[98] * 1000:.2f}",
+            "",
+            "",
+            "",
+        ],
+        [
+            f"GET /health/live, req/s ({args.concurrency} connections)",
+            f"{live_rate:.0f}",
+            "",
+            "",
+            "",
+        ],
+        [
+            f"webhooks/s sustained ({args.concurrency} connections)",
+            f"{hook_rate:.0f}",
+            f"{thr_ratio:.2f} x live",
+            ">= 0.25 x and >= 200/s",
+            "met" if thr_ratio >= 0.25 and hook_rate >= 200 else "NOT met",
+        ],
+    ]
+    print(
+        f"\n{n_lat} sequential webhooks, {n_thr} concurrent; every job completed "
+        f"({completed}), one delivery row each ({deliveries})"
+    )
+    print(tabulate(rows, headers=["measure", "value", "ratio", "target", "verdict"]))
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
