@@ -119,5 +119,14 @@ def test_a_proxy_set_on_one_instance_is_used_by_the_daemon_of_another(db_url, tm
                 time.sleep(0.1)
             assert len(remote.jobs) == 2
             assert len(proxy.tunnels) >= 1  # the second submit went through the proxy
+            tunnels = len(proxy.tunnels)
+            with job_hub(db_url) as h:  # an open circuit makes the provider degraded
+                for _ in range(5):
+                    h.one("SELECT func_record_provider_call('cloud', false, 'HTTP 503')")
+            health = a.get("/health?include_providers=true").json()
+            (probe,) = [c for c in health["components"] if c["name"] == "provider:cloud"]
+            assert probe["status"] == "degraded" and "circuit open" in probe["message"], probe
+            assert "answered 404" in probe["message"]  # reached through the proxy, CA trusted
+            assert len(proxy.tunnels) == tunnels + 1
     submitted = [r.body["job_id"] for r in remote.requests if r.method == "POST"]
     assert submitted == [first, second]
