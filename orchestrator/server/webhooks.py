@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, HTTPException, Request
 from prometheus_client import Counter
+from starlette.requests import ClientDisconnect
 
 from orchestrator.providers.base import ProviderError
 from orchestrator.providers.calls import record_webhook
@@ -90,7 +91,8 @@ async def _reject(
         target_type="provider",
         target_id=provider[:63],
         details={"reason": reason, "detail": detail, **extra},
-        throttle_key=f"{provider[:63]}|{reason}|{ip or 'unknown'}",
+        # an unknown name is the client's choice: one row per client a minute, whatever it sends
+        throttle_key=f"{'*' if reason == 'unknown_provider' else provider[:63]}|{reason}|{ip}",
         throttle_seconds=REJECT_WINDOW,
     )
     logger.warning("Webhook for %s from %s refused (%s): %s", provider[:63], ip, reason, detail)
@@ -119,11 +121,14 @@ async def _read_body(request: Request) -> bytes | None:
         return None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            return None
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                return None
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise HTTPException(400, "the client disconnected before sending the whole body") from None
     return b"".join(chunks)
 
 

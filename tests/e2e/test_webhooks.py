@@ -4,6 +4,7 @@ else; a replay is applied once, even when two instances receive it at the same m
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections import Counter
@@ -81,6 +82,7 @@ def serving(db_url, tmp_path):
         assert server.stop() == 0
         output = server.output()
         assert OLD.removeprefix("whsec_") not in output and TOKEN not in output
+        assert "Traceback" not in output  # hostile input and a killed client: one-liners
 
 
 def post(server, body, headers, provider="cloud", **kwargs):
@@ -166,11 +168,25 @@ def test_signed_deliveries_apply_once_and_refusals_write_only_their_audit_row(se
             yield b"x" * (1 << 20)
 
     assert post(serving, chunks(), {"webhook-id": "m"}).status_code == 413
+    for raw, words in (
+        (b'{"id": "' + b"r" * 300 + b'", "status": "running"}', "at most 255"),
+        (b'{"job_id": "not-a-uuid", "status": "running"}', "not a UUID"),
+        (b'{"id": "remote-0", "status": "running", "x": "\xff\xfe"}', "not valid JSON"),
+    ):
+        answer = post(serving, *signed(NEW, None, raw=raw))
+        assert answer.status_code == 422 and words in answer.json()["detail"], answer.text
+    with socket.create_connection(("127.0.0.1", serving.port)) as cut:  # killed mid-body
+        cut.sendall(
+            b'POST /api/webhooks/cloud HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{"id"'
+        )
+    assert serving.get("/health/live").status_code == 200
     assert counts(db_url) == before  # refused: no event, no delivery row
 
     assert rejected(serving, "bad_signature") and rejected(serving, "timestamp_out_of_tolerance")
     assert rejected(serving, "unknown_provider") and rejected(serving, "malformed")
 
+    nul = post(serving, *signed(NEW, {"id": "remote-0", "status": "queued", "note": "a\u0000b"}))
+    assert nul.status_code == 200 and nul.json()["status"] == "applied", nul.text
     done = post(serving, *signed(NEW, {"id": "remote-0", "job_id": job, "status": "succeeded"}))
     assert done.json()["status"] == "applied" and done.json()["provider_status"] == "completed"
     ghost = post(serving, *signed(NEW, {"id": "remote-404", "status": "succeeded"}))
@@ -190,7 +206,7 @@ def test_signed_deliveries_apply_once_and_refusals_write_only_their_audit_row(se
     assert applied.status_code == 200
     text = serving.get("/metrics").text
     for outcome, n in (
-        ("received", 2),
+        ("received", 3),
         ("duplicate", 1),
         ("ignored", 1),
         ("rejected_signature", 3),
