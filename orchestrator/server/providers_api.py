@@ -173,6 +173,12 @@ async def _store(
 async def put_provider(request: Request, name: str, body: ProviderPatch) -> dict[str, Any]:
     """Stores overrides (merge; null removes); every instance applies them within seconds."""
     await _fresh(request, name)
+    if "." in name:
+        raise HTTPException(
+            422,
+            f"provider {name!r} cannot take runtime overrides: their scopes accept names of "
+            "a-z, 0-9, '_' and '-' only; set these keys in the YAML file or rename the provider",
+        )
     patch = {k: getattr(body, k) for k in body.model_fields_set if k in OVERRIDABLE}
     if not patch:
         raise HTTPException(
