@@ -9,8 +9,9 @@ import asyncio
 import psycopg
 import pytest
 
-from orchestrator.daemon.duties import QueueDispatcher
+from orchestrator.daemon.duties import JobStatusPoller, QueueDispatcher
 from orchestrator.db.asyncpg import AsyncpgExecutor
+from orchestrator.jobs import calls as job_calls
 from orchestrator.providers.circuit import CircuitBreaker
 from orchestrator.providers.config import ProviderSection
 from orchestrator.providers.http import HttpProvider
@@ -99,3 +100,40 @@ def test_bad_arguments_are_one_line(db_url):
     with psycopg.connect(db_url) as conn, pytest.raises(psycopg.Error) as error:
         conn.execute("SELECT func_record_provider_call('cloud', true, NULL, 0)")
     assert "open_after must be from 1 to 1000" in str(error.value)
+
+
+def test_polling_stops_asking_a_provider_whose_circuit_is_open(db_url):
+    """Each failed polling pass counts once; at open_after the poller stops calling the
+    provider at all, until the cool-down lets one pass through."""
+    section = ProviderSection(base_url="http://x", circuit_open_after=2)
+    with FakeProvider() as remote:
+        with job_hub(db_url) as h:
+            h.user("alice")
+            h.submit("alice", provider="cloud")
+            claimed = h.claim_one("provider:cloud", provider="cloud")
+            h.run(
+                job_calls.record_provider_status(
+                    str(claimed.job_id), "queued", "remote-x", {}, claimed.lease_token
+                )
+            )
+
+        async def scenario():
+            async with await AsyncpgExecutor.connect(db_url) as ex:
+                provider = HttpProvider("cloud", remote.url, max_retries=0, backoff=0)
+                breaker = CircuitBreaker(ex, lambda: {"cloud": section})
+                poller = JobStatusPoller(ex, [provider], breaker=breaker)
+                try:
+                    remote.fail_next(503, times=100)
+                    for _ in range(4):
+                        await poller()
+                    asked_while_failing = len(remote.gets())
+                    remote._failures.clear()
+                    expire_cool_down(db_url)
+                    await poller()  # the half-open pass: 404 (unknown job) means the API is up
+                    return asked_while_failing
+                finally:
+                    await provider.close()
+
+        asked = asyncio.run(scenario())
+    assert asked == 2  # two failing passes opened it; the next two asked nothing
+    assert breaker_row(db_url)[0] == "closed"
