@@ -71,6 +71,8 @@ class RuntimeProviderSettings:
     async def refresh(self, executor: AsyncCallExecutor, *, force: bool = False) -> bool:
         """Reads the overrides unless read less than 2 s ago; True when any changed. A
         database that cannot answer keeps the last known settings."""
+        if not self.base:  # no external provider configured: nothing to override
+            return False
         async with self._lock:
             if not force and time.monotonic() - self._fetched < REFRESH_SECONDS:
                 return False
