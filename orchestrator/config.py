@@ -108,6 +108,13 @@ class Settings(BaseSettings):
     duty_stale_after: float | None = Field(
         default=None, gt=0, le=86_400, validation_alias="ORCHESTRATOR_DUTY_STALE_AFTER"
     )
+    # Outbound calls to providers (OPS §12): a provider's own setting wins over these;
+    # HTTPS_PROXY / HTTP_PROXY / NO_PROXY / SSL_CERT_FILE are read by httpx itself.
+    provider_http_timeout: float = Field(
+        default=30, gt=0, le=600, validation_alias="ORCHESTRATOR_HTTP_TIMEOUT"
+    )
+    provider_ssl_verify: bool = Field(default=True, validation_alias="ORCHESTRATOR_SSL_VERIFY")
+    provider_ca_bundle: Path | None = Field(default=None, validation_alias="ORCHESTRATOR_CA_BUNDLE")
 
     @field_validator("db_log_level", "log_level", mode="before")
     @classmethod
@@ -131,6 +138,7 @@ class Settings(BaseSettings):
         "ssl_cert",
         "ssl_key",
         "secrets_file",
+        "provider_ca_bundle",
         mode="before",
     )
     @classmethod
@@ -200,6 +208,9 @@ ACCEPTED: dict[str, str] = {
     "AUDIT_RETENTION_DAYS": "an integer from 1 to 36500 (days)",
     "ORCHESTRATOR_METRICS_DB_CACHE_SECONDS": "a number of seconds from 0 to 3600",
     "ORCHESTRATOR_DUTY_STALE_AFTER": "a number of seconds above 0 and at most 86400",
+    "ORCHESTRATOR_HTTP_TIMEOUT": "a number of seconds above 0 and at most 600",
+    "ORCHESTRATOR_SSL_VERIFY": "true or false (also 1/0, yes/no, on/off)",
+    "ORCHESTRATOR_CA_BUNDLE": "the path of a PEM file of CA certificates",
 }
 
 

@@ -25,6 +25,7 @@ from orchestrator.config import Settings, get_settings
 from orchestrator.daemon.config import load_enterprise_config, set_enterprise_config
 from orchestrator.errors import ConfigError
 from orchestrator.logs.format import init_from_env
+from orchestrator.providers.signatures import check_webhook_setup
 from orchestrator.secrets import build_secrets_manager
 
 logger = logging.getLogger("orchestrator.server")
@@ -111,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     secrets.resolve("ORCHESTRATOR_API_TOKEN")
     for problem in secrets.errors().values():  # e.g. a secrets file others may read
         raise ConfigError(problem)
+    check_webhook_setup(config, secrets, settings)
 
     import uvicorn
 

@@ -119,11 +119,19 @@ ACCEPTED: dict[str, str] = {
     "dispatch_batch": "an integer from 1 to 1000",
     "type": "http (the local provider needs no entry: its jobs run on `orchestrator worker`)",
     "base_url": "an http:// or https:// URL",
-    "webhook_url": "an http:// or https:// URL, or nothing",
+    "webhook_url": "auto, an http:// or https:// URL, or nothing",
     "token_env": "the name of an environment variable holding the API token",
     "timeout_seconds": "a number of seconds above 0 and at most 600",
     "max_retries": "an integer from 0 to 10",
     "status_concurrency": "an integer from 1 to 256",
+    "http_timeout": "a number of seconds above 0 and at most 600",
+    "ssl_verify": "true or false",
+    "ssl_ca_bundle": "the path of a readable PEM file of CA certificates",
+    "proxy_url": "an http:// or https:// proxy URL",
+    "webhook_require_signature": "true or false",
+    "webhook_secret": "the name of the secret holding the webhook signing secret(s)",
+    "circuit_open_after": "an integer from 1 to 1000",
+    "circuit_half_open_after_seconds": "an integer number of seconds from 1 to 86400",
     "providers": "a mapping of provider names to provider settings",
 }
 
@@ -159,6 +167,8 @@ def describe_error(error: ValidationError, source: str) -> str:
         return f"invalid config {source}: unknown key {key}; accepted here: {accepted}"
     if first["type"] == "missing":
         return f"invalid config {source}: {key} is required ({ACCEPTED.get(str(loc[-1]), '')})"
+    if first["type"] == "value_error":  # our validators' own line (a malformed CIDR...)
+        return f"invalid config {source}: {key}: {str(first['msg']).removeprefix('Value error, ')}"
     name = str(loc[-1]) if loc else ""
     accepted = ACCEPTED.get(name, first["msg"])
     return f"invalid config {source}: {key}={first.get('input')!r}: expected {accepted}"

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -34,6 +35,7 @@ from orchestrator.providers.base import (
     ProviderJob,
     RemoteStatus,
 )
+from orchestrator.providers.circuit import Admission, CircuitBreaker
 
 logger = logging.getLogger("orchestrator.daemon.tasks")
 
@@ -60,11 +62,13 @@ class QueueDispatcher:
         *,
         batch: int = 10,
         max_per_pass: int = 1000,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.executor = executor
         self.providers = [p for p in providers if p.dispatched_by_daemon]
         self.batch = batch
         self.max_per_pass = max_per_pass
+        self.breaker = breaker
         self.canceller = RemoteCanceller(executor, self.providers)
 
     async def __call__(self) -> int:
@@ -78,24 +82,53 @@ class QueueDispatcher:
 
     async def _dispatch(self, provider: Provider) -> int:
         worker_id = provider_worker_id(provider.name)
+        # An open circuit claims nothing: the jobs stay queued, no attempt is spent. A
+        # half-open probe claims one job and submits it as the trial call.
+        admission = await self.breaker.admit(provider.name) if self.breaker else Admission(True)
+        if not admission.allow:
+            logger.debug(
+                "Provider %s: circuit %s, nothing dispatched", provider.name, admission.state
+            )
+            return 0
+        batch = 1 if admission.probe else self.batch
         submitted = 0
         while submitted < self.max_per_pass:
             claim = await self.executor.run(
                 jobs.claim_jobs(
                     worker_id,
-                    max_jobs=self.batch,
+                    max_jobs=batch,
                     lease_seconds=DISPATCH_LEASE_SECONDS,
                     provider=provider.name,
                 )
             )
-            for job in claim.jobs:  # the claim's order is the queue's priority order
-                if await self._submit(provider, job):
+            for index, job in enumerate(claim.jobs):  # the queue's priority order
+                done = await self._submit(provider, job)
+                if done:
                     submitted += 1
-            if len(claim.jobs) < self.batch:
+                if done is None:  # the circuit opened: the rest go back to the queue
+                    await self._release(worker_id, claim.jobs[index + 1 :])
+                    return submitted
+            if len(claim.jobs) < batch or admission.probe:
                 break
         return submitted
 
-    async def _submit(self, provider: Provider, job: ClaimedJob) -> bool:
+    async def _release(self, worker_id: str, claimed: Sequence[ClaimedJob]) -> None:
+        """Gives back jobs claimed but not submitted (a release spends no attempt)."""
+        for job in claimed:
+            with contextlib.suppress(JobError), job_errors():
+                await self.executor.run(
+                    jobs.release_job(str(job.job_id), job.lease_token, "provider circuit open")
+                )
+
+    async def _record_call(self, provider: Provider, error: ProviderError | None) -> bool:
+        """Tells the breaker; False when the circuit is now open."""
+        if self.breaker is None:
+            return True
+        failed = error is not None and error.transient
+        state = await self.breaker.record(provider.name, not failed, str(error) if failed else None)
+        return state != "open"
+
+    async def _submit(self, provider: Provider, job: ClaimedJob) -> bool | None:
         job_id = str(job.job_id)
         worker_id = provider_worker_id(provider.name)
         set_correlation_id(job_id)  # the provider sees the job id in X-Correlation-ID
@@ -128,7 +161,8 @@ class QueueDispatcher:
                             job_id, job.lease_token, str(error), retryable=error.transient
                         )
                     )
-                return False
+                return False if await self._record_call(provider, error) else None
+            await self._record_call(provider, None)
             try:
                 recorded = await record(self.executor, job_id, remote, job.lease_token)
             except JobError as error:  # e.g. the job was taken back meanwhile
@@ -141,6 +175,15 @@ class QueueDispatcher:
                 )
                 return False
             if not recorded.accepted:
+                if recorded.status in ("completed", "failed") and (
+                    recorded.provider_status == recorded.status
+                ):  # the provider's webhook was faster than this record: it is done
+                    logger.info(
+                        "Job %s was finished by %s's webhook before its submission was recorded",
+                        job_id,
+                        provider.name,
+                    )
+                    return True
                 await self._stale_copy(provider, job_id, remote, recorded.reason)
                 return False
             if recorded.status == "cancelled" and remote.status not in TERMINAL_STATUSES:
@@ -208,10 +251,13 @@ class JobStatusPoller:
         providers: Sequence[Provider],
         *,
         concurrency: Mapping[str, int] | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.executor = executor
         self.providers = [p for p in providers if p.dispatched_by_daemon]
         self.concurrency = dict(concurrency or {})  # status requests at once, per provider
+        self.breaker = breaker
+        self._calls: dict[str, list[str | None]] = {}  # this pass's outcomes per provider
 
     async def __call__(self) -> int:
         """One pass; returns how many jobs were synced (asked and recorded)."""
@@ -222,6 +268,20 @@ class JobStatusPoller:
         return synced
 
     async def _sync_provider(self, provider: Provider) -> int:
+        if self.breaker is None:
+            return await self._sync_pages(provider)
+        if not (await self.breaker.admit(provider.name)).allow:
+            return 0
+        self._calls[provider.name] = []
+        try:
+            return await self._sync_pages(provider)
+        finally:
+            outcomes = self._calls.pop(provider.name, [])
+            if outcomes:  # one record per pass: up when any call got an answer
+                ok = any(error is None for error in outcomes)
+                await self.breaker.record(provider.name, ok, None if ok else outcomes[-1])
+
+    async def _sync_pages(self, provider: Provider) -> int:
         limit = asyncio.Semaphore(self.concurrency.get(provider.name, 8))
         synced, after = 0, None
         while True:
@@ -243,12 +303,17 @@ class JobStatusPoller:
         job_id = str(row.job_id)
         set_correlation_id(job_id)
         with LogContext(job_id=job_id, provider=provider.name):
+            calls = self._calls.get(provider.name)
             try:
                 async with limit:
                     remote = await provider.status(str(row.provider_job_id))
             except ProviderError as error:
                 logger.debug("Failed to sync job %s: %s", job_id, error)
+                if calls is not None:
+                    calls.append(str(error) if error.transient else None)
                 return False
+            if calls is not None:
+                calls.append(None)
             if (
                 remote.status == row.provider_status
                 and remote.provider_job_id == row.provider_job_id

@@ -9,6 +9,7 @@ import logging
 from orchestrator.audit.calls import audit_prune
 from orchestrator.db.calls import AsyncCallExecutor
 from orchestrator.ops.calls import fold_job_counters
+from orchestrator.providers.calls import prune_webhook_deliveries
 
 logger = logging.getLogger("orchestrator.daemon.housekeeping")
 
@@ -27,3 +28,12 @@ async def prune_audit(executor: AsyncCallExecutor, retention_days: int) -> None:
 async def fold_counters(executor: AsyncCallExecutor) -> None:
     """Moves the job counters' pending deltas into their totals."""
     await executor.run(fold_job_counters())
+
+
+async def prune_webhooks(executor: AsyncCallExecutor, retention_days: int = 7) -> None:
+    """Forgets provider webhook deliveries older than a week (replays stop long before)."""
+    result = await executor.run(prune_webhook_deliveries(retention_days))
+    if result.get("deleted"):
+        logger.info(
+            "Webhook deliveries: removed %d older than %d days", result["deleted"], retention_days
+        )

@@ -22,6 +22,8 @@ duty                      when                         what
 ``worker_reaping``        every 10 s                   ``func_reap_dead_workers``
 ``log_maintenance``       hourly, unless pg_cron       partitions and retention
 ``audit_retention``       hourly                       ``func_audit_prune``
+``webhook_retention``     hourly, with external        ``func_prune_webhook_deliveries``
+                          providers
 ``job_counters``          every minute                 ``func_fold_job_counters``
 ``periodic_jobs``         every 5 s                    submit due cron ticks, once
 ``job_retention``         hourly                       ``func_prune_jobs``
@@ -34,13 +36,14 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from orchestrator.config import Settings, get_settings
 from orchestrator.daemon import duties
 from orchestrator.daemon.config import EnterpriseConfig, get_enterprise_config
 from orchestrator.daemon.duty_status import DutyStatusRecorder
-from orchestrator.daemon.housekeeping import fold_counters, prune_audit
+from orchestrator.daemon.housekeeping import fold_counters, prune_audit, prune_webhooks
 from orchestrator.daemon.leader import DutyLeases, make_holder_id
 from orchestrator.daemon.loop import ControlLoop, Duty, DutyOutcome
 from orchestrator.daemon.periodic import enqueue_due_ticks
@@ -49,7 +52,9 @@ from orchestrator.db.asyncpg import AsyncpgExecutor
 from orchestrator.db.target import SqlTarget, resolve_database
 from orchestrator.jobs.wakeup import CANCEL_PREFIX, polling_reason
 from orchestrator.providers.base import Provider
+from orchestrator.providers.circuit import CircuitBreaker
 from orchestrator.providers.registry import build_providers, polled_providers
+from orchestrator.providers.runtime import RuntimeProviderSettings
 
 logger = logging.getLogger("orchestrator.daemon.tasks")
 
@@ -77,6 +82,8 @@ class BackgroundTaskManager:
         self.providers: dict[str, Provider] = dict(providers or {})
         self.executor: AsyncpgExecutor | None = None
         self.loop: ControlLoop | None = None
+        self.runtime = RuntimeProviderSettings(self.config.providers, self.settings)
+        self.breaker: CircuitBreaker | None = None
         self.listener: NotifyListener | None = None
         self._target: contextlib.ExitStack | None = None
         self._stop = asyncio.Event()
@@ -95,7 +102,8 @@ class BackgroundTaskManager:
             self._target, self.dsn = stack, target.url
         self.executor = await AsyncpgExecutor.connect(self.dsn, max_size=4)
         if not self.providers:
-            self.providers = build_providers(self.executor, self.config.providers)
+            self.providers = build_providers(self.executor, self.config.providers, self.settings)
+        self.breaker = CircuitBreaker(self.executor, lambda: self.runtime.sections)
         self.loop = ControlLoop(
             self.build_duties(),
             DutyLeases(self.executor, self.holder),
@@ -110,24 +118,40 @@ class BackgroundTaskManager:
         explicit = cfg.file.background.job_status_polling.enabled
         built: list[Duty] = []
         if cfg.queue_processing_enabled:
-            dispatcher = duties.QueueDispatcher(ex, providers, batch=cfg.dispatch_batch)
+            dispatcher = duties.QueueDispatcher(
+                ex, providers, batch=cfg.dispatch_batch, breaker=self.breaker
+            )
             built.append(
-                Duty(QUEUE, cfg.queue_processing_interval, dispatcher, "Error in queue processing")
+                Duty(
+                    QUEUE,
+                    cfg.queue_processing_interval,
+                    self._with_settings(dispatcher),
+                    "Error in queue processing",
+                )
             )
             if dispatcher.providers:  # jobs at external providers may need cancelling there
                 built.append(
                     Duty(
                         REMOTE_CANCELS,
                         cfg.queue_processing_interval,
-                        dispatcher.canceller,
+                        self._with_settings(dispatcher.canceller),
                         "Error in remote cancellation",
                     )
                 )
         polled = polled_providers(self.providers, explicit)
         if cfg.job_polling_enabled and polled:
             concurrency = {n: s.status_concurrency for n, s in cfg.providers.items()}
-            poller = duties.JobStatusPoller(ex, polled, concurrency=concurrency)
-            built.append(Duty(POLLING, cfg.job_polling_interval, poller, "Error in job polling"))
+            poller = duties.JobStatusPoller(
+                ex, polled, concurrency=concurrency, breaker=self.breaker
+            )
+            built.append(
+                Duty(
+                    POLLING,
+                    cfg.job_polling_interval,
+                    self._with_settings(poller),
+                    "Error in job polling",
+                )
+            )
         if cfg.approval_expiration_enabled:
             built.append(
                 Duty(
@@ -184,6 +208,15 @@ class BackgroundTaskManager:
                 "Error in audit retention",
             )
         )
+        if any(p.dispatched_by_daemon for p in providers):
+            built.append(
+                Duty(
+                    "webhook_retention",
+                    3600,
+                    functools.partial(prune_webhooks, ex),
+                    "Error in webhook retention",
+                )
+            )
         built.append(
             Duty(
                 "job_counters",
@@ -193,6 +226,17 @@ class BackgroundTaskManager:
             )
         )
         return built
+
+    def _with_settings(self, action: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
+        """``action`` run after the providers' runtime settings are synced (at most one
+        read per 2 s), so an override made on any instance applies within seconds."""
+
+        async def run() -> Any:
+            assert self.executor is not None
+            await self.runtime.sync(self.executor, self.providers)
+            return await action()
+
+        return run
 
     def _on_notify(self, payload: str) -> None:
         """A job became claimable; wake queue processing if the daemon dispatches it

@@ -18,6 +18,7 @@ exponential backoff and jitter, honouring ``Retry-After``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 from collections.abc import Mapping
@@ -29,8 +30,11 @@ from urllib.parse import quote
 # (tests/unit/test_one_home_rules.py).
 import httpx
 
+from orchestrator.config import Settings, get_settings
+from orchestrator.errors import ConfigError
 from orchestrator.logs.http import get_async_client
 from orchestrator.providers.base import JobStatus, ProviderError, ProviderJob, RemoteStatus
+from orchestrator.providers.network import NetworkSettings, client_options, effective_network
 
 if TYPE_CHECKING:
     from orchestrator.providers.config import ProviderSection
@@ -50,6 +54,7 @@ SYNONYMS: dict[str, JobStatus] = {
     "cancelled": "cancelled",
     "canceled": "cancelled",
 }
+logger = logging.getLogger("orchestrator.providers.http")
 RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -88,29 +93,57 @@ class HttpProvider:
         max_retries: int = 3,
         backoff: float = 0.5,
         transport: httpx.AsyncBaseTransport | None = None,
+        network: NetworkSettings | None = None,
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.webhook_url = webhook_url
         self.max_retries = max_retries
         self.backoff = backoff
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = get_async_client(
-            base_url=self.base_url, timeout=timeout, headers=headers, transport=transport
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._transport = transport
+        self.network = network or NetworkSettings(timeout=timeout)
+        self._client = self._build_client(self.network)
+        self._retired: list[httpx.AsyncClient] = []
+
+    def _build_client(self, network: NetworkSettings) -> httpx.AsyncClient:
+        return get_async_client(
+            base_url=self.base_url,
+            headers=self._headers,
+            **client_options(self.name, network, self._transport),
         )
 
     @classmethod
-    def from_config(cls, name: str, section: ProviderSection) -> HttpProvider:
-        """From a ``providers.<name>`` section of the daemon's config file."""
+    def from_config(
+        cls, name: str, section: ProviderSection, settings: Settings | None = None
+    ) -> HttpProvider:
+        """From a ``providers.<name>`` section of the daemon's config file (``webhook_url:
+        auto`` resolved against ``ORCHESTRATOR_PUBLIC_URL``; a ConfigError line else)."""
+        settings = settings or get_settings()
         token = os.environ.get(section.token_env) if section.token_env else None
+        try:
+            webhook_url = section.resolved_webhook_url(name, settings.public_url)
+        except ValueError as error:
+            raise ConfigError(f"invalid config: {error}") from None
         return cls(
             name,
             section.base_url,
-            webhook_url=section.webhook_url,
+            webhook_url=webhook_url,
             token=token,
-            timeout=section.timeout_seconds,
             max_retries=section.max_retries,
+            network=effective_network(section, settings),
         )
+
+    def reconfigure(self, network: NetworkSettings) -> bool:
+        """Uses ``network`` from the next request on (runtime overrides); True when the
+        client was rebuilt. Requests in flight finish on the old client, closed later."""
+        if network == self.network:
+            return False
+        client = self._build_client(network)  # a bad CA bundle raises before any change
+        self._retired.append(self._client)
+        self._client, self.network = client, network
+        logger.info("Provider %s: network settings changed (%s)", self.name, network.describe())
+        return True
 
     async def _request(
         self, method: str, path: str, body: Mapping[str, Any] | None = None, **headers: str
@@ -178,5 +211,7 @@ class HttpProvider:
         return self._remote(data, provider_job_id)
 
     async def close(self) -> None:
-        """Closes the pooled client."""
-        await self._client.aclose()
+        """Closes the pooled client (and those replaced by :meth:`reconfigure`)."""
+        for client in [*self._retired, self._client]:
+            await client.aclose()
+        self._retired.clear()

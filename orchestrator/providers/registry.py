@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from orchestrator.config import Settings
 from orchestrator.db.calls import AsyncCallExecutor
 from orchestrator.errors import ConfigError
 from orchestrator.providers.base import Provider
@@ -17,7 +18,9 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 
 def build_providers(
-    executor: AsyncCallExecutor, sections: Mapping[str, ProviderSection]
+    executor: AsyncCallExecutor,
+    sections: Mapping[str, ProviderSection],
+    settings: Settings | None = None,
 ) -> dict[str, Provider]:
     """``{name: provider}`` with ``local`` first; a bad name is one ConfigError line."""
     providers: dict[str, Provider] = {LOCAL: LocalProvider(executor)}
@@ -32,7 +35,7 @@ def build_providers(
                 f"invalid config: providers.{name}: expected a provider name of lower-case "
                 "letters, digits, '.', '_' or '-' (at most 63 characters)"
             )
-        providers[name] = HttpProvider.from_config(name, section)
+        providers[name] = HttpProvider.from_config(name, section, settings)
     return providers
 
 

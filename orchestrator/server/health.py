@@ -250,33 +250,22 @@ class HealthService:
         return component("log_handler", "healthy", f"up; {dropped} dropped")
 
     async def _providers(self) -> list[dict[str, Any]]:
-        from orchestrator.logs.http import get_async_client
+        from orchestrator.providers.calls import provider_health
+        from orchestrator.providers.probe import probe_provider
+        from orchestrator.server.webhooks import webhook_service
 
-        sections = {
-            name: s for name, s in self.hub.config.providers.items() if getattr(s, "base_url", None)
-        }
-        if not sections:
+        runtime = webhook_service(self.hub).runtime  # YAML + runtime overrides
+        if not runtime.base:
             return []
-        found: list[dict[str, Any]] = []
-        async with get_async_client(timeout=2.0) as client:
-            for name, section in sorted(sections.items()):
-                started = time.perf_counter()
-                try:
-                    response = await client.get(str(section.base_url))
-                except Exception as error:  # any transport failure is the answer
-                    found.append(component(f"provider:{name}", "degraded", f"unreachable: {error}"))
-                    continue
-                latency_ms = round((time.perf_counter() - started) * 1000, 2)
-                status: Status = "healthy" if response.status_code < 500 else "degraded"
-                found.append(
-                    component(
-                        f"provider:{name}",
-                        status,
-                        f"GET {section.base_url} answered {response.status_code}",
-                        latency_ms=latency_ms,
-                    )
-                )
-        return found
+        try:
+            await runtime.refresh(self.hub.db)
+            circuits: dict[str, Any] = await self.hub.db.run(provider_health())
+        except HubError:
+            circuits = {}
+        return [
+            await probe_provider(name, section, self.hub.settings, circuits.get(name))
+            for name, section in sorted(runtime.sections.items())
+        ]
 
 
 def worst(statuses: Any) -> Status:

@@ -208,6 +208,7 @@ def test_two_daemons_never_run_the_same_duty_at_once(db_url, remote):
         "worker_reaping",
         "log_maintenance",
         "audit_retention",
+        "webhook_retention",
         "job_counters",
         "periodic_jobs",
         "job_retention",

@@ -6,14 +6,22 @@ cancels it. Tests move jobs along with ``set_status``, queue canned failures (42
 with ``fail_next``, and read what clients sent in ``requests``. Standard library only
 (``http.server`` on a free port, a thread), so the daemon's polling path is exercised
 over real sockets and real HTTP, as it would be against a cloud API.
+
+With ``ssl_context`` it serves HTTPS. With ``webhook_secret``, a submitted job whose body
+carries a ``webhook_url`` is reported back to it, once the submit has been answered:
+each status of ``webhook_statuses`` in turn, as a Standard Webhooks signed POST (the
+answers' status codes land in ``webhook_answers``).
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
+import uuid
 from collections import deque
 from collections.abc import Callable
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -31,7 +39,18 @@ class Seen(NamedTuple):
 class FakeProvider:
     """Context manager running the stand-in; ``url`` is its base URL."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        webhook_secret: str | None = None,
+        webhook_statuses: tuple[str, ...] = ("running", "succeeded"),
+    ) -> None:
+        self.ssl_context = ssl_context
+        self.webhook_secret = webhook_secret
+        self.webhook_statuses = webhook_statuses
+        self.webhook_answers: list[int] = []
+        self._callbacks: list[tuple[str, dict[str, Any]]] = []
         self.jobs: dict[str, dict[str, Any]] = {}
         self.by_key: dict[str, str] = {}
         self.requests: list[Seen] = []
@@ -46,7 +65,43 @@ class FakeProvider:
     def url(self) -> str:
         assert self._server is not None
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{host!s}:{port}"
+
+    def _call_back(self, url: str, job: dict[str, Any]) -> None:
+        """Posts each of ``webhook_statuses`` for ``job`` to ``url``, signed."""
+        import httpx
+        from standardwebhooks.webhooks import Webhook
+
+        assert self.webhook_secret is not None
+        signer = Webhook(self.webhook_secret.split()[-1])
+        for status in self.webhook_statuses:
+            body = json.dumps(
+                {"id": job["id"], "job_id": job["submitted"].get("job_id"), "status": status}
+            ).encode()
+            msg_id = f"msg_{uuid.uuid4().hex}"
+            now = datetime.now(UTC)
+            headers = {
+                "content-type": "application/json",
+                "webhook-id": msg_id,
+                "webhook-timestamp": str(int(now.timestamp())),
+                "webhook-signature": signer.sign(msg_id, now, body),
+            }
+            try:
+                answer = httpx.post(url, content=body, headers=headers, timeout=30)
+                code = answer.status_code
+            except httpx.HTTPError:
+                code = 0
+            with self._lock:
+                self.webhook_answers.append(code)
+                job["status"] = status
+
+    def start_callbacks(self) -> None:
+        """Starts the webhook calls queued by submits (after their answers went out)."""
+        with self._lock:
+            pending, self._callbacks = self._callbacks, []
+        for url, job in pending:
+            threading.Thread(target=self._call_back, args=(url, job), daemon=True).start()
 
     def set_status(self, provider_job_id: str, status: str, **details: Any) -> None:
         """What the next GET of this job answers."""
@@ -77,6 +132,8 @@ class FakeProvider:
                     job_id = f"remote-{len(self.jobs) + 1:05d}"
                     self.by_key[key] = job_id
                     self.jobs[job_id] = {"id": job_id, "status": "queued", "submitted": body}
+                    if self.webhook_secret and isinstance(body, dict) and body.get("webhook_url"):
+                        self._callbacks.append((body["webhook_url"], self.jobs[job_id]))
                 job = self.jobs[self.by_key[key]]
                 return 201, {"id": job["id"], "status": job["status"]}, {}
             if len(parts) >= 2 and parts[0] == "jobs" and parts[1] in self.jobs:
@@ -109,6 +166,8 @@ class FakeProvider:
                     self.send_header(name.replace("_", "-"), value)
                 self.end_headers()
                 self.wfile.write(data)
+                self.wfile.flush()
+                provider.start_callbacks()
 
             def do_GET(self) -> None:
                 self._serve("GET")
@@ -121,6 +180,10 @@ class FakeProvider:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if self.ssl_context is not None:
+            self._server.socket = self.ssl_context.wrap_socket(
+                self._server.socket, server_side=True
+            )
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self

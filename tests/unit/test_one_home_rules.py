@@ -2,7 +2,7 @@
 
 * Only ``orchestrator/db/`` imports a database driver: every executor turns the drivers'
   exceptions into the hub's own errors there, so none reaches the worker, the
-  dashboard or the CLI. ``providers/http.py`` and ``logs/http.py`` are HTTP clients of
+  dashboard or the CLI. ``providers/http.py``, ``providers/network.py`` and ``logs/http.py`` are HTTP clients of
   other systems (GPU providers, the caller's services), not of our database: they may
   import httpx, and nothing else may.
 * Every :class:`~orchestrator.db.calls.Call` is built in an area's ``calls.py``.
@@ -17,7 +17,11 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "orchestrator"
 DRIVERS = ("psycopg", "asyncpg", "httpx", "supabase", "postgrest")
-HTTP_CLIENTS_OF_OTHER_SYSTEMS = {"providers/http.py": {"httpx"}, "logs/http.py": {"httpx"}}
+HTTP_CLIENTS_OF_OTHER_SYSTEMS = {
+    "providers/http.py": {"httpx"},
+    "providers/network.py": {"httpx"},  # builds the providers' clients (proxy, TLS)
+    "logs/http.py": {"httpx"},
+}
 
 
 def modules() -> list[tuple[str, ast.Module]]:

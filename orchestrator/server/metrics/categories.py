@@ -96,8 +96,8 @@ CATEGORIES: dict[str, Category] = {
         Category(
             "circuit_breakers",
             "Circuit breakers",
-            "No metrics yet: they arrive with the provider circuit breaker.",
-            (),
+            "Each provider's circuit state (0 closed, 1 half-open, 2 open) and calls by outcome.",
+            ("orchestrator_provider_circuit_state", "orchestrator_provider_requests_total"),
         ),
         Category(
             "provider",
@@ -121,8 +121,8 @@ CATEGORIES: dict[str, Category] = {
         Category(
             "webhooks",
             "Webhooks",
-            "No metrics yet: they arrive with provider webhooks.",
-            (),
+            "Provider webhook deliveries received by this process, by provider and outcome.",
+            ("orchestrator_webhooks_total",),
         ),
         Category(
             "storage",

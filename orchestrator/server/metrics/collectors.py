@@ -360,6 +360,14 @@ class ProcessMetrics:
             parts.append(self.health)
         if "logs" in categories:
             parts.append(self.logs)
+        if "webhooks" in categories:
+            from orchestrator.server.webhooks import webhook_service
+
+            parts.append(webhook_service(hub).counter)
+        if "circuit_breakers" in categories:
+            from orchestrator.server.metrics.circuits import circuit_families
+
+            parts.extend(await circuit_families(hub))
         parts.extend(await self.db.families(categories))
         return Families(parts)
 
