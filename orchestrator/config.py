@@ -108,6 +108,21 @@ class Settings(BaseSettings):
     duty_stale_after: float | None = Field(
         default=None, gt=0, le=86_400, validation_alias="ORCHESTRATOR_DUTY_STALE_AFTER"
     )
+    # Backup and restore (orchestrator.backup, OPS 14).
+    backup_dir: Path | None = Field(default=None, validation_alias="ORCHESTRATOR_BACKUP_DIR")
+    pg_dump: Path | None = Field(default=None, validation_alias="ORCHESTRATOR_PG_DUMP")
+    # Remote secrets providers (orchestrator.secrets.aws / .vault, OPS 13).
+    aws_secret_name: str | None = Field(
+        default=None, validation_alias="ORCHESTRATOR_AWS_SECRET_NAME"
+    )
+    vault_addr: str | None = Field(default=None, validation_alias="VAULT_ADDR")
+    vault_token: SecretStr | None = Field(default=None, validation_alias="VAULT_TOKEN")
+    vault_cacert: Path | None = Field(default=None, validation_alias="VAULT_CACERT")
+    vault_path: str = Field(default="orchestrator", validation_alias="ORCHESTRATOR_VAULT_PATH")
+    vault_mount: str = Field(default="secret", validation_alias="ORCHESTRATOR_VAULT_MOUNT")
+    vault_kv_version: Literal[1, 2] = Field(
+        default=2, validation_alias="ORCHESTRATOR_VAULT_KV_VERSION"
+    )
 
     @field_validator("db_log_level", "log_level", mode="before")
     @classmethod
@@ -131,13 +146,24 @@ class Settings(BaseSettings):
         "ssl_cert",
         "ssl_key",
         "secrets_file",
+        "backup_dir",
+        "pg_dump",
+        "vault_cacert",
         mode="before",
     )
     @classmethod
     def _blank_path_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("database_url", "supabase_url", "public_url", mode="before")
+    @field_validator(
+        "database_url",
+        "supabase_url",
+        "public_url",
+        "aws_secret_name",
+        "vault_addr",
+        "vault_token",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -200,6 +226,9 @@ ACCEPTED: dict[str, str] = {
     "AUDIT_RETENTION_DAYS": "an integer from 1 to 36500 (days)",
     "ORCHESTRATOR_METRICS_DB_CACHE_SECONDS": "a number of seconds from 0 to 3600",
     "ORCHESTRATOR_DUTY_STALE_AFTER": "a number of seconds above 0 and at most 86400",
+    "ORCHESTRATOR_BACKUP_DIR": "the directory that holds backup files",
+    "ORCHESTRATOR_PG_DUMP": "the path of a pg_dump binary (pg_restore and psql beside it)",
+    "ORCHESTRATOR_VAULT_KV_VERSION": "1 or 2 (the KV secrets engine version of the mount)",
 }
 
 
@@ -208,7 +237,7 @@ def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
     name = str(first["loc"][0]).upper() if first["loc"] else "?"
     accepted = ACCEPTED.get(name, first["msg"])
-    value = "<secret>" if name.endswith("_KEY") else repr(first.get("input"))
+    value = "<secret>" if name.endswith(("_KEY", "_TOKEN")) else repr(first.get("input"))
     return f"invalid setting {name}={value}: expected {accepted}"
 
 
