@@ -107,9 +107,7 @@ def _preamble(manifest: dict[str, Any]) -> str:
     """Empties the hub's tables inside the load transaction (the audit log through its
     retention switch: its trigger refuses TRUNCATE)."""
     tables = [t for t in manifest["rows"] if t != "public.audit_log"] + list(DERIVED)
-    idents = ", ".join(
-        ".".join(f'"{part}"' for part in table.split(".", 1)) for table in tables
-    )
+    idents = ", ".join(".".join(f'"{part}"' for part in table.split(".", 1)) for table in tables)
     lines = [
         "SET client_min_messages = warning;",
         f"TRUNCATE TABLE {idents};",
@@ -169,7 +167,9 @@ def restore_database(
             for t in manifest["rows"]
         )
         if "public.system_logs" in manifest["rows"]:
-            conn.execute("SELECT public.func_maintain_log_partitions(3, %s)", [_days_behind(manifest)])
+            conn.execute(
+                "SELECT public.func_maintain_log_partitions(3, %s)", [_days_behind(manifest)]
+            )
     with tempfile.TemporaryDirectory(prefix=".hub-restore-", dir=path.parent) as work:
         work_dir = Path(work)
         with tarfile.open(path, "r:") as tar:
