@@ -106,8 +106,14 @@ def bare_dump(url: str, out: Path) -> None:
         tools = find_tools(server_major(conn))
         tables, partitions = dumped_tables(conn, hub_tables(discover()))
     conninfo, env = tool_env(url)
-    args = [str(tools.pg_dump), f"--dbname={conninfo}", "-Fc", "--data-only",
-            "--load-via-partition-root", f"--file={out}"]
+    args = [
+        str(tools.pg_dump),
+        f"--dbname={conninfo}",
+        "-Fc",
+        "--data-only",
+        "--load-via-partition-root",
+        f"--file={out}",
+    ]
     args += [f'--table="{t.split(".")[0]}"."{t.split(".")[1]}"' for t in [*tables, *partitions]]
     subprocess.run(args, env=env, check=True)
 
@@ -117,7 +123,13 @@ def bare_restore(url: str, dump: Path) -> None:
         tools = find_tools(server_major(conn))
     conninfo, env = tool_env(url)
     subprocess.run(
-        [str(tools.pg_restore), "--data-only", "--single-transaction", f"--dbname={conninfo}", str(dump)],
+        [
+            str(tools.pg_restore),
+            "--data-only",
+            "--single-transaction",
+            f"--dbname={conninfo}",
+            str(dump),
+        ],
         env=env,
         check=True,
     )
@@ -141,36 +153,74 @@ def main() -> int:
             with psycopg.connect(source, autocommit=True) as conn:
                 conn.execute("VACUUM ANALYZE")
                 version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
-            print(f"PostgreSQL {version}: {args.rows:,} log rows + jobs and audit generated "
-                  f"in {time.perf_counter() - generate:.1f} s")
+            print(
+                f"PostgreSQL {version}: {args.rows:,} log rows + jobs and audit generated "
+                f"in {time.perf_counter() - generate:.1f} s"
+            )
             results: dict[str, dict[str, list[float]]] = {
-                "backup": {"ours": [], "bare": []}, "restore": {"ours": [], "bare": []}
+                "backup": {"ours": [], "bare": []},
+                "restore": {"ours": [], "bare": []},
             }
             for index in range(args.rounds):
                 bare_file = work / f"bare-{index}.dump"
                 results["backup"]["bare"].append(timed(lambda: bare_dump(source, bare_file)))
                 info_box: list[Any] = []
                 results["backup"]["ours"].append(
-                    timed(lambda: info_box.append(backup_database(source, directory=work / str(index))))
+                    timed(
+                        lambda: info_box.append(
+                            backup_database(source, directory=work / str(index))
+                        )
+                    )
                 )
                 bare_target = server.create(migrated=True)
                 ours_target = server.create(migrated=True)
-                results["restore"]["bare"].append(timed(lambda: bare_restore(bare_target, bare_file)))
+                results["restore"]["bare"].append(
+                    timed(lambda: bare_restore(bare_target, bare_file))
+                )
                 results["restore"]["ours"].append(
                     timed(lambda: restore_database(ours_target, info_box[0].path))
                 )
-                print(f"round {index + 1}: " + ", ".join(
-                    f"{k} ours {v['ours'][-1]:.2f} s bare {v['bare'][-1]:.2f} s" for k, v in results.items()
-                ), flush=True)
+                print(
+                    f"round {index + 1}: "
+                    + ", ".join(
+                        f"{k} ours {v['ours'][-1]:.2f} s bare {v['bare'][-1]:.2f} s"
+                        for k, v in results.items()
+                    ),
+                    flush=True,
+                )
             rows = []
             for name, times in results.items():
                 ours, bare = statistics.median(times["ours"]), statistics.median(times["bare"])
                 ratio = ours / bare
-                rounds = " ".join(f"{o / b:.2f}" for o, b in zip(times["ours"], times["bare"], strict=True))
-                rows.append((name, f"{bare:.2f}", f"{ours:.2f}", f"{ratio:.2f}", rounds,
-                             f"<= {TARGETS[name]}", "met" if ratio <= TARGETS[name] else "NOT met"))
+                rounds = " ".join(
+                    f"{o / b:.2f}" for o, b in zip(times["ours"], times["bare"], strict=True)
+                )
+                rows.append(
+                    (
+                        name,
+                        f"{bare:.2f}",
+                        f"{ours:.2f}",
+                        f"{ratio:.2f}",
+                        rounds,
+                        f"<= {TARGETS[name]}",
+                        "met" if ratio <= TARGETS[name] else "NOT met",
+                    )
+                )
             print(f"\n{args.rows:,} log rows, median of {args.rounds} alternating rounds (seconds)")
-            print(tabulate(rows, headers=["step", "bare", "ours", "ours/bare", "each round", "target", "verdict"]))
+            print(
+                tabulate(
+                    rows,
+                    headers=[
+                        "step",
+                        "bare",
+                        "ours",
+                        "ours/bare",
+                        "each round",
+                        "target",
+                        "verdict",
+                    ],
+                )
+            )
         finally:
             server.drop_all()
     return 0

@@ -2,9 +2,10 @@
 
 ``ORCHESTRATOR_AWS_SECRET_NAME`` names the secret (its SecretString is ``{"NAME":
 "value", ...}``); the region comes from ``AWS_DEFAULT_REGION``, credentials from boto3's
-standard chain (environment, shared config, instance role), and
-``AWS_ENDPOINT_URL_SECRETSMANAGER`` (boto3 reads it itself) points at another endpoint,
-e.g. a local stand-in. Caching and outages: :mod:`orchestrator.secrets.remote`.
+standard chain (environment, shared config, instance role). Another endpoint (a local
+stand-in, a VPC endpoint): ``AWS_ENDPOINT_URL_SECRETS_MANAGER``, the name boto3 reads
+itself (from the service id "Secrets Manager"), or ``AWS_ENDPOINT_URL_SECRETSMANAGER``,
+which boto3 ignores and this provider passes on. Caching and outages: :mod:`orchestrator.secrets.remote`.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class AwsSecrets(RemoteSecrets):
                 self._client = self._session.client(
                     "secretsmanager",
                     region_name=self.region,
+                    endpoint_url=os.environ.get("AWS_ENDPOINT_URL_SECRETSMANAGER") or None,
                     config=Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 2}),
                 )
             except BotoCoreError as error:
@@ -81,6 +83,8 @@ class AwsSecrets(RemoteSecrets):
 
     def describe(self) -> str:
         """What this provider reads, for ``orchestrator secrets check``."""
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_SECRETSMANAGER")
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_SECRETSMANAGER") or os.environ.get(
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER"
+        )
         at = f" at {endpoint}" if endpoint else ""
         return f"AWS Secrets Manager secret {self.secret_name} ({self.region or 'no region'}){at}"

@@ -29,7 +29,9 @@ from orchestrator.jobs import calls
 from tests.conftest import PgServer
 from tests.integration.jobkit import hub
 
-PG15_ADMIN = os.environ.get("BACKUP_RESTORE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG15_ADMIN = os.environ.get(
+    "BACKUP_RESTORE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 LOG_ROWS = int(os.environ.get("BACKUP_TEST_LOG_ROWS", "300000"))
 
 
@@ -89,7 +91,9 @@ def store_jobs_and_audit(url: str) -> None:
         h.set_limit("organization", "org-1", 5)
         h.run(calls.upsert_approval_rule("expensive", min_estimated_cost=10))
         for i in range(30):
-            h.submit("alice", payload={"command": f"echo {i}"}, estimated_cost=(20 if i % 5 == 0 else 1))
+            h.submit(
+                "alice", payload={"command": f"echo {i}"}, estimated_cost=(20 if i % 5 == 0 else 1)
+            )
         pending = h.sql("SELECT request_id FROM approval_requests WHERE status = 'pending'")
         h.run(calls.approve_request(str(pending[0][0]), "bob"))
         h.run(calls.reject_request(str(pending[1][0]), "bob"))
@@ -132,7 +136,9 @@ def answers(url: str) -> dict[str, Any]:
         totals = conn.execute(
             "SELECT provider, from_status, to_status, transitions FROM job_status_totals ORDER BY 1, 2, 3"
         ).fetchall()
-        limits = conn.execute("SELECT scope_type, scope_id, running FROM concurrency_limits").fetchall()
+        limits = conn.execute(
+            "SELECT scope_type, scope_id, running FROM concurrency_limits"
+        ).fetchall()
     for volatile in ("generated_at", "query_time_ms", "elapsed_ms"):
         stats.pop(volatile, None)
         errors.pop(volatile, None)
@@ -229,7 +235,9 @@ def test_a_backup_taken_while_jobs_complete_restores_consistent(db_url, target_u
             "SELECT (SELECT count(*) FROM job_queue WHERE status = 'running'), "
             "(SELECT running FROM concurrency_limits WHERE scope_type = 'global')"
         ).fetchone()  # type: ignore[misc]
-        completed = conn.execute("SELECT count(*) FROM jobs WHERE status = 'completed'").fetchone()[0]  # type: ignore[index]
+        completed = conn.execute("SELECT count(*) FROM jobs WHERE status = 'completed'").fetchone()[
+            0
+        ]  # type: ignore[index]
     assert mismatched == 0
     assert {k: int(v) for k, v in totals.items()} == recount
     assert running == counted
@@ -251,7 +259,10 @@ def test_refusals_are_one_line_and_change_nothing(db_url, target_url, tmp_path):
         )
     with pytest.raises(BackupError, match=r"a daemon \(host-a:1\) holds the 'reaper' lease"):
         restore_database(target_url, info.path)
-    for url in ("postgresql://u@db.example:6543/postgres", "postgresql://u@aws-0-eu.pooler.supabase.com/postgres"):
+    for url in (
+        "postgresql://u@db.example:6543/postgres",
+        "postgresql://u@aws-0-eu.pooler.supabase.com/postgres",
+    ):
         with pytest.raises(BackupError, match="connection pooler .* direct URL"):
             restore_database(url, info.path)
         with pytest.raises(BackupError, match="connection pooler"):
@@ -288,7 +299,9 @@ def test_a_failed_load_rolls_everything_back(db_url, target_url, tmp_path):
     lied = tmp_path / "lied" / info.path.name
     lied.parent.mkdir()
     _rewrite_manifest(info.path, lied, lambda m: m["rows"].update({"public.jobs": 9999}))
-    with pytest.raises(BackupError, match=r"rolled back: .*restored 30 rows into public.jobs.*says 9999"):
+    with pytest.raises(
+        BackupError, match=r"rolled back: .*restored 30 rows into public.jobs.*says 9999"
+    ):
         restore_database(target_url, lied, force=True)
     assert table_counts(target_url, ["public.jobs", "public.audit_log"]) == before
 
@@ -316,4 +329,3 @@ def test_not_a_backup_is_one_line(target_url, tmp_path):
         restore_database(target_url, junk)
     with pytest.raises(BackupError, match="does not exist"):
         restore_database(target_url, tmp_path / "missing.tar")
-
