@@ -135,6 +135,22 @@ def bare_restore(url: str, dump: Path) -> None:
     )
 
 
+def one_round(
+    server: Server, source: str, work: Path, results: dict[str, dict[str, list[float]]]
+) -> None:
+    """Bare dump, our backup, bare restore, our restore (fresh migrated targets each)."""
+    work.mkdir(parents=True)
+    bare_file = work / "bare.dump"
+    results["backup"]["bare"].append(timed(lambda: bare_dump(source, bare_file)))
+    started = time.perf_counter()
+    info = backup_database(source, directory=work)
+    results["backup"]["ours"].append(time.perf_counter() - started)
+    bare_target = server.create(migrated=True)
+    ours_target = server.create(migrated=True)
+    results["restore"]["bare"].append(timed(lambda: bare_restore(bare_target, bare_file)))
+    results["restore"]["ours"].append(timed(lambda: restore_database(ours_target, info.path)))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -162,24 +178,7 @@ def main() -> int:
                 "restore": {"ours": [], "bare": []},
             }
             for index in range(args.rounds):
-                bare_file = work / f"bare-{index}.dump"
-                results["backup"]["bare"].append(timed(lambda: bare_dump(source, bare_file)))
-                info_box: list[Any] = []
-                results["backup"]["ours"].append(
-                    timed(
-                        lambda: info_box.append(
-                            backup_database(source, directory=work / str(index))
-                        )
-                    )
-                )
-                bare_target = server.create(migrated=True)
-                ours_target = server.create(migrated=True)
-                results["restore"]["bare"].append(
-                    timed(lambda: bare_restore(bare_target, bare_file))
-                )
-                results["restore"]["ours"].append(
-                    timed(lambda: restore_database(ours_target, info_box[0].path))
-                )
+                one_round(server, source, work / str(index), results)
                 print(
                     f"round {index + 1}: "
                     + ", ".join(

@@ -139,6 +139,8 @@ def backup_database(
         if directory is None:
             raise BackupError("say where the backup goes: a directory or a file", status=400)
         path = directory / backup_name(when)
+        if path.exists():
+            path = directory / backup_name(when, precise=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         raise BackupError(f"{path} already exists; backups never overwrite a file")

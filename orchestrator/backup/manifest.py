@@ -101,9 +101,11 @@ class BackupInfo:
         }
 
 
-def backup_name(when: datetime) -> str:
-    """The file name of a backup made at ``when`` (UTC, to the second)."""
-    return f"hub-backup-{when.astimezone(UTC):%Y%m%dT%H%M%SZ}.tar"
+def backup_name(when: datetime, *, precise: bool = False) -> str:
+    """The file name of a backup made at ``when`` (UTC, to the second; ``precise`` adds
+    microseconds, for a second backup within the same second)."""
+    stamp = f"{when.astimezone(UTC):%Y%m%dT%H%M%S}" + (f"{when:%f}" if precise else "")
+    return f"hub-backup-{stamp}Z.tar"
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

@@ -1,11 +1,12 @@
 """Secrets from AWS Secrets Manager (extra ``[aws]``): one secret holding a JSON object.
 
-``ORCHESTRATOR_AWS_SECRET_NAME`` names the secret (its SecretString is ``{"NAME":
-"value", ...}``); the region comes from ``AWS_DEFAULT_REGION``, credentials from boto3's
-standard chain (environment, shared config, instance role). Another endpoint (a local
-stand-in, a VPC endpoint): ``AWS_ENDPOINT_URL_SECRETS_MANAGER``, the name boto3 reads
-itself (from the service id "Secrets Manager"), or ``AWS_ENDPOINT_URL_SECRETSMANAGER``,
-which boto3 ignores and this provider passes on. Caching and outages: :mod:`orchestrator.secrets.remote`.
+``ORCHESTRATOR_AWS_SECRET_NAME`` names the secret (its SecretString is
+``{"NAME": "value", ...}``); the region comes from ``AWS_DEFAULT_REGION``, credentials
+from boto3's standard chain (environment, shared config, instance role). Another
+endpoint (a local stand-in, a VPC endpoint): ``AWS_ENDPOINT_URL_SECRETS_MANAGER``, the
+name boto3 reads itself (from the service id "Secrets Manager"), or
+``AWS_ENDPOINT_URL_SECRETSMANAGER``, which boto3 ignores and this provider passes on.
+Caching and outages: :mod:`orchestrator.secrets.remote`.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from orchestrator.server.auditing import append_event
 from orchestrator.server.auth import hub_of, require_admin
 
 router = APIRouter(tags=["backup"], dependencies=[Depends(require_admin)])
-_ID = re.compile(r"^\d{8}T\d{6}Z$")
+_ID = re.compile(r"^\d{8}T\d{6}(?:\d{6})?Z$")
 _LOCK = "backup_lock"
 
 

@@ -47,10 +47,10 @@ def _listening(url: str) -> bool:
 
 
 @pytest.fixture
-def pg15() -> Iterator[PgServer]:
+def pg15() -> PgServer:
     if not _listening(PG15_ADMIN):
         pytest.skip(f"no PostgreSQL listens at {PG15_ADMIN} (the restore target of these tests)")
-    yield PgServer(PG15_ADMIN)
+    return PgServer(PG15_ADMIN)
 
 
 @pytest.fixture
@@ -251,7 +251,7 @@ def test_refusals_are_one_line_and_change_nothing(db_url, target_url, tmp_path):
     restore_database(target_url, info.path)
     before = table_counts(target_url, ["public.jobs", "public.audit_log"])
 
-    with pytest.raises(BackupError, match="already holds hub data .* pass --force"):
+    with pytest.raises(BackupError, match=r"already holds hub data .* pass --force"):
         restore_database(target_url, info.path)
     with psycopg.connect(target_url, autocommit=True) as conn:
         conn.execute(
@@ -263,7 +263,7 @@ def test_refusals_are_one_line_and_change_nothing(db_url, target_url, tmp_path):
         "postgresql://u@db.example:6543/postgres",
         "postgresql://u@aws-0-eu.pooler.supabase.com/postgres",
     ):
-        with pytest.raises(BackupError, match="connection pooler .* direct URL"):
+        with pytest.raises(BackupError, match=r"connection pooler .* direct URL"):
             restore_database(url, info.path)
         with pytest.raises(BackupError, match="connection pooler"):
             backup_database(url, directory=tmp_path)

@@ -31,10 +31,10 @@ class FakeVault:
         vault = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 vault._answer(self)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return  # quiet: the test output stays the test's
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
