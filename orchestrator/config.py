@@ -229,6 +229,12 @@ ACCEPTED: dict[str, str] = {
     "ORCHESTRATOR_BACKUP_DIR": "the directory that holds backup files",
     "ORCHESTRATOR_PG_DUMP": "the path of a pg_dump binary (pg_restore and psql beside it)",
     "ORCHESTRATOR_VAULT_KV_VERSION": "1 or 2 (the KV secrets engine version of the mount)",
+    "ORCHESTRATOR_AWS_SECRET_NAME": "the name or ARN of an AWS Secrets Manager secret",
+    "VAULT_ADDR": "the Vault server's URL, such as https://vault.internal:8200",
+    "VAULT_TOKEN": "a Vault token",
+    "VAULT_CACERT": "the path of the PEM CA certificate that signed Vault's certificate",
+    "ORCHESTRATOR_VAULT_PATH": "the path of the hub's secret in the KV mount",
+    "ORCHESTRATOR_VAULT_MOUNT": "the mount point of the KV secrets engine",
 }
 
 
