@@ -106,7 +106,13 @@ def _target_checks(
 def _preamble(manifest: dict[str, Any]) -> str:
     """Empties the hub's tables inside the load transaction (the audit log through its
     retention switch: its trigger refuses TRUNCATE)."""
-    tables = [t for t in manifest["rows"] if t != "public.audit_log"] + list(DERIVED)
+    derived = [
+        t
+        for t in DERIVED
+        # a backup without logs leaves the target's logs, and so their rollups, alone
+        if "public.system_logs" in manifest["rows"] or not t.startswith("public.system_log")
+    ]
+    tables = [t for t in manifest["rows"] if t != "public.audit_log"] + derived
     idents = ", ".join(".".join(f'"{part}"' for part in table.split(".", 1)) for table in tables)
     lines = [
         "SET client_min_messages = warning;",

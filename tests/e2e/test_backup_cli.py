@@ -145,6 +145,11 @@ def test_cron_line_list_info_restore_and_refusals(db_url, empty_db_url, tmp_path
     )
     assert pooler.returncode == 1 and "connection pooler" in one_line_error(pooler)
     assert "pw-secret" not in pooler.stderr
+    keep_one = cli(
+        "backup", "create", "--dir", str(backups), "--keep", "1", cwd=tmp_path, DATABASE_URL=db_url
+    )
+    assert keep_one.returncode == 0, keep_one.stderr
+    assert len(list(backups.glob("hub-backup-*.tar"))) == 1
     usage = cli("backup", "create", "--keep-days", "many", cwd=tmp_path)
     assert usage.returncode == 2 and "expected a number of days" in one_line_error(usage)
 

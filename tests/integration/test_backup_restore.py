@@ -9,6 +9,7 @@ what the manifest says, answers the same statistics, and verifies its audit chai
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -82,6 +83,36 @@ def store_logs(url: str, rows: int) -> None:
         )
 
 
+HOSTILE = [
+    "line one\n\\.\nafter COPY's end marker",
+    "back\\slashes \\N \\t and a\ttab\r\ncarriage",
+    "\u00e9\u4e2d\U0001f600 " + "x" * 100_000,
+    "",
+]
+
+
+def store_hostile_logs(url: str) -> None:
+    """Rows whose text a COPY stream must escape: its end marker, backslashes, \\N,
+    tabs, CR/LF, non-ASCII, a 100 kB message, an empty one."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for i, message in enumerate(HOSTILE):
+            conn.execute(
+                """INSERT INTO public.system_logs (id, "timestamp", source_type, source_id,
+                       log_level, severity_number, message, exception, metadata)
+                   VALUES (%s, now() - %s * interval '1 s', 'worker', 'hostile', 'ERROR', 17,
+                           %s, %s, %s)""",
+                [uuid.uuid4(), i, message, message or None, json.dumps({"m": message[:200]})],
+            )
+
+
+def hostile_rows(url: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT id, message, exception, metadata FROM system_logs "
+            "WHERE source_id = 'hostile' ORDER BY id"
+        ).fetchall()
+
+
 def store_jobs_and_audit(url: str) -> None:
     """Jobs in every state with events, approvals (decided and pending), a concurrency
     limit, and audit entries."""
@@ -149,7 +180,8 @@ def test_embedded_backup_restores_into_pg15_exactly(db_url, target_url, tmp_path
     """300,000 log rows (BACKUP_TEST_LOG_ROWS), jobs, approvals and an audit chain: the
     restored database's counts equal the manifest, its statistics and job counters equal
     the source's, and its audit chain verifies (with the restore's own event appended)."""
-    store_logs(db_url, LOG_ROWS)
+    store_logs(db_url, LOG_ROWS - len(HOSTILE))
+    store_hostile_logs(db_url)
     store_jobs_and_audit(db_url)
     before = answers(db_url)
 
@@ -169,6 +201,7 @@ def test_embedded_backup_restores_into_pg15_exactly(db_url, target_url, tmp_path
         ],
     }
     assert answers(target_url) == before
+    assert hostile_rows(target_url) == hostile_rows(db_url)
     with psycopg.connect(target_url) as conn:
         verify = conn.execute("SELECT func_audit_verify()").fetchone()[0]  # type: ignore[index]
         last = conn.execute("SELECT event_type FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
