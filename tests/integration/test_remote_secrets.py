@@ -82,6 +82,8 @@ def test_aws_secret_resolves_normalised_and_rotates_after_the_ttl(moto):
     clock.now += 299
     assert aws.get("HF_TOKEN") == AWS_VALUE  # cached
     clock.now += 2
+    assert aws.get("HF_TOKEN") == AWS_VALUE  # still answering while a thread refreshes
+    aws.wait_idle()
     assert aws.get("HF_TOKEN") == "rotated-value-1"
     assert "hub/prod" in aws.describe() and "127.0.0.1" in aws.describe()
 
@@ -115,7 +117,8 @@ def test_aws_outage_serves_the_last_good_value_and_says_degraded(moto):
     assert manager.get("HF_TOKEN") == AWS_VALUE and manager.degraded() == {}
     moto.stop()
     clock.now += 11
-    assert manager.get("HF_TOKEN") == AWS_VALUE
+    assert manager.get("HF_TOKEN") == AWS_VALUE  # at once: the refresh runs on a thread
+    aws.wait_idle()
     reason = manager.degraded()["aws"]
     assert "unreachable" in reason and "serving the values fetched 11 s ago" in reason
     assert AWS_VALUE not in reason and manager.errors() == {}
@@ -216,6 +219,9 @@ def test_no_secret_value_reaches_a_log_record(moto, vault, caplog):
         vault.stop()
         clock.now += 2
         assert aws.get("HF_TOKEN") == AWS_VALUE and hv.get("HF_TOKEN") == VAULT_VALUE
+        aws.wait_idle()
+        hv.wait_idle()
+        assert aws.problem() and hv.problem()
     for name in ("botocore", "boto3", "urllib3", "hvac"):
         logging.getLogger(name).setLevel(logging.NOTSET)
     text = "\n".join(f"{r.name} {r.getMessage()} {r.args}" for r in caplog.records)
