@@ -76,7 +76,8 @@ def _version_of(binary: Path) -> tuple[int, str] | None:
     match = _VERSION.search(out)
     if not match:
         return None
-    return int(match.group(1)), out.strip().rsplit(" ", 1)[-1]
+    major, minor = match.group(1), match.group(2)
+    return int(major), f"{major}.{minor}" if minor else major
 
 
 def find_tools(server_major: int, configured: Path | None = None) -> PgTools:
