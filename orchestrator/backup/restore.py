@@ -31,7 +31,7 @@ from psycopg import sql
 
 from orchestrator.backup.create import refuse_pooler, server_major
 from orchestrator.backup.errors import BackupError
-from orchestrator.backup.manifest import DATA, DERIVED, read_manifest
+from orchestrator.backup.manifest import DATA, DERIVED, hub_tables, read_manifest
 from orchestrator.backup.tools import find_tools, first_error, tool_env
 from orchestrator.db import migrate
 from orchestrator.db.psycopg import connect
@@ -56,7 +56,14 @@ class RestoreReport:
 
 
 def check_schema(manifest: dict[str, Any], files: SchemaFiles, path: Path) -> None:
-    """Refuses a backup whose schema this code does not know (made by a newer hub)."""
+    """Refuses a backup whose schema this code does not know (made by a newer hub), and a
+    manifest naming tables this code does not back up or counts that are not counts."""
+    known = set(hub_tables(files))
+    rows = manifest.get("rows")
+    if not isinstance(rows, dict) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in rows.values()
+    ):
+        raise BackupError(f"{path.name} has a manifest without row counts", status=400)
     ours = {f.name: f.checksum for f in files.migrations}
     for entry in manifest.get("schema", {}).get("migrations", []):
         name, checksum = str(entry.get("name")), str(entry.get("checksum"))
@@ -66,6 +73,13 @@ def check_schema(manifest: dict[str, Any], files: SchemaFiles, path: Path) -> No
                 f"schema file sql/{name} {'unknown to' if name not in ours else 'differs in'} "
                 "this version): upgrade orchestrator-hub to restore it"
             )
+    unknown = sorted(set(rows) - known)
+    if unknown:
+        raise BackupError(
+            f"{path.name} holds table {unknown[0][:80]!r}, which this hub does not back up; "
+            "refusing to load it",
+            status=400,
+        )
 
 
 def _target_checks(

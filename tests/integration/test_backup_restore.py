@@ -355,6 +355,20 @@ def _rewrite_manifest(source: Path, dest: Path, change: Any) -> None:
         new.addfile(member, old.extractfile(member))
 
 
+def test_a_manifest_naming_an_unknown_table_is_refused(db_url, target_url, tmp_path):
+    """Table names go into the restore's SQL: only tables this hub backs up are accepted."""
+    info = backup_database(db_url, directory=tmp_path)
+    evil = tmp_path / "evil" / info.path.name
+    evil.parent.mkdir()
+    _rewrite_manifest(
+        info.path, evil, lambda m: m["rows"].update({'public.x"; DROP TABLE public.jobs; --': 0})
+    )
+    with pytest.raises(BackupError, match="which this hub does not back up"):
+        restore_database(target_url, evil)
+    with psycopg.connect(target_url) as conn:
+        assert migrate.status(conn).empty
+
+
 def test_not_a_backup_is_one_line(target_url, tmp_path):
     junk = tmp_path / "hub-backup-20260101T000000Z.tar"
     junk.write_bytes(b"\0" * 1024 + uuid.uuid4().bytes)
