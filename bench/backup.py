@@ -44,9 +44,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from orchestrator.backup import backup_database, restore_database  # noqa: E402
-from orchestrator.backup.create import dumped_tables, server_major  # noqa: E402
 from orchestrator.backup.manifest import hub_tables  # noqa: E402
-from orchestrator.backup.tools import find_tools, tool_env  # noqa: E402
+from orchestrator.db.backup.create import dumped_tables, server_major  # noqa: E402
+from orchestrator.db.backup.tools import find_tools, tool_env  # noqa: E402
 from orchestrator.db.embedded import start_embedded  # noqa: E402
 from orchestrator.db.migrate import migrate  # noqa: E402
 from orchestrator.db.schema_files import discover  # noqa: E402

@@ -17,13 +17,13 @@ from typing import Any
 
 import platformdirs
 
-from orchestrator.backup.create import backup_database, prune_backups
-from orchestrator.backup.create import list_backups as list_backup_files
 from orchestrator.backup.errors import BackupError
 from orchestrator.backup.info import database_info_at
 from orchestrator.backup.manifest import BackupInfo, read_manifest
-from orchestrator.backup.restore import RestoreReport, restore_database
 from orchestrator.config import Settings, get_settings
+from orchestrator.db.backup.create import backup_database, prune_backups
+from orchestrator.db.backup.create import list_backups as list_backup_files
+from orchestrator.db.backup.restore import RestoreReport, restore_database
 from orchestrator.db.target import resolve_database
 
 __all__ = [

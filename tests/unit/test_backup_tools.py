@@ -9,7 +9,7 @@ import pytest
 
 from orchestrator.backup.errors import BackupError
 from orchestrator.backup.manifest import EXCLUDED, backup_name, hub_tables
-from orchestrator.backup.tools import find_tools, tool_env
+from orchestrator.db.backup.tools import find_tools, tool_env
 from orchestrator.db.schema_files import discover
 
 

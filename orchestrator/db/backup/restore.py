@@ -29,11 +29,11 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from orchestrator.backup.create import refuse_pooler, server_major
 from orchestrator.backup.errors import BackupError
 from orchestrator.backup.manifest import DATA, DERIVED, hub_tables, read_manifest
-from orchestrator.backup.tools import find_tools, first_error, tool_env
 from orchestrator.db import migrate
+from orchestrator.db.backup.create import refuse_pooler, server_major
+from orchestrator.db.backup.tools import find_tools, first_error, tool_env
 from orchestrator.db.psycopg import connect
 from orchestrator.db.schema_files import SchemaFiles, discover
 from orchestrator.db.target import describe_url

@@ -39,7 +39,7 @@ from orchestrator.backup.manifest import (
     info_of,
     read_manifest,
 )
-from orchestrator.backup.tools import find_tools, first_error, tool_env
+from orchestrator.db.backup.tools import find_tools, first_error, tool_env
 from orchestrator.db.psycopg import connect
 from orchestrator.db.schema_files import SchemaFiles, discover
 from orchestrator.db.target import describe_url
