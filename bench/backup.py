@@ -3,10 +3,11 @@
 Issue 18's targets: a backup at most 1.3x a bare ``pg_dump -Fc`` of the same tables; a
 restore at most 2.5x a bare ``pg_restore``, both measured in the same run on the same
 data. The data: ``--rows`` log rows (default 1,000,000, over about four days, so most sit
-in the default partition and some in daily ones) plus 2,000 jobs with their events and 200
-audit entries, in a database this bench creates (and drops) on the server at
-``--admin-url`` (default the PostgreSQL at 127.0.0.1:5432), or in an embedded
-PostgreSQL 16 started in a temporary directory with ``--embedded``.
+in the default partition and some in daily ones) plus 30 jobs with their events,
+approvals and 25 audit entries (the generators of tests/integration/test_backup_restore.py),
+in a database this bench creates (and drops) on the server at ``--admin-url`` (default
+the PostgreSQL at 127.0.0.1:5432), or in an embedded PostgreSQL 16 started in a temporary
+directory with ``--embedded``.
 
 * backup: ``backup_database`` (snapshot export, same-snapshot row counts, the tar with
   its manifest) against ``pg_dump -Fc --data-only --load-via-partition-root`` of the same

@@ -268,3 +268,31 @@ def test_health_says_degraded_while_vault_is_down_and_the_token_still_works(
 
 def _secrets_component(report: dict[str, Any]) -> dict[str, Any]:
     return next(c for c in report["components"] if c["name"] == "secrets")
+
+
+def test_secrets_check_names_the_remote_providers_never_values(vault, tmp_path):
+    """`orchestrator secrets check` lists vault among the providers and says which names
+    it answers, without printing a value or the token."""
+    import subprocess
+    import sys
+
+    from tests.support.hubserver import clean_env
+
+    vault.put("orchestrator", {"HF_TOKEN": VAULT_VALUE})
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "secrets", "check"],
+        env=clean_env(
+            VAULT_ADDR=vault.url,
+            VAULT_TOKEN=VAULT_TOKEN,
+            ORCHESTRATOR_SECRETS_FILE=str(tmp_path / "none.json"),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"provider vault: Vault KV v2 {vault.url} secret/orchestrator" in done.stdout
+    assert any("HF_TOKEN" in line and "vault" in line for line in done.stdout.splitlines())
+    for secret in (VAULT_VALUE, VAULT_TOKEN):
+        assert secret not in done.stdout + done.stderr
