@@ -105,6 +105,7 @@ def _create(args: argparse.Namespace) -> int:
             directory=directory,
             with_logs=not args.no_logs,
             pg_dump=settings.pg_dump,
+            audit_actor="orchestrator backup create",
         )
     print(
         f"Backed up {sum(info.rows.values()):,} rows of {len(info.rows)} tables to {info.path} "

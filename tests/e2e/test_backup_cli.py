@@ -70,6 +70,11 @@ def test_cron_line_list_info_restore_and_refusals(db_url, empty_db_url, tmp_path
     assert made.returncode == 0, made.stderr
     assert made.stdout.startswith("Backed up ") and str(backups) in made.stdout
     first = next(backups.glob("hub-backup-*.tar"))
+    with psycopg.connect(db_url) as conn:
+        created = conn.execute(
+            "SELECT actor, target_id FROM audit_log WHERE event_type = 'backup_created'"
+        ).fetchall()
+    assert created == [("orchestrator backup create", first.name)]
     old = aged_copy(first, backups, days=40)
     recent = aged_copy(first, backups, days=3)
 
@@ -109,6 +114,11 @@ def test_cron_line_list_info_restore_and_refusals(db_url, empty_db_url, tmp_path
 
     restored = cli("backup", "restore", str(first), cwd=tmp_path, DATABASE_URL=empty_db_url)
     assert restored.returncode == 0, restored.stderr
+    with psycopg.connect(empty_db_url) as conn:
+        events = conn.execute("SELECT event_type, target_id FROM audit_log ORDER BY id").fetchall()
+    # the source's config_changed, then this restore's event: the source's backup_created
+    # is appended after the dump's snapshot, so it is not in the backup
+    assert [e for e, _ in events] == ["config_changed", "backup_restored"]
     assert "counts equal the manifest" in restored.stdout
 
     refused = cli("backup", "restore", str(first), cwd=tmp_path, DATABASE_URL=empty_db_url)

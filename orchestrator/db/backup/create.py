@@ -129,9 +129,13 @@ def backup_database(
     with_logs: bool = True,
     pg_dump: Path | None = None,
     files: SchemaFiles | None = None,
+    audit_actor: str | None = None,
 ) -> BackupInfo:
     """Writes a backup of the hub at ``url`` to ``path`` (or a new
-    ``hub-backup-<time>.tar`` in ``directory``) and returns what it holds."""
+    ``hub-backup-<time>.tar`` in ``directory``) and returns what it holds. With
+    ``audit_actor`` a ``backup_created`` event is appended (best effort: a login that may
+    not append does not lose its backup); the admin API appends its own, with the
+    request's context."""
     refuse_pooler(url, "a backup")
     files = files or discover()
     when = datetime.now(UTC)
@@ -208,7 +212,23 @@ def backup_database(
             "newest_log": span[1].isoformat() if span and span[1] else None,
         }
         _write_tar(path, manifest, dump_file)
-    return info_of(path, manifest)
+        info = info_of(path, manifest)
+        if audit_actor is not None:
+            _audit_created(conn, info, audit_actor)
+    return info
+
+
+def _audit_created(conn: psycopg.Connection[Any], info: BackupInfo, actor: str) -> None:
+    details = json.dumps({"rows": sum(info.rows.values()), "size_bytes": info.size_bytes})
+    try:
+        conn.autocommit = True
+        conn.execute(
+            "SELECT public.func_audit_append('backup_created', 'create', %s, NULL, 'backup', "
+            "%s, %s::jsonb)",
+            [actor, info.path.name, details],
+        )
+    except psycopg.Error:
+        pass  # the backup is written; the event is evidence, not a precondition
 
 
 def _write_tar(path: Path, manifest: dict[str, Any], dump_file: Path) -> None:
