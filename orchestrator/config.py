@@ -115,6 +115,21 @@ class Settings(BaseSettings):
     )
     provider_ssl_verify: bool = Field(default=True, validation_alias="ORCHESTRATOR_SSL_VERIFY")
     provider_ca_bundle: Path | None = Field(default=None, validation_alias="ORCHESTRATOR_CA_BUNDLE")
+    # Backup and restore (orchestrator.backup, OPS 14).
+    backup_dir: Path | None = Field(default=None, validation_alias="ORCHESTRATOR_BACKUP_DIR")
+    pg_dump: Path | None = Field(default=None, validation_alias="ORCHESTRATOR_PG_DUMP")
+    # Remote secrets providers (orchestrator.secrets.aws / .vault, OPS 13).
+    aws_secret_name: str | None = Field(
+        default=None, validation_alias="ORCHESTRATOR_AWS_SECRET_NAME"
+    )
+    vault_addr: str | None = Field(default=None, validation_alias="VAULT_ADDR")
+    vault_token: SecretStr | None = Field(default=None, validation_alias="VAULT_TOKEN")
+    vault_cacert: Path | None = Field(default=None, validation_alias="VAULT_CACERT")
+    vault_path: str = Field(default="orchestrator", validation_alias="ORCHESTRATOR_VAULT_PATH")
+    vault_mount: str = Field(default="secret", validation_alias="ORCHESTRATOR_VAULT_MOUNT")
+    vault_kv_version: Literal[1, 2] = Field(
+        default=2, validation_alias="ORCHESTRATOR_VAULT_KV_VERSION"
+    )
 
     @field_validator("db_log_level", "log_level", mode="before")
     @classmethod
@@ -139,13 +154,24 @@ class Settings(BaseSettings):
         "ssl_key",
         "secrets_file",
         "provider_ca_bundle",
+        "backup_dir",
+        "pg_dump",
+        "vault_cacert",
         mode="before",
     )
     @classmethod
     def _blank_path_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("database_url", "supabase_url", "public_url", mode="before")
+    @field_validator(
+        "database_url",
+        "supabase_url",
+        "public_url",
+        "aws_secret_name",
+        "vault_addr",
+        "vault_token",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -211,6 +237,15 @@ ACCEPTED: dict[str, str] = {
     "ORCHESTRATOR_HTTP_TIMEOUT": "a number of seconds above 0 and at most 600",
     "ORCHESTRATOR_SSL_VERIFY": "true or false (also 1/0, yes/no, on/off)",
     "ORCHESTRATOR_CA_BUNDLE": "the path of a PEM file of CA certificates",
+    "ORCHESTRATOR_BACKUP_DIR": "the directory that holds backup files",
+    "ORCHESTRATOR_PG_DUMP": "the path of a pg_dump binary (pg_restore and psql beside it)",
+    "ORCHESTRATOR_VAULT_KV_VERSION": "1 or 2 (the KV secrets engine version of the mount)",
+    "ORCHESTRATOR_AWS_SECRET_NAME": "the name or ARN of an AWS Secrets Manager secret",
+    "VAULT_ADDR": "the Vault server's URL, such as https://vault.internal:8200",
+    "VAULT_TOKEN": "a Vault token",
+    "VAULT_CACERT": "the path of the PEM CA certificate that signed Vault's certificate",
+    "ORCHESTRATOR_VAULT_PATH": "the path of the hub's secret in the KV mount",
+    "ORCHESTRATOR_VAULT_MOUNT": "the mount point of the KV secrets engine",
 }
 
 
@@ -219,7 +254,7 @@ def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
     name = str(first["loc"][0]).upper() if first["loc"] else "?"
     accepted = ACCEPTED.get(name, first["msg"])
-    value = "<secret>" if name.endswith("_KEY") else repr(first.get("input"))
+    value = "<secret>" if name.endswith(("_KEY", "_TOKEN")) else repr(first.get("input"))
     return f"invalid setting {name}={value}: expected {accepted}"
 
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from orchestrator import __version__
 from orchestrator.cli import (
     audit_cmd,
+    backup_cmd,
     dashboard_cmd,
     demo,
     jobs_cmd,
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.register(commands)
     audit_cmd.register(commands)
     secrets_cmd.register(commands)
+    backup_cmd.register(commands)
     return parser
 
 

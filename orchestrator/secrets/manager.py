@@ -7,6 +7,8 @@ that fails is reported (health, ``secrets check``) and the next provider is aske
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -28,6 +30,7 @@ WELL_KNOWN = (
     "REPLICATE_API_TOKEN",
 )
 MISS_TTL = 30.0
+logger = logging.getLogger("orchestrator.secrets")
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,17 @@ class SecretsManager:
         with self._lock:
             return dict(self._errors)
 
+    def degraded(self) -> dict[str, str]:
+        """Remote providers serving their last good values through an outage, with the
+        one-line reason (``/health`` reports ``secrets`` degraded for these)."""
+        found: dict[str, str] = {}
+        for provider in self.providers:
+            problem = getattr(provider, "problem", None)
+            reason = problem() if callable(problem) else None
+            if reason:
+                found[provider.name] = str(reason)
+        return found
+
     def check(self, names: Iterable[str]) -> list[tuple[str, str | None]]:
         """``(name, provider or None)`` for each name, asking the providers afresh."""
         self.invalidate()
@@ -102,8 +116,64 @@ class SecretsManager:
             self._cache.clear()
 
 
+class Unavailable:
+    """A configured provider whose library is not installed: every lookup fails with the
+    line that says which extra to install (health reports it)."""
+
+    def __init__(self, name: str, extra: str, setting: str) -> None:
+        self.name = name
+        self.message = (
+            f"{setting} is set but the {name} provider's library is missing: "
+            f"pip install 'orchestrator-hub[{extra}]'"
+        )
+
+    def get(self, key: str) -> str | None:
+        """Always refuses, naming the missing extra."""
+        raise SecretsError(self.message)
+
+    def describe(self) -> str:
+        """What is missing."""
+        return self.message
+
+
+def _remote_providers(settings: Settings) -> list[SecretsProvider]:
+    """AWS then Vault, each when configured (seed order env > file > AWS > Vault)."""
+    providers: list[SecretsProvider] = []
+    if settings.aws_secret_name:
+        if importlib.util.find_spec("boto3") is None:
+            missing = Unavailable("aws", "aws", "ORCHESTRATOR_AWS_SECRET_NAME")
+            logger.warning("%s", missing.message)
+            providers.append(missing)
+        else:
+            from orchestrator.secrets.aws import AwsSecrets
+
+            providers.append(AwsSecrets(settings.aws_secret_name, settings.secrets_ttl))
+    if settings.vault_addr:
+        if importlib.util.find_spec("hvac") is None:
+            missing = Unavailable("vault", "vault", "VAULT_ADDR")
+            logger.warning("%s", missing.message)
+            providers.append(missing)
+        else:
+            from orchestrator.secrets.vault import VaultSecrets
+
+            token = settings.vault_token.get_secret_value() if settings.vault_token else None
+            providers.append(
+                VaultSecrets(
+                    settings.vault_addr,
+                    token,
+                    path=settings.vault_path,
+                    mount=settings.vault_mount,
+                    kv_version=settings.vault_kv_version,
+                    cacert=settings.vault_cacert,
+                    ttl=settings.secrets_ttl,
+                )
+            )
+    return providers
+
+
 def build_secrets_manager(settings: Settings) -> SecretsManager:
-    """Environment, then the secrets file, as the settings say."""
+    """Environment, then the secrets file, then AWS and Vault when configured."""
     path = settings.secrets_file or default_secrets_file()
     providers: list[SecretsProvider] = [EnvSecrets(settings.secrets_env_prefix), FileSecrets(path)]
+    providers += _remote_providers(settings)
     return SecretsManager(providers, settings.secrets_ttl)

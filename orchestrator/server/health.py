@@ -227,6 +227,9 @@ class HealthService:
         errors = store.errors() or errors
         if errors:
             return component("secrets", "unhealthy", "; ".join(errors.values()))
+        stale = store.degraded()
+        if stale:
+            return component("secrets", "degraded", "; ".join(stale.values()))
         if found is None:
             return component(
                 "secrets", "degraded", f"{TOKEN_NAME} not set: the admin API answers 403"
