@@ -325,6 +325,9 @@ def list_jobs(
     user_id: str | None = None,
     after_job_id: str | None = None,
     row_limit: int = 50,
+    *,
+    organization_id: str | None = None,
+    job_type: str | None = None,
 ) -> Call[JobPage]:
     """One page of jobs, newest first; pass the page's ``next`` as ``after_job_id``."""
     return Call(
@@ -334,8 +337,33 @@ def list_jobs(
             "user_id": user_id,
             "after_job_id": after_job_id,
             "row_limit": row_limit,
+            "organization_id": organization_id,
+            "job_type": job_type,
         },
         JobPage.from_raw,
+    )
+
+
+def job_events_after(
+    after_event_id: int | None,
+    *,
+    job_ids: Sequence[str] | None = None,
+    user_ids: Sequence[str] | None = None,
+    event_types: Sequence[str] | None = None,
+    row_limit: int = 100,
+) -> Call[dict[str, Any]]:
+    """Job events after ``after_event_id`` in the stream's final order (``None``: just the
+    present position): ``{events, position, more}``; pass ``position`` back next time."""
+    return Call(
+        "func_job_events_after",
+        {
+            "after_event_id": after_event_id,
+            "job_ids": None if job_ids is None else list(job_ids),
+            "user_ids": None if user_ids is None else list(user_ids),
+            "event_types": None if event_types is None else list(event_types),
+            "row_limit": row_limit,
+        },
+        dict,
     )
 
 
