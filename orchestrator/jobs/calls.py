@@ -124,6 +124,12 @@ def submit_job(
     return Call("func_submit_job", {"job": json_safe(job)}, SubmitResult.from_raw)
 
 
+def submit_job_object(job: Any) -> Call[SubmitResult]:
+    """Submit a job given as the JSON object ``func_submit_job`` takes, unchecked: what an
+    HTTP client sent goes to the function as it is, so its refusals are the CLI's."""
+    return Call("func_submit_job", {"job": job}, SubmitResult.from_raw)
+
+
 def job_object(
     user_id: str,
     job_type: str,

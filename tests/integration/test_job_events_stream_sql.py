@@ -5,9 +5,8 @@ by id alone would move past the later id and lose the earlier one for good."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import time
+from typing import Any
 
 import psycopg
 import pytest

@@ -287,7 +287,7 @@ JOB_RPC = [
     "func_reap_dead_workers(integer)",
     "func_expire_approvals()",
     "func_queue_statistics()",
-    "func_list_jobs(text,text,uuid,integer)",
+    "func_list_jobs(text,text,uuid,integer,text,text)",
     "func_get_job(uuid)",
     "func_list_active_provider_jobs(text,uuid,integer)",
     "func_record_provider_status(uuid,text,text,jsonb,uuid)",
