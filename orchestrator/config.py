@@ -108,6 +108,14 @@ class Settings(BaseSettings):
     duty_stale_after: float | None = Field(
         default=None, gt=0, le=86_400, validation_alias="ORCHESTRATOR_DUTY_STALE_AFTER"
     )
+    # The event stream (GET /api/events/stream): how often each open stream reads
+    # job_events, and the comment line that keeps idle connections (and proxies) open.
+    events_poll_interval: float = Field(
+        default=1.0, ge=0.05, le=60, validation_alias="ORCHESTRATOR_EVENTS_POLL_INTERVAL"
+    )
+    events_heartbeat: float = Field(
+        default=15.0, ge=0.1, le=300, validation_alias="ORCHESTRATOR_EVENTS_HEARTBEAT"
+    )
 
     @field_validator("db_log_level", "log_level", mode="before")
     @classmethod
@@ -200,6 +208,8 @@ ACCEPTED: dict[str, str] = {
     "AUDIT_RETENTION_DAYS": "an integer from 1 to 36500 (days)",
     "ORCHESTRATOR_METRICS_DB_CACHE_SECONDS": "a number of seconds from 0 to 3600",
     "ORCHESTRATOR_DUTY_STALE_AFTER": "a number of seconds above 0 and at most 86400",
+    "ORCHESTRATOR_EVENTS_POLL_INTERVAL": "a number of seconds from 0.05 to 60",
+    "ORCHESTRATOR_EVENTS_HEARTBEAT": "a number of seconds from 0.1 to 300",
 }
 
 

@@ -121,7 +121,14 @@ def run(args: argparse.Namespace) -> int:
             settings, target.url, label=target.label, config=config, run_daemon=not args.no_daemon
         )
         app.state.hub.secrets = secrets
-        server = uvicorn.Server(
+        hub = app.state.hub
+
+        class HubServer(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: Any) -> None:
+                hub.draining = True  # event streams end now instead of at the 10 s cut
+                super().handle_exit(sig, frame)
+
+        server = HubServer(
             uvicorn.Config(
                 app,
                 host=host,

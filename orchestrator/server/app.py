@@ -25,7 +25,7 @@ from orchestrator import __version__
 from orchestrator.config import Settings, get_settings
 from orchestrator.daemon.config import EnterpriseConfig, get_enterprise_config
 from orchestrator.db.target import resolve_database
-from orchestrator.server import audit_api, health, jobs_api
+from orchestrator.server import audit_api, events_stream, health, jobs_api
 from orchestrator.server.correlation import CorrelationIdMiddleware
 from orchestrator.server.errors import install_error_handlers
 from orchestrator.server.http_metrics import HttpMetricsMiddleware
@@ -42,6 +42,7 @@ def hub_router() -> APIRouter:
     router.include_router(metrics_routes.router)
     router.include_router(audit_api.router)
     router.include_router(jobs_api.router)
+    router.include_router(events_stream.router)
     return router
 
 

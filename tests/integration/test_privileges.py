@@ -289,6 +289,7 @@ JOB_RPC = [
     "func_queue_statistics()",
     "func_list_jobs(text,text,uuid,integer,text,text)",
     "func_get_job(uuid)",
+    "func_job_events_after(bigint,jsonb,jsonb,jsonb,integer)",
     "func_list_active_provider_jobs(text,uuid,integer)",
     "func_record_provider_status(uuid,text,text,jsonb,uuid)",
     "func_submit_jobs(jsonb)",
