@@ -21,6 +21,7 @@ from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from orchestrator.db.calls import Call
@@ -111,13 +112,7 @@ async def submit(request: Request) -> JSONResponse:
         )
     view = await read_job(request, result.job_id)
     view["duplicate"] = result.duplicate
-    return JSONResponse(_jsonable(view), 200 if result.duplicate else 201)
-
-
-def _jsonable(value: Any) -> Any:
-    from fastapi.encoders import jsonable_encoder
-
-    return jsonable_encoder(value)
+    return JSONResponse(jsonable_encoder(view), 200 if result.duplicate else 201)
 
 
 @router.get("")
