@@ -28,11 +28,11 @@ DECLARE
     v_horizon xid8 := pg_snapshot_xmin(pg_current_snapshot());
     v_tx xid8 := '0'::xid8;
     v_found boolean := true;
-    v_events jsonb;
+    v_events jsonb[] := ARRAY[]::jsonb[];  -- appended in place (an expanded array)
     v_matched integer;
     v_scanned integer;
-    v_last_scanned bigint;
-    v_last_matched bigint;
+    r record;
+    v_job record;
     v_position bigint;
     v_jobs uuid[];
     v_users text[];
@@ -85,38 +85,38 @@ BEGIN
         v_tx := coalesce(v_tx, '0'::xid8);
     END IF;
 
-    WITH scanned AS (
-        SELECT e.* FROM public.job_events e
+    -- One ordered index scan, filtered row by row, stopping at a full page: a page of
+    -- the live tail costs its own rows, not v_scan of them.
+    v_matched := 0;
+    v_scanned := 0;
+    FOR r IN
+        SELECT e.event_id, e.job_id, e.event_type, e.from_status, e.to_status, e.worker_id,
+               e.details, e.created_at
+          FROM public.job_events e
          WHERE (e.tx, e.event_id) > (v_tx, CASE WHEN v_found THEN after_event_id ELSE 0 END)
            AND e.tx < v_horizon
            AND (v_found OR e.event_id > after_event_id)
          ORDER BY e.tx, e.event_id
          LIMIT v_scan
-    ), matched AS (
-        SELECT s.tx, s.event_id, jsonb_build_object(
-                   'event_id', s.event_id, 'job_id', s.job_id, 'event_type', s.event_type,
-                   'from_status', s.from_status, 'to_status', s.to_status, 'worker_id', s.worker_id,
-                   'details', s.details, 'created_at', s.created_at, 'user_id', j.user_id,
-                   'organization_id', j.organization_id, 'job_type', j.job_type,
-                   'provider', j.provider) AS ev
-          FROM scanned s JOIN public.jobs j ON j.job_id = s.job_id
-         WHERE (v_jobs IS NULL OR s.job_id = ANY (v_jobs))
-           AND (v_users IS NULL OR j.user_id = ANY (v_users))
-           AND (v_types IS NULL OR s.event_type = ANY (v_types))
-         ORDER BY s.tx, s.event_id
-         LIMIT row_limit
-    )
-    SELECT (SELECT coalesce(jsonb_agg(m.ev ORDER BY m.tx, m.event_id), '[]'::jsonb) FROM matched m),
-           (SELECT count(*) FROM matched),
-           (SELECT m.event_id FROM matched m ORDER BY m.tx DESC, m.event_id DESC LIMIT 1),
-           (SELECT count(*) FROM scanned),
-           (SELECT s.event_id FROM scanned s ORDER BY s.tx DESC, s.event_id DESC LIMIT 1)
-      INTO v_events, v_matched, v_last_matched, v_scanned, v_last_scanned;
-
-    -- A full page stops at its last event; otherwise everything scanned was looked at.
-    v_position := CASE WHEN v_matched = row_limit THEN v_last_matched
-                       ELSE coalesce(v_last_scanned, after_event_id) END;
-    RETURN jsonb_build_object('events', v_events, 'position', v_position,
+    LOOP
+        v_scanned := v_scanned + 1;
+        v_position := r.event_id;
+        CONTINUE WHEN v_jobs IS NOT NULL AND NOT r.job_id = ANY (v_jobs);
+        CONTINUE WHEN v_types IS NOT NULL AND NOT r.event_type = ANY (v_types);
+        SELECT j.user_id, j.organization_id, j.job_type, j.provider INTO v_job
+          FROM public.jobs j WHERE j.job_id = r.job_id;
+        CONTINUE WHEN v_users IS NOT NULL AND NOT v_job.user_id = ANY (v_users);
+        v_events := array_append(v_events, jsonb_build_object(
+            'event_id', r.event_id, 'job_id', r.job_id, 'event_type', r.event_type,
+            'from_status', r.from_status, 'to_status', r.to_status, 'worker_id', r.worker_id,
+            'details', r.details, 'created_at', r.created_at, 'user_id', v_job.user_id,
+            'organization_id', v_job.organization_id, 'job_type', v_job.job_type,
+            'provider', v_job.provider));
+        v_matched := v_matched + 1;
+        EXIT WHEN v_matched = row_limit;
+    END LOOP;
+    -- The position is the last event looked at: the page's last one when it is full.
+    RETURN jsonb_build_object('events', to_jsonb(v_events), 'position', coalesce(v_position, after_event_id),
                               'more', v_matched = row_limit OR v_scanned = v_scan);
 END;
 $$;
