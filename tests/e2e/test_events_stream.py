@@ -5,6 +5,7 @@ client that hangs up freeing its stream on the server."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import psycopg
@@ -14,6 +15,7 @@ from orchestrator.db.psycopg import PsycopgExecutor
 from orchestrator.jobs import calls as job_calls
 from tests.e2e.test_serve import one_line_detail
 from tests.support.hubserver import TOKEN, HubServer
+from tests.support.pgbouncer import PgBouncer
 from tests.support.sse import SseStream
 
 FAST = {"ORCHESTRATOR_EVENTS_POLL_INTERVAL": "0.1", "ORCHESTRATOR_EVENTS_HEARTBEAT": "0.3"}
@@ -181,3 +183,50 @@ def test_hanging_up_frees_the_stream_and_bad_requests_are_one_line(users, tmp_pa
             assert fragment in one_line_detail(refused)
         assert hub.stop() == 0
     assert hub.output().count("Event stream opened") == 3
+
+
+def test_concurrent_writers_every_event_once_in_order(users, tmp_path):
+    """Four connections submit and cancel jobs at once (their transactions commit out of
+    event-id order): a stream reading meanwhile gets each event exactly once, in the
+    stream's order, with nothing after."""
+    db_url = users
+
+    def write(n: int) -> None:
+        with PsycopgExecutor.connect(db_url) as executor:
+            for _ in range(n):
+                job = executor.run(job_calls.submit_job("alice", "render", {"command": "true"}))
+                executor.run(job_calls.cancel_job(job.job_id, "ops"))
+
+    with serve(tmp_path, db_url) as hub, stream(hub, params={"after": 0}) as live:
+        threads = [threading.Thread(target=write, args=(25,)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        got = live.events(200, timeout=120)
+        for t in threads:
+            t.join(60)
+        live.quiet_until_heartbeat()
+        ids = [i for i, _ in got]
+        assert ids == db_events(db_url) and len(set(ids)) == 200
+
+
+def test_two_instances_one_behind_a_transaction_pooler(users, tmp_path):
+    """A client reads from one instance and resumes on another that reaches the
+    database through PgBouncer in transaction mode (no LISTEN, no session state)."""
+    db_url = users
+    try:
+        bouncer = PgBouncer(db_url, pool_size=1).__enter__()
+    except RuntimeError as error:  # missing binary: fail loudly, never skip
+        pytest.fail(str(error), pytrace=False)
+    try:
+        with serve(tmp_path, db_url) as direct, serve(tmp_path, bouncer.url()) as pooled:
+            with stream(direct, params={"after": 0}) as first:
+                jobs = [submit(direct) for _ in range(2)]
+                seen = first.events(2)
+            with stream(pooled, last_event_id=seen[-1][0]) as second:
+                more = [submit(pooled) for _ in range(2)]
+                rest = second.events(2)
+                second.quiet_until_heartbeat()
+            assert [d["job_id"] for _, d in seen + rest] == jobs + more
+            assert [i for i, _ in seen + rest] == db_events(db_url)
+    finally:
+        bouncer.__exit__(None, None, None)
