@@ -8,8 +8,9 @@ in PostgreSQL). uvicorn runs with ``proxy_headers=False`` (its default trusts 12
 which would believe any loopback client's ``X-Forwarded-For``) and no ``Server`` header.
 
 SIGTERM or SIGINT: uvicorn stops accepting, open event streams end at once (their
-clients resume with Last-Event-ID), requests in flight finish (at most 10 s), the lifespan stops the duties and releases their leases, the log handlers are
-flushed, exit status 0.
+clients resume with Last-Event-ID), requests in flight finish (at most 10 s), the
+lifespan stops the duties and releases their leases, the log handlers are flushed,
+exit status 0.
 """
 
 from __future__ import annotations
