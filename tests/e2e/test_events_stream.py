@@ -230,3 +230,25 @@ def test_two_instances_one_behind_a_transaction_pooler(users, tmp_path):
             assert [i for i, _ in seen + rest] == db_events(db_url)
     finally:
         bouncer.__exit__(None, None, None)
+
+
+def test_the_daemons_approval_expiry_reaches_the_stream(users, tmp_path):
+    """With the daemon in the same process, an approval request that runs out is expired
+    by its duty and the stream says so, nobody calling anything."""
+    db_url = users
+    config = tmp_path / "daemon.yaml"
+    config.write_text("background:\n  approval_expiration: {interval_seconds: 0.2}\n")
+    with HubServer(
+        tmp_path, "--config", str(config), DATABASE_URL=db_url, ORCHESTRATOR_API_TOKEN=TOKEN, **FAST
+    ) as hub:
+        with stream(hub) as live:
+            costly = submit(hub, user_id="bob", estimated_cost=500)  # 1 s to decide
+            events = live.events(2, timeout=60)
+        assert [(d["job_id"], d["event_type"]) for _, d in events] == [
+            (costly, "submitted"),
+            (costly, "approval_expired"),
+        ]
+        shown = hub.get(f"/api/cloud/jobs/{costly}", token=TOKEN).json()
+        assert shown["status"] == "cancelled" and shown["approval"]["status"] == "expired"
+        assert all("tx" not in event for event in shown["events"])
+        assert hub.stop() == 0
