@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 from fastapi import HTTPException, Request
+from starlette.requests import ClientDisconnect
 
 MAX_ADMIN_BODY = 2 << 20
 """Bytes of an admin JSON body (func_submit_job takes a job of at most 1 MiB; escapes
@@ -24,7 +25,8 @@ and whitespace may double that)."""
 async def read_object(
     request: Request, *, limit: int = MAX_ADMIN_BODY, empty_ok: bool = False
 ) -> dict[str, Any]:
-    """The body as a JSON object, or an HTTPException (413, 422) with one line."""
+    """The body as a JSON object, or an HTTPException (400 client gone, 413, 422) with
+    one line."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPException(
@@ -32,13 +34,16 @@ async def read_object(
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(
-                413, f"the request body is over {limit} bytes; at most {limit} are accepted"
-            )
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HTTPException(
+                    413, f"the request body is over {limit} bytes; at most {limit} are accepted"
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:  # nobody reads the answer; nothing was written
+        raise HTTPException(400, "the client went away before sending the whole body") from None
     raw = b"".join(chunks)
     if not raw.strip():
         if empty_ok:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import uuid
 
 import psycopg
@@ -97,7 +98,10 @@ def test_submit_list_page_show_cancel_approve_reject(hub, db_url, tmp_path):
         listed = hub.get("/api/cloud/jobs", token=TOKEN, params=params)
         assert [j["job_id"] for j in listed.json()["jobs"]] == expected, params
 
-    # show, and parity with `orchestrator jobs show` for the same job
+    # parity with `orchestrator jobs list` and `jobs show` for the same jobs
+    cli_list = orchestrator("jobs", "list", cwd=tmp_path, DATABASE_URL=db_url)
+    assert cli_list.returncode == 0, cli_list.stderr
+    assert re.findall(r"^([0-9a-f]{8}-[0-9a-f-]{27})\s", cli_list.stdout, re.M) == ids
     shown = hub.get(f"/api/cloud/jobs/{costly_id}", token=TOKEN).json()
     cli = orchestrator("jobs", "show", costly_id, "--no-logs", cwd=tmp_path, DATABASE_URL=db_url)
     assert cli.returncode == 0, cli.stderr
@@ -177,8 +181,18 @@ def test_bad_submissions_are_one_line_and_write_nothing(hub, db_url):
         )
         assert refused.status_code == status, (body[:80], refused.text)
         assert fragment in one_line_detail(refused), body[:80]
+    # a client that dies mid-body: nothing written, nothing but a line in the log
+    with socket.create_connection(("127.0.0.1", hub.port)) as sock:
+        sock.sendall(
+            b"POST /api/cloud/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {TOKEN}\r\nContent-Length: 100000\r\n\r\n".encode()
+            + b'{"user_id": "alice", "job_type": "render", "payload": {"command": "'
+        )
+    assert hub.get("/api/cloud/jobs", token=TOKEN).json()["jobs"] == []
     assert count(db_url, "jobs") == 0
     assert count(db_url, "audit_log WHERE target_type = 'job'") == 0
+    assert hub.stop() == 0
+    assert "Traceback" not in hub.output()
 
 
 def test_auth_ids_and_decision_bodies(hub, db_url):
