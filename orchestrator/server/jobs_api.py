@@ -85,7 +85,8 @@ async def _decision_body(request: Request) -> tuple[str, str | None]:
     for key in DECISION_KEYS:
         if body.get(key) is not None and not isinstance(body[key], str):
             raise HTTPException(422, f"body field {key} must be a string or null")
-    return body.get("by") or "admin", body.get("reason")
+    by = body.get("by")
+    return ("admin" if by is None else by), body.get("reason")  # "" is the SQL's to refuse
 
 
 @router.post("", status_code=201)

@@ -233,6 +233,7 @@ def test_auth_ids_and_decision_bodies(hub, db_url):
     for body, fragment in (
         ({"by": "ops", "why": "x"}, "unknown body field(s): why; accepted: by, reason"),
         ({"by": 5}, "body field by must be a string"),
+        ({"by": " "}, "cancelled_by must name who cancels"),
         ({"reason": "x" * 1001}, "reason is 1001 characters; at most 1000 are accepted"),
         ({"by": "o\u0000ps"}, "by contains a NUL"),
     ):
