@@ -116,6 +116,7 @@ async def _events(
     resume = f"id: {sent}\n" if sent is not None else ""
     logger.info("Event stream opened at position %s", position)
     count = 0
+    paused = False
     yield f"retry: {RETRY_MS}\n{resume}: connected\n\n".encode()
     last_write = time.monotonic()
     try:
@@ -140,9 +141,15 @@ async def _events(
                     last_write = time.monotonic()
             try:
                 page = await hub.db.run(job_events_after(position, row_limit=PAGE, **filters))
-            except DatabaseUnavailable as error:
-                logger.warning("Event stream paused: %s", error)
+            except DatabaseUnavailable as error:  # one line per outage, not per poll
+                if not paused:
+                    logger.warning("Event stream paused at position %s: %s", position, error)
+                paused = True
                 page = {"events": [], "position": position, "more": False}
+                continue
+            if paused:
+                logger.info("Event stream resumed at position %s", position)
+                paused = False
     finally:
         # also when the client went away: Starlette cancels this generator then
         logger.info("Event stream closed at position %s after %d event(s)", position, count)

@@ -5,12 +5,16 @@ client that hangs up freeing its stream on the server."""
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from orchestrator.db import migrate
+from orchestrator.db.embedded import start_embedded
 from orchestrator.db.psycopg import PsycopgExecutor
 from orchestrator.jobs import calls as job_calls
 from tests.e2e.test_serve import one_line_detail
@@ -252,3 +256,36 @@ def test_the_daemons_approval_expiry_reaches_the_stream(users, tmp_path):
         assert shown["status"] == "cancelled" and shown["approval"]["status"] == "expired"
         assert all("tx" not in event for event in shown["events"])
         assert hub.stop() == 0
+
+
+@pytest.mark.slow
+def test_a_stream_outlives_a_database_outage_without_a_gap(tmp_path):
+    """The database stops under an open stream: the stream stays open (heartbeats), says
+    it paused in one log line, and once the database is back delivers what changed,
+    each event once."""
+    with tempfile.TemporaryDirectory(prefix="hub-stream-outage-") as tmp:
+        data_dir = Path(tmp) / "pgdata"
+        server = start_embedded(data_dir)
+        url = server.url
+        with psycopg.connect(url, autocommit=True) as conn:
+            migrate.migrate(conn)
+        with PsycopgExecutor.connect(url) as executor:
+            executor.run(job_calls.upsert_hub_user("alice", "acme"))
+        try:
+            with serve(tmp_path, url) as hub, stream(hub, params={"after": 0}) as live:
+                first = submit(hub)
+                assert live.events(1)[0][1]["job_id"] == first
+                server.stop()
+                live.quiet_until_heartbeat()
+                live.quiet_until_heartbeat()  # still open, the database still down
+                server = start_embedded(data_dir)
+                with PsycopgExecutor.connect(url) as executor:
+                    executor.run(job_calls.cancel_job(first, "ops"))
+                ((_, cancelled),) = live.events(1, timeout=60)
+                assert (cancelled["job_id"], cancelled["event_type"]) == (first, "cancelled")
+                live.quiet_until_heartbeat()
+                assert hub.output().count("Event stream paused") == 1
+                assert "Event stream resumed" in hub.output()
+                assert hub.stop() == 0
+        finally:
+            server.stop()
