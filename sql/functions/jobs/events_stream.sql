@@ -47,29 +47,31 @@ BEGIN
         RAISE EXCEPTION 'after_event_id must be an event id (>= 0; 0: from the first event), got %', after_event_id
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT string_agg(x.name, ', ') INTO v_bad
-      FROM (VALUES ('job_ids', job_ids), ('user_ids', user_ids), ('event_types', event_types)) AS x(name, value)
-     WHERE x.value IS NOT NULL AND jsonb_typeof(x.value) <> 'null'
-       AND (jsonb_typeof(x.value) <> 'array' OR jsonb_array_length(x.value) > 100
-            OR EXISTS (SELECT 1 FROM jsonb_array_elements(x.value) AS v
-                        WHERE jsonb_typeof(v) <> 'string' OR length(v #>> '{}') NOT BETWEEN 1 AND 255));
-    IF v_bad IS NOT NULL THEN
-        RAISE EXCEPTION '% must be an array of at most 100 strings of 1 to 255 characters, or null', v_bad
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF EXISTS (SELECT 1 FROM jsonb_array_elements_text(CASE jsonb_typeof(job_ids) WHEN 'array' THEN job_ids END) AS v
-                WHERE v !~* '^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$') THEN
-        RAISE EXCEPTION 'job_ids must hold job ids (UUIDs such as 0190b6a2-7c3e-7b1a-9f0e-1d2c3b4a5f60)'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF jsonb_typeof(job_ids) = 'array' THEN
-        v_jobs := ARRAY(SELECT v::uuid FROM jsonb_array_elements_text(job_ids) AS v);
-    END IF;
-    IF jsonb_typeof(user_ids) = 'array' THEN
-        v_users := ARRAY(SELECT jsonb_array_elements_text(user_ids));
-    END IF;
-    IF jsonb_typeof(event_types) = 'array' THEN
-        v_types := ARRAY(SELECT jsonb_array_elements_text(event_types));
+    IF coalesce(job_ids, user_ids, event_types) IS NOT NULL THEN  -- idle polls skip it
+        SELECT string_agg(x.name, ', ') INTO v_bad
+          FROM (VALUES ('job_ids', job_ids), ('user_ids', user_ids), ('event_types', event_types)) AS x(name, value)
+         WHERE x.value IS NOT NULL AND jsonb_typeof(x.value) <> 'null'
+           AND (jsonb_typeof(x.value) <> 'array' OR jsonb_array_length(x.value) > 100
+                OR EXISTS (SELECT 1 FROM jsonb_array_elements(x.value) AS v
+                            WHERE jsonb_typeof(v) <> 'string' OR length(v #>> '{}') NOT BETWEEN 1 AND 255));
+        IF v_bad IS NOT NULL THEN
+            RAISE EXCEPTION '% must be an array of at most 100 strings of 1 to 255 characters, or null', v_bad
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF EXISTS (SELECT 1 FROM jsonb_array_elements_text(CASE jsonb_typeof(job_ids) WHEN 'array' THEN job_ids END) AS v
+                    WHERE v !~* '^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$') THEN
+            RAISE EXCEPTION 'job_ids must hold job ids (UUIDs such as 0190b6a2-7c3e-7b1a-9f0e-1d2c3b4a5f60)'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF jsonb_typeof(job_ids) = 'array' THEN
+            v_jobs := ARRAY(SELECT v::uuid FROM jsonb_array_elements_text(job_ids) AS v);
+        END IF;
+        IF jsonb_typeof(user_ids) = 'array' THEN
+            v_users := ARRAY(SELECT jsonb_array_elements_text(user_ids));
+        END IF;
+        IF jsonb_typeof(event_types) = 'array' THEN
+            v_types := ARRAY(SELECT jsonb_array_elements_text(event_types));
+        END IF;
     END IF;
 
     IF after_event_id IS NULL THEN
