@@ -130,6 +130,14 @@ class Settings(BaseSettings):
     vault_kv_version: Literal[1, 2] = Field(
         default=2, validation_alias="ORCHESTRATOR_VAULT_KV_VERSION"
     )
+    # The event stream (GET /api/events/stream): how often each open stream reads
+    # job_events, and the comment line that keeps idle connections (and proxies) open.
+    events_poll_interval: float = Field(
+        default=1.0, ge=0.05, le=60, validation_alias="ORCHESTRATOR_EVENTS_POLL_INTERVAL"
+    )
+    events_heartbeat: float = Field(
+        default=15.0, ge=0.1, le=300, validation_alias="ORCHESTRATOR_EVENTS_HEARTBEAT"
+    )
 
     @field_validator("db_log_level", "log_level", mode="before")
     @classmethod
@@ -246,6 +254,8 @@ ACCEPTED: dict[str, str] = {
     "VAULT_CACERT": "the path of the PEM CA certificate that signed Vault's certificate",
     "ORCHESTRATOR_VAULT_PATH": "the path of the hub's secret in the KV mount",
     "ORCHESTRATOR_VAULT_MOUNT": "the mount point of the KV secrets engine",
+    "ORCHESTRATOR_EVENTS_POLL_INTERVAL": "a number of seconds from 0.05 to 60",
+    "ORCHESTRATOR_EVENTS_HEARTBEAT": "a number of seconds from 0.1 to 300",
 }
 
 

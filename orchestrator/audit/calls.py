@@ -19,6 +19,10 @@ EVENT_TYPES = (
     "upload_rejected",
     "backup_created",
     "backup_restored",
+    "job_submitted",
+    "job_cancelled",
+    "job_approved",
+    "job_rejected",
 )
 
 

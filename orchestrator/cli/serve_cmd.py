@@ -7,9 +7,10 @@ One process, one uvicorn worker (scale by running more instances: every shared s
 in PostgreSQL). uvicorn runs with ``proxy_headers=False`` (its default trusts 127.0.0.1,
 which would believe any loopback client's ``X-Forwarded-For``) and no ``Server`` header.
 
-SIGTERM or SIGINT: uvicorn stops accepting, lets requests in flight finish (at most
-10 s), the lifespan stops the duties and releases their leases, the log handlers are
-flushed, exit status 0.
+SIGTERM or SIGINT: uvicorn stops accepting, open event streams end at once (their
+clients resume with Last-Event-ID), requests in flight finish (at most 10 s), the
+lifespan stops the duties and releases their leases, the log handlers are flushed,
+exit status 0.
 """
 
 from __future__ import annotations
@@ -123,7 +124,14 @@ def run(args: argparse.Namespace) -> int:
             settings, target.url, label=target.label, config=config, run_daemon=not args.no_daemon
         )
         app.state.hub.secrets = secrets
-        server = uvicorn.Server(
+        hub = app.state.hub
+
+        class DrainingServer(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: Any) -> None:
+                hub.draining = True  # event streams end now instead of at the 10 s cut
+                super().handle_exit(sig, frame)
+
+        server = DrainingServer(
             uvicorn.Config(
                 app,
                 host=host,

@@ -124,6 +124,12 @@ def submit_job(
     return Call("func_submit_job", {"job": json_safe(job)}, SubmitResult.from_raw)
 
 
+def submit_job_object(job: Any) -> Call[SubmitResult]:
+    """Submit a job given as the JSON object ``func_submit_job`` takes, unchecked: what an
+    HTTP client sent goes to the function as it is, so its refusals are the CLI's."""
+    return Call("func_submit_job", {"job": job}, SubmitResult.from_raw)
+
+
 def job_object(
     user_id: str,
     job_type: str,
@@ -325,6 +331,9 @@ def list_jobs(
     user_id: str | None = None,
     after_job_id: str | None = None,
     row_limit: int = 50,
+    *,
+    organization_id: str | None = None,
+    job_type: str | None = None,
 ) -> Call[JobPage]:
     """One page of jobs, newest first; pass the page's ``next`` as ``after_job_id``."""
     return Call(
@@ -334,8 +343,33 @@ def list_jobs(
             "user_id": user_id,
             "after_job_id": after_job_id,
             "row_limit": row_limit,
+            "organization_id": organization_id,
+            "job_type": job_type,
         },
         JobPage.from_raw,
+    )
+
+
+def job_events_after(
+    after_event_id: int | None,
+    *,
+    job_ids: Sequence[str] | None = None,
+    user_ids: Sequence[str] | None = None,
+    event_types: Sequence[str] | None = None,
+    row_limit: int = 100,
+) -> Call[dict[str, Any]]:
+    """Job events after ``after_event_id`` in the stream's final order (``None``: just the
+    present position): ``{events, position, more}``; pass ``position`` back next time."""
+    return Call(
+        "func_job_events_after",
+        {
+            "after_event_id": after_event_id,
+            "job_ids": None if job_ids is None else list(job_ids),
+            "user_ids": None if user_ids is None else list(user_ids),
+            "event_types": None if event_types is None else list(event_types),
+            "row_limit": row_limit,
+        },
+        dict,
     )
 
 

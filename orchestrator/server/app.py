@@ -25,7 +25,15 @@ from orchestrator import __version__
 from orchestrator.config import Settings, get_settings
 from orchestrator.daemon.config import EnterpriseConfig, get_enterprise_config
 from orchestrator.db.target import resolve_database
-from orchestrator.server import audit_api, backup_api, health, providers_api, webhooks
+from orchestrator.server import (
+    audit_api,
+    backup_api,
+    events_stream,
+    health,
+    jobs_api,
+    providers_api,
+    webhooks,
+)
 from orchestrator.server.correlation import CorrelationIdMiddleware
 from orchestrator.server.errors import install_error_handlers
 from orchestrator.server.http_metrics import HttpMetricsMiddleware
@@ -44,6 +52,8 @@ def hub_router() -> APIRouter:
     router.include_router(webhooks.router)
     router.include_router(providers_api.router)
     router.include_router(backup_api.router)
+    router.include_router(jobs_api.router)
+    router.include_router(events_stream.router)
     return router
 
 

@@ -43,6 +43,9 @@ class HubState:
     started_monotonic: float = field(default_factory=time.monotonic)
     started_wall: float = field(default_factory=time.time)
     shutting_down: bool = False
+    # Set when the server was told to stop, before it waits for open requests: endless
+    # responses (the event stream) end at once and their clients resume elsewhere.
+    draining: bool = False
     daemon_error: str | None = None
     version: str = __version__
     # Per-app services of each area (health, metrics, later rate limits), made on first use.

@@ -61,7 +61,8 @@ COMMENT ON FUNCTION hub_internal.func_job_summary(public.jobs) IS
     'Internal: the row shape of func_list_jobs (a job without payload, result and history).';
 
 CREATE OR REPLACE FUNCTION public.func_list_jobs(
-    status text DEFAULT NULL, user_id text DEFAULT NULL, after_job_id uuid DEFAULT NULL, row_limit integer DEFAULT 50
+    status text DEFAULT NULL, user_id text DEFAULT NULL, after_job_id uuid DEFAULT NULL, row_limit integer DEFAULT 50,
+    organization_id text DEFAULT NULL, job_type text DEFAULT NULL
 ) RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, public, pg_temp
@@ -84,6 +85,8 @@ BEGIN
       FROM (SELECT * FROM public.jobs j
              WHERE (status IS NULL OR j.status = status)
                AND (user_id IS NULL OR j.user_id = user_id)
+               AND (organization_id IS NULL OR j.organization_id = organization_id)
+               AND (job_type IS NULL OR j.job_type = job_type)
                AND (after_job_id IS NULL OR j.job_id < after_job_id)
              ORDER BY j.job_id DESC
              LIMIT row_limit + 1) x;
@@ -94,8 +97,8 @@ BEGIN
                               'next', CASE WHEN v_count > row_limit THEN v_rows -> (row_limit - 1) -> 'job_id' END);
 END;
 $$;
-COMMENT ON FUNCTION public.func_list_jobs(text, text, uuid, integer) IS
-    'Jobs newest first (ids are UUIDv7), optionally of one status and/or user, row_limit (1..1000) per page: {rows, more, next}; pass next as after_job_id for the following page. Unknown status: invalid_parameter_value.';
+COMMENT ON FUNCTION public.func_list_jobs(text, text, uuid, integer, text, text) IS
+    'Jobs newest first (ids are UUIDv7), optionally of one status, user, organization_id and/or job_type, row_limit (1..1000) per page: {rows, more, next}; pass next as after_job_id for the following page. Unknown status: invalid_parameter_value.';
 
 CREATE OR REPLACE FUNCTION public.func_get_job(job_id uuid)
 RETURNS jsonb
@@ -114,7 +117,7 @@ BEGIN
         -- the lease token is the worker's fencing secret: never handed out here
         'queue', (SELECT to_jsonb(q) - 'lease_token' FROM public.job_queue q WHERE q.job_id = job_id),
         'approval_request', (SELECT to_jsonb(r) FROM public.approval_requests r WHERE r.job_id = job_id),
-        'events', (SELECT coalesce(jsonb_agg(to_jsonb(e) - 'job_id' ORDER BY e.event_id), '[]'::jsonb)
+        'events', (SELECT coalesce(jsonb_agg(to_jsonb(e) - 'job_id' - 'tx' ORDER BY e.event_id), '[]'::jsonb)
                      FROM public.job_events e WHERE e.job_id = job_id));
 END;
 $$;
@@ -163,7 +166,7 @@ SELECT hub_internal.func_hub_secure(
         'public.func_queue_statistics()',
         'public.func_queue_depth()',
         'hub_internal.func_job_summary(public.jobs)',
-        'public.func_list_jobs(text, text, uuid, integer)',
+        'public.func_list_jobs(text, text, uuid, integer, text, text)',
         'public.func_get_job(uuid)',
         'public.func_list_active_provider_jobs(text, uuid, integer)'
     ]::regprocedure[]);
