@@ -98,7 +98,11 @@ def print_upload_progress(progress: Mapping[str, Any] | None) -> None:
         return
     print(
         f"\nUploads: {progress.get('objects', 0)} object(s), {progress.get('bytes', 0)} bytes"
-        + (f", last at {cell(progress.get('last_upload_at'))}" if progress.get("last_upload_at") else "")
+        + (
+            f", last at {cell(progress.get('last_upload_at'))}"
+            if progress.get("last_upload_at")
+            else ""
+        )
     )
     flight = list(progress.get("in_progress") or [])
     if flight:

@@ -39,6 +39,7 @@ from typing import Any
 from orchestrator.config import Settings, get_settings
 from orchestrator.daemon import duties
 from orchestrator.daemon.config import EnterpriseConfig, get_enterprise_config
+from orchestrator.daemon.duties import UploadGrant
 from orchestrator.daemon.duty_status import DutyStatusRecorder
 from orchestrator.daemon.housekeeping import fold_counters, prune_audit
 from orchestrator.daemon.leader import DutyLeases, make_holder_id
@@ -110,7 +111,9 @@ class BackgroundTaskManager:
         explicit = cfg.file.background.job_status_polling.enabled
         built: list[Duty] = []
         if cfg.queue_processing_enabled:
-            dispatcher = duties.QueueDispatcher(ex, providers, batch=cfg.dispatch_batch)
+            dispatcher = duties.QueueDispatcher(
+                ex, providers, batch=cfg.dispatch_batch, uploads=UploadGrant.of(self.settings)
+            )
             built.append(
                 Duty(QUEUE, cfg.queue_processing_interval, dispatcher, "Error in queue processing")
             )

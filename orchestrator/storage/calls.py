@@ -136,7 +136,12 @@ def record_upload_part(
     """Records a part on disk; None when the upload is not in progress."""
     return Call(
         "func_record_upload_part",
-        {"upload_id": upload_id, "part_number": part_number, "size_bytes": size_bytes, "etag": etag},
+        {
+            "upload_id": upload_id,
+            "part_number": part_number,
+            "size_bytes": size_bytes,
+            "etag": etag,
+        },
         _same,
     )
 

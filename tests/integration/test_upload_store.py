@@ -41,9 +41,11 @@ def test_credentials_follow_the_job_and_the_secret_is_derived(db_url):
         h.run(job_calls.complete_job(claimed.job_id, claimed.lease_token, {}))
         ended = h.run(calls.check_upload_credential(first["access_key_id"]))
         assert not ended["active"] and ended["reason"] == "the job is completed"
-        with pytest.raises(JobError, match="completed: upload credentials are issued only"):
-            with job_errors():
-                h.run(calls.issue_upload_credential(job_id))
+        with (
+            pytest.raises(JobError, match="completed: upload credentials are issued only"),
+            job_errors(),
+        ):
+            h.run(calls.issue_upload_credential(job_id))
 
 
 def test_the_signing_key_is_out_of_service_role_reach(db_url):
@@ -98,7 +100,9 @@ def test_multipart_parts_in_any_order_show_in_progress(db_url):
         flight = detail.upload_progress["in_progress"]
         assert [(f["parts"], f["bytes"]) for f in flight] == [(2, 500)]
         h.run(
-            calls.record_artifact("outputs", f"{job_id}/big", job_id, 500, "m-2", upload_id="u" * 20)
+            calls.record_artifact(
+                "outputs", f"{job_id}/big", job_id, 500, "m-2", upload_id="u" * 20
+            )
         )
         progress = h.run(calls.upload_progress(job_id))
         assert progress["in_progress"] == [] and progress["objects"] == 1
