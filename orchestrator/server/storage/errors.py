@@ -4,6 +4,7 @@ its user expects (``ClientError`` with ``Error.Code == "NoSuchKey"``, ...)."""
 
 from __future__ import annotations
 
+import re
 from xml.etree.ElementTree import Element, SubElement, tostring
 
 from starlette.responses import Response
@@ -41,6 +42,15 @@ STATUS = {
 }
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot carry (a key with NUL must still
+    get a parseable error, or the client reports a bare 400)."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
 class S3Error(Exception):
     """One S3 error: its code (which fixes the status) and a one-line message."""
 
@@ -56,9 +66,9 @@ def error_response(error: S3Error, request_id: str, resource: str, *, head: bool
     """The XML answer (no body to a HEAD request, as S3 does)."""
     root = Element("Error")
     SubElement(root, "Code").text = error.code
-    SubElement(root, "Message").text = error.message
-    SubElement(root, "Resource").text = error.resource or resource
-    SubElement(root, "RequestId").text = request_id
+    SubElement(root, "Message").text = xml_safe(error.message)
+    SubElement(root, "Resource").text = xml_safe(error.resource or resource)
+    SubElement(root, "RequestId").text = xml_safe(request_id)
     body = b"" if head else tostring(root, encoding="utf-8", xml_declaration=True)
     headers = {"x-amz-request-id": request_id}
     if head:

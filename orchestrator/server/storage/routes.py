@@ -33,6 +33,7 @@ logger = logging.getLogger("orchestrator.server.storage")
 PREFIX = "/api/cloud/storage"
 METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE"]
 REJECTED_WINDOW = 60
+DRAIN_LIMIT = 1024 * 1024
 # Sub-resources of S3 this endpoint does not offer (ACLs, tagging, versions, ...).
 _UNSUPPORTED = {
     "acl",
@@ -100,6 +101,12 @@ def _route(request: Request, hub: HubState, svc: StorageService, who: Principal)
     return handler
 
 
+def _resource(request: Request) -> str:
+    """The path as sent (percent-encoded, so never a raw control character)."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    return bytes(raw).decode("latin-1")[:1024]
+
+
 async def _audit(request: Request, error: S3Error) -> None:
     header = request.headers.get("authorization", "")
     credential = header.partition("Credential=")[2].partition("/")[0][:32] or None
@@ -109,11 +116,33 @@ async def _audit(request: Request, error: S3Error) -> None:
         "upload",
         actor=credential,
         target_type="object",
-        target_id=request.url.path[:1024],
+        target_id=_resource(request),
         details={"method": request.method, "code": error.code, "reason": error.message[:300]},
         throttle_key=credential or client_address(request) or "unknown",
         throttle_seconds=REJECTED_WINDOW,
     )
+
+
+async def _drained(request: Request) -> bool:
+    """Reads and drops what is left of a refused request's body (at most DRAIN_LIMIT), so
+    the keep-alive connection's next request starts where it should (uvicorn's h11 would
+    otherwise read the leftover bytes as the start of it); False: close instead."""
+    if getattr(request, "_stream_consumed", False):
+        return True
+    length = request.headers.get("content-length")
+    if length is None and "transfer-encoding" not in request.headers:
+        return True
+    if length is not None and (not length.isdigit() or int(length) > DRAIN_LIMIT):
+        return False
+    seen = 0
+    try:
+        async for data in request.stream():
+            seen += len(data)
+            if seen > DRAIN_LIMIT:
+                return False
+    except (ClientDisconnect, RuntimeError):
+        return False
+    return True
 
 
 async def handle(request: Request) -> Response:
@@ -131,7 +160,10 @@ async def handle(request: Request) -> Response:
                 "Upload refused for %s %s: %s", request.method, request.url.path, error.code
             )
             await _audit(request, error)
-        return error_response(error, request_id, request.url.path, head=head)
+        response = error_response(error, request_id, _resource(request), head=head)
+        if not await _drained(request):
+            response.headers["Connection"] = "close"
+        return response
     except ClientDisconnect:
         logger.info(
             "Client went away during %s %s; nothing was stored", request.method, request.url.path
@@ -139,7 +171,7 @@ async def handle(request: Request) -> Response:
         return Response(status_code=400)
     except DatabaseUnavailable as error:
         failure = S3Error("ServiceUnavailable", f"database unavailable: {error}")
-        return error_response(failure, request_id, request.url.path, head=head)
+        return error_response(failure, request_id, _resource(request), head=head)
     response.headers["x-amz-request-id"] = request_id
     return response
 
