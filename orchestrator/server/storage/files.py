@@ -10,7 +10,8 @@ A body is written to a temporary file under ``{storage_dir}/.tmp`` (same filesys
 hashed as it goes, ``fsync``-ed and renamed into place: a client killed mid-body, or a
 digest that does not match, leaves no object (the temporary file is removed). Writes and
 hashing run in a worker thread in batches of ``BATCH`` bytes (hashlib and zlib release
-the GIL), so the event loop keeps serving other requests and memory stays bounded.
+the GIL) while the next batch arrives, so the event loop keeps serving other requests
+and memory stays bounded.
 """
 
 from __future__ import annotations
@@ -125,44 +126,64 @@ class TempObject:
         self.size = 0
         self._pending: list[bytes] = []
         self._pending_size = 0
+        self._writing: asyncio.Future[None] | None = None
 
     async def add(self, data: bytes) -> None:
-        """Queues ``data``; written (in a thread) once a batch is full."""
+        """Queues ``data``; a full batch is handed to a thread while the next one arrives
+        (at most one batch in the thread and one filling: memory stays ~2 x BATCH)."""
         self._pending.append(data)
         self._pending_size += len(data)
         if self._pending_size >= BATCH:
-            await self.flush()
+            await self._hand_over()
 
-    async def flush(self) -> None:
+    async def _hand_over(self) -> None:
+        if self._writing is not None:
+            await self._writing
+            self._writing = None
         if not self._pending:
             return
         batch = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
         self._pending, self._pending_size = [], 0
-        await asyncio.to_thread(self._write, batch)
+        self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
+
+    async def flush(self) -> None:
+        """Everything received so far is written and hashed."""
+        await self._hand_over()
+        if self._writing is not None:
+            await self._writing
+            self._writing = None
 
     def _write(self, batch: bytes) -> None:
         self.digests.update(batch)
         self._file.write(batch)
         self.size += len(batch)
 
-    async def commit(self, target: Path) -> None:
-        """Flushes, fsyncs and renames the file to ``target`` (atomic on one filesystem)."""
+    async def commit(self, target: Path, *, durable: bool = True) -> None:
+        """Flushes, fsyncs and renames the file to ``target`` (atomic on one filesystem).
+        ``durable=False`` skips the fsyncs: for multipart parts, whose object is fsync-ed
+        when it is joined (a part lost to a crash fails the Complete, never the data)."""
         await self.flush()
-        await asyncio.to_thread(self._commit, target)
+        await asyncio.to_thread(self._commit, target, durable)
 
-    def _commit(self, target: Path) -> None:
+    def _commit(self, target: Path, durable: bool) -> None:
         self._file.flush()
-        os.fsync(self._file.fileno())
+        if durable:
+            os.fsync(self._file.fileno())
         self._file.close()
-        place(self.path, target)
+        place(self.path, target, durable=durable)
 
     def discard(self) -> None:
-        """Closes and removes the temporary file (nothing of the body remains)."""
-        self._file.close()
+        """Closes and removes the temporary file (nothing of the body remains); a batch
+        still in its thread finishes writing to the unlinked file, harmlessly."""
+        if self._writing is not None:
+            self._writing.add_done_callback(lambda _: self._file.close())
+            self._writing.add_done_callback(lambda f: f.cancelled() or f.exception())
+        else:
+            self._file.close()
         self.path.unlink(missing_ok=True)
 
 
-def place(source: Path, target: Path) -> None:
+def place(source: Path, target: Path, *, durable: bool = True) -> None:
     """Renames ``source`` onto ``target``, creating its directories; a key that would need
     a file where a directory is (or the reverse) is InvalidArgument."""
     try:
@@ -177,6 +198,8 @@ def place(source: Path, target: Path) -> None:
             f"object key {target.name!r} conflicts with an existing key (one would need a "
             "directory where the other is a file)",
         ) from None
+    if not durable:
+        return
     dir_fd = os.open(target.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
