@@ -124,6 +124,27 @@ def test_listing_1500_keys_in_pages_and_the_admin_reads(db_url, tmp_path):
         weird = s3.get_object(Bucket="outputs", Key=keys[7])["Body"].read()
         assert weird == keys[7].encode()
         assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["outputs"]
+        for algorithm in ("SHA256", "SHA1", "CRC32"):  # checksums boto3 computes, verified
+            s3.put_object(
+                Bucket="outputs",
+                Key=f"{prefix}sum-{algorithm}",
+                Body=b"sum",
+                ChecksumAlgorithm=algorithm,
+            )
+        s3.put_object(
+            Bucket="outputs", Key=prefix + "md5", Body=b"sum", ContentMD5="HWI7iWg/nOTgdN4WdtEkFg=="
+        )
+        # boto3 presigns with Signature Version 2 unless told; V4 is what is accepted
+        v2 = s3.generate_presigned_url("get_object", Params={"Bucket": "outputs", "Key": keys[0]})
+        assert "Signature Version 2" in httpx.get(v2).text
+        v4 = up.client(cred, signature_version="s3v4")
+        presigned = v4.generate_presigned_url(
+            "get_object", Params={"Bucket": "outputs", "Key": keys[0]}, ExpiresIn=60
+        )
+        answer = httpx.get(presigned)
+        assert answer.content == keys[0].encode(), (presigned, answer.text)
+        forged = presigned.replace("X-Amz-Expires=60", "X-Amz-Expires=600")
+        assert httpx.get(forged).status_code == 403
 
         admin = up.server.get(f"/api/cloud/storage/outputs/{keys[0]}", token=TOKEN)
         assert admin.status_code == 200 and admin.content == keys[0].encode()
@@ -139,9 +160,13 @@ def test_listing_1500_keys_in_pages_and_the_admin_reads(db_url, tmp_path):
 
 def test_refusals_with_the_codes_clients_expect(db_url, tmp_path, monkeypatch):
     """Another job's prefix, another bucket, a wrong secret, an unknown key id, clock
-    skew, ../ and NUL in keys, a wrong checksum or MD5 (BadDigest) and a finished job:
+    skew, ../ and NUL in keys, a body over the cap, a wrong checksum or MD5 (BadDigest) and
+    a finished job:
     each is refused with S3's code, nothing is stored, and 403s are audited."""
-    with uploads_hub(db_url, tmp_path) as up, hub(db_url) as db:
+    with (
+        uploads_hub(db_url, tmp_path, ORCHESTRATOR_STORAGE_MAX_OBJECT_BYTES="65536") as up,
+        hub(db_url) as db,
+    ):
         mine, theirs = up.job(db), up.job(db, "bob")
         s3 = up.client(mine)
         p = mine["prefix"]
@@ -177,6 +202,8 @@ def test_refusals_with_the_codes_clients_expect(db_url, tmp_path, monkeypatch):
                 "InvalidArgument",
                 "AccessDenied",
             ), bad
+        too_big = lambda: s3.put_object(Bucket="outputs", Key=p + "big", Body=b"x" * 70_000)  # noqa: E731
+        assert code_of(too_big) == "EntityTooLarge"
         wrong_crc = lambda: s3.put_object(  # noqa: E731
             Bucket="outputs", Key=p + "crc.txt", Body=b"payload", ChecksumCRC32="AAAAAA=="
         )

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.client import BaseClient
+from botocore.client import BaseClient, Config
 
 from orchestrator.storage import calls
 from tests.integration.jobkit import Hub, hub
@@ -45,6 +45,9 @@ class Uploads:
             aws_secret_access_key=overrides.get("secret", credential["secret_access_key"]),
             region_name="us-east-1",
             verify=str(self.ca_file) if self.ca_file else None,
+            config=Config(signature_version=overrides["signature_version"])
+            if "signature_version" in overrides
+            else None,
         )
 
 

@@ -106,6 +106,12 @@ async def authenticate(request: Request, hub: HubState, cache: CredentialCache) 
             raise S3Error("AccessDenied", "presigned URLs are accepted for GET and HEAD only")
         signed = sigv4.parse_presigned(query)
         payload_hash = "UNSIGNED-PAYLOAD"
+    elif "AWSAccessKeyId" in query or header.startswith("AWS "):
+        raise S3Error(
+            "AccessDenied",
+            "Signature Version 2 is not accepted: sign with Signature Version 4 (for boto3 "
+            "presigned URLs: Config(signature_version='s3v4'))",
+        )
     else:
         raise S3Error(
             "AccessDenied",
