@@ -265,8 +265,13 @@ def _signed_put(up: Uploads, cred: dict[str, Any], key: str, body: bytes) -> byt
 
 def test_a_client_killed_mid_body_leaves_no_object(db_url, tmp_path):
     """A signed 16 MiB PUT whose client dies after 5 MiB: no object, no index row, no
-    temporary file; the server keeps serving and the next complete PUT works."""
+    temporary file; the server keeps serving and the next complete PUT works. A day-old
+    temporary file (a crashed process's) is swept when storage is first used."""
     with uploads_hub(db_url, tmp_path) as up, hub(db_url) as db:
+        stale = up.storage / ".tmp" / "upload-left-by-a-crash"
+        stale.parent.mkdir(parents=True)
+        stale.write_bytes(b"partial")
+        os.utime(stale, (time.time() - 2 * 86_400, time.time() - 2 * 86_400))
         cred = up.job(db)
         key = cred["prefix"] + "torn.bin"
         body = os.urandom(16 * MiB)
