@@ -106,3 +106,29 @@ def test_multipart_parts_in_any_order_show_in_progress(db_url):
         )
         progress = h.run(calls.upload_progress(job_id))
         assert progress["in_progress"] == [] and progress["objects"] == 1
+
+
+def test_cancelled_and_failed_jobs_credentials_stop(db_url):
+    with hub(db_url) as h:
+        h.user("alice")
+        cancelled = str(h.submit().job_id)
+        failed = str(h.submit(max_attempts=1).job_id)
+        keys = {
+            job: h.run(calls.issue_upload_credential(job))["access_key_id"]
+            for job in (cancelled, failed)
+        }
+        h.run(job_calls.cancel_job(cancelled, "alice", "not needed"))
+        claimed = h.claim_one()
+        assert claimed.job_id == failed
+        h.run(job_calls.fail_job(failed, claimed.lease_token, "boom", retryable=False))
+        reasons = {
+            job: h.run(calls.check_upload_credential(key))["reason"] for job, key in keys.items()
+        }
+        assert reasons == {cancelled: "the job is cancelled", failed: "the job is failed"}
+        revoked_job = str(h.submit().job_id)
+        key = h.run(calls.issue_upload_credential(revoked_job))["access_key_id"]
+        assert h.run(calls.revoke_upload_credentials(revoked_job)) == {"revoked": 1}
+        check = h.run(calls.check_upload_credential(key))
+        assert not check["active"] and check["reason"] == "the credential was revoked"
+        fresh = h.run(calls.issue_upload_credential(revoked_job))["access_key_id"]
+        assert fresh != key and h.run(calls.check_upload_credential(fresh))["active"]
