@@ -327,3 +327,59 @@ def test_a_corrupted_trailing_checksum_over_https_is_bad_digest(db_url, tmp_path
         context = ssl.create_default_context(cafile=str(up.ca_file))
         health = httpx.get(up.server.url + "/health/live", verify=context)
         assert health.status_code == 200
+
+
+def test_signed_aws_chunked_streams_are_verified_chunk_by_chunk(db_url, tmp_path):
+    """STREAMING-AWS4-HMAC-SHA256-PAYLOAD (what the AWS SDKs for Java/Go send, not boto3):
+    chunk signatures chained from the request's are checked as the body streams in; a
+    stream whose chunk was altered is refused and stores nothing. Signed here with the
+    algorithm of AWS's published example (tests/unit/test_storage_protocol.py holds the
+    server's code to that example's signatures)."""
+    from orchestrator.server.storage import sigv4
+
+    with uploads_hub(db_url, tmp_path) as up, hub(db_url) as db:
+        cred = up.job(db)
+        payload = os.urandom(200_000)
+        chunks = [payload[:65536], payload[65536:131072], payload[131072:], b""]
+        now = dt.datetime.now(dt.UTC)
+        amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+
+        def put(key: str, corrupt: bool) -> httpx.Response:
+            path = f"/api/cloud/storage/outputs/{key}"
+            headers = {
+                "host": f"127.0.0.1:{up.server.port}",
+                "x-amz-date": amz_date,
+                "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+                "content-encoding": "aws-chunked",
+                "x-amz-decoded-content-length": str(len(payload)),
+            }
+            names = tuple(sorted(headers))
+            signed = sigv4.Signed(
+                cred["access_key_id"], day, "us-east-1", "s3", names, "", amz_date
+            )
+            key_bytes = sigv4.signing_key(cred["secret_access_key"], signed)
+            canonical = sigv4.canonical_request(
+                "PUT", path, "", headers.items(), signed, headers["x-amz-content-sha256"]
+            )
+            seed = sigv4.sign(key_bytes, sigv4.string_to_sign(signed, canonical))
+            body, previous = b"", seed
+            for chunk in chunks:
+                digest = hashlib.sha256(chunk).hexdigest()
+                previous = sigv4.sign(
+                    key_bytes, sigv4.chunk_string_to_sign(signed, previous, digest)
+                )
+                data = bytes([chunk[0] ^ 1]) + chunk[1:] if corrupt and chunk else chunk
+                body += f"{len(chunk):x};chunk-signature={previous}\r\n".encode() + data + b"\r\n"
+            headers["authorization"] = (
+                f"AWS4-HMAC-SHA256 Credential={cred['access_key_id']}/{signed.scope}, "
+                f"SignedHeaders={';'.join(names)}, Signature={seed}"
+            )
+            return httpx.put(up.server.url + path, content=body, headers=headers, timeout=30)
+
+        good = put(cred["prefix"] + "signed.bin", corrupt=False)
+        assert good.status_code == 200, good.text
+        assert (up.storage / "outputs" / cred["prefix"] / "signed.bin").read_bytes() == payload
+        bad = put(cred["prefix"] + "altered.bin", corrupt=True)
+        assert bad.status_code == 403 and "<Code>SignatureDoesNotMatch</Code>" in bad.text
+        assert not (up.storage / "outputs" / cred["prefix"] / "altered.bin").exists()
+        assert files_under(up.storage / ".tmp") == []
