@@ -26,6 +26,11 @@ def _default_instance_id() -> str:
     return f"orchestrator-{socket.gethostname()}"
 
 
+def default_storage_dir() -> Path:
+    """Where uploaded objects live unless ``ORCHESTRATOR_STORAGE_DIR`` says."""
+    return Path(platformdirs.user_data_dir("orchestrator-hub")) / "outputs"
+
+
 def default_embedded_data_dir() -> Path:
     """Where the embedded PostgreSQL keeps its data unless ``EMBEDDED_PG_DATA_DIR`` says."""
     return Path(platformdirs.user_data_dir("orchestrator-hub")) / "postgres"
@@ -138,6 +143,31 @@ class Settings(BaseSettings):
     events_heartbeat: float = Field(
         default=15.0, ge=0.1, le=300, validation_alias="ORCHESTRATOR_EVENTS_HEARTBEAT"
     )
+    # The S3-compatible upload endpoint (orchestrator/server/storage/) and the job
+    # credentials handed out with ORCHESTRATOR_PUBLIC_URL as the endpoint (OPS §15).
+    storage_dir: Path = Field(
+        default_factory=default_storage_dir, validation_alias="ORCHESTRATOR_STORAGE_DIR"
+    )
+    storage_bucket: str = Field(
+        default="outputs",
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        validation_alias="ORCHESTRATOR_STORAGE_BUCKET",
+    )
+    storage_max_object_bytes: int = Field(
+        default=5 * 1024**3,
+        ge=1,
+        le=5 * 1024**4,
+        validation_alias="ORCHESTRATOR_STORAGE_MAX_OBJECT_BYTES",
+    )
+    storage_min_free_bytes: int = Field(
+        default=256 * 1024**2, ge=0, validation_alias="ORCHESTRATOR_STORAGE_MIN_FREE_BYTES"
+    )
+    storage_credential_ttl: int = Field(
+        default=7 * 86_400,
+        ge=60,
+        le=31 * 86_400,
+        validation_alias="ORCHESTRATOR_STORAGE_CREDENTIAL_TTL",
+    )
 
     @field_validator("db_log_level", "log_level", mode="before")
     @classmethod
@@ -170,6 +200,11 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_path_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("storage_dir", mode="before")
+    @classmethod
+    def _blank_storage_dir_is_default(cls, value: object) -> object:
+        return default_storage_dir() if isinstance(value, str) and not value.strip() else value
 
     @field_validator(
         "database_url",
@@ -256,6 +291,11 @@ ACCEPTED: dict[str, str] = {
     "ORCHESTRATOR_VAULT_MOUNT": "the mount point of the KV secrets engine",
     "ORCHESTRATOR_EVENTS_POLL_INTERVAL": "a number of seconds from 0.05 to 60",
     "ORCHESTRATOR_EVENTS_HEARTBEAT": "a number of seconds from 0.1 to 300",
+    "ORCHESTRATOR_STORAGE_DIR": "a directory path (created on first upload)",
+    "ORCHESTRATOR_STORAGE_BUCKET": "a bucket name: 3-63 characters of a-z, 0-9, '.', '-'",
+    "ORCHESTRATOR_STORAGE_MAX_OBJECT_BYTES": "an integer from 1 to 5497558138880 (bytes)",
+    "ORCHESTRATOR_STORAGE_MIN_FREE_BYTES": "an integer of bytes, 0 or more",
+    "ORCHESTRATOR_STORAGE_CREDENTIAL_TTL": "an integer from 60 to 2678400 (seconds)",
 }
 
 

@@ -83,11 +83,32 @@ def print_job(detail: JobDetail) -> None:
         if section:
             print(f"\n{title}:")
             print(tabulate([(k, cell(v, 100)) for k, v in section.items()], tablefmt="plain"))
+    print_upload_progress(detail.upload_progress)
     print(f"\nEvents ({len(detail.events)}):")
     columns = ["created_at", "event_type", "from_status", "to_status", "worker_id", "details"]
     events = [plain(event) for event in detail.events]
     if events:
         print(tabulate([[cell(e.get(c)) for c in columns] for e in events], headers=columns))
+
+
+def print_upload_progress(progress: Mapping[str, Any] | None) -> None:
+    """The job's uploads to the S3 endpoint: objects and bytes stored, multipart uploads
+    still in flight (key, parts received, bytes); nothing when it uploaded nothing."""
+    if not progress or not (progress.get("objects") or progress.get("in_progress")):
+        return
+    print(
+        f"\nUploads: {progress.get('objects', 0)} object(s), {progress.get('bytes', 0)} bytes"
+        + (
+            f", last at {cell(progress.get('last_upload_at'))}"
+            if progress.get("last_upload_at")
+            else ""
+        )
+    )
+    flight = list(progress.get("in_progress") or [])
+    if flight:
+        columns = ["key", "parts", "bytes", "started_at"]
+        print(f"In progress ({len(flight)}):")
+        print(tabulate([[cell(p.get(c)) for c in columns] for p in flight], headers=columns))
 
 
 def print_timeline(executor: CallExecutor, job_id: str) -> None:

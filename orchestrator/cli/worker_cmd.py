@@ -27,6 +27,7 @@ from orchestrator.errors import CallRefused, InputRefused, MigrationError
 from orchestrator.jobs.calls import extend_job_leases
 from orchestrator.logs.format import init_from_env
 from orchestrator.logs.worker import LogBuffer, WorkerDatabaseLogHandler
+from orchestrator.storage.jobenv import storage_endpoint
 from orchestrator.worker.runtime import Worker, WorkerOptions
 from orchestrator.worker.store import JobStore, WorkerDatabase
 
@@ -156,6 +157,9 @@ def run(args: argparse.Namespace) -> int:
         once=args.once,
         provider=args.provider,
         job_types=args.job_types,
+        upload_endpoint=storage_endpoint(settings),
+        upload_bucket=settings.storage_bucket,
+        upload_ttl_seconds=settings.storage_credential_ttl,
     )
     with worker_database(settings, worker_id) as database:
         worker = Worker(database, options, buffer)

@@ -18,10 +18,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.config import Settings
 from orchestrator.daemon.remote_cancels import RemoteCanceller
 from orchestrator.db.calls import AsyncCallExecutor
+from orchestrator.errors import HubError
 from orchestrator.jobs import calls as jobs
 from orchestrator.jobs.errors import JobError, job_errors
 from orchestrator.jobs.model import ClaimedJob, ProviderStatusResult, ReapResult
@@ -36,6 +39,8 @@ from orchestrator.providers.base import (
     RemoteStatus,
 )
 from orchestrator.providers.circuit import Admission, CircuitBreaker
+from orchestrator.storage.calls import issue_upload_credential
+from orchestrator.storage.jobenv import storage_endpoint, upload_object
 
 logger = logging.getLogger("orchestrator.daemon.tasks")
 
@@ -52,6 +57,23 @@ def provider_worker_id(provider: str) -> str:
     return f"provider:{provider}"
 
 
+@dataclass(frozen=True, slots=True)
+class UploadGrant:
+    """Where dispatched jobs upload to, and for how long their credentials last."""
+
+    endpoint: str
+    bucket: str = "outputs"
+    ttl_seconds: int = 7 * 86_400
+
+    @classmethod
+    def of(cls, settings: Settings) -> UploadGrant | None:
+        """From the settings; None without ``ORCHESTRATOR_PUBLIC_URL`` (nowhere to upload)."""
+        endpoint = storage_endpoint(settings)
+        if endpoint is None:
+            return None
+        return cls(endpoint, settings.storage_bucket, settings.storage_credential_ttl)
+
+
 class QueueDispatcher:
     """Claims the claimable jobs of each external provider and submits them."""
 
@@ -63,8 +85,10 @@ class QueueDispatcher:
         batch: int = 10,
         max_per_pass: int = 1000,
         breaker: CircuitBreaker | None = None,
+        uploads: UploadGrant | None = None,
     ) -> None:
         self.executor = executor
+        self.uploads = uploads
         self.providers = [p for p in providers if p.dispatched_by_daemon]
         self.batch = batch
         self.max_per_pass = max_per_pass
@@ -151,6 +175,7 @@ class QueueDispatcher:
                         user_id=job.user_id,
                         priority=job.priority,
                         attempt=job.attempt,
+                        upload=await self._upload(job_id),
                     )
                 )
             except ProviderError as error:
@@ -197,6 +222,21 @@ class QueueDispatcher:
                 remote.status,
             )
             return True
+
+    async def _upload(self, job_id: str) -> dict[str, str] | None:
+        """The job's S3 credentials for the submit body; a failure to issue them costs
+        the job its uploads (a warning), not its dispatch."""
+        grant = self.uploads
+        if grant is None:
+            return None
+        try:
+            credential = await self.executor.run(
+                issue_upload_credential(job_id, grant.bucket, grant.ttl_seconds)
+            )
+        except HubError as error:
+            logger.warning("No upload credentials for job %s: %s", job_id, error)
+            return None
+        return upload_object(credential, grant.endpoint)
 
     async def _stale_copy(
         self, provider: Provider, job_id: str, remote: RemoteStatus, reason: str | None

@@ -42,6 +42,7 @@ from typing import Any
 from orchestrator.config import Settings, get_settings
 from orchestrator.daemon import duties
 from orchestrator.daemon.config import EnterpriseConfig, get_enterprise_config
+from orchestrator.daemon.duties import UploadGrant
 from orchestrator.daemon.duty_status import DutyStatusRecorder
 from orchestrator.daemon.housekeeping import fold_counters, prune_audit, prune_webhooks
 from orchestrator.daemon.leader import DutyLeases, make_holder_id
@@ -119,7 +120,11 @@ class BackgroundTaskManager:
         built: list[Duty] = []
         if cfg.queue_processing_enabled:
             dispatcher = duties.QueueDispatcher(
-                ex, providers, batch=cfg.dispatch_batch, breaker=self.breaker
+                ex,
+                providers,
+                batch=cfg.dispatch_batch,
+                breaker=self.breaker,
+                uploads=UploadGrant.of(self.settings),
             )
             built.append(
                 Duty(

@@ -144,6 +144,9 @@ class JobDetail:
     queue: dict[str, Any] | None
     approval_request: dict[str, Any] | None
     events: tuple[JobEvent, ...]
+    # {objects, bytes, last_upload_at, in_progress: [...]} (func_upload_progress); None
+    # from a database older than migration 0090.
+    upload_progress: dict[str, Any] | None = None
 
     @classmethod
     def from_raw(cls, raw: Any) -> JobDetail:
@@ -154,6 +157,7 @@ class JobDetail:
             queue=raw.get("queue"),
             approval_request=raw.get("approval_request"),
             events=tuple(JobEvent.from_raw(e) for e in raw["events"]),
+            upload_progress=raw.get("upload_progress"),
         )
 
 

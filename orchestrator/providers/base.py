@@ -29,6 +29,9 @@ class ProviderJob:
     user_id: str | None = None
     priority: int = 100
     attempt: int = 1
+    # S3 credentials for the job's uploads (orchestrator.storage.jobenv.upload_object),
+    # or None when the hub has no public URL to upload to.
+    upload: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

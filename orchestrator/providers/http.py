@@ -2,7 +2,9 @@
 
 The API it speaks, small enough for a provider to offer or for an adapter to wrap:
 
-* ``POST {base_url}/jobs`` with ``{job_id, job_type, payload, user_id, priority}`` and an
+* ``POST {base_url}/jobs`` with ``{job_id, job_type, payload, user_id, priority}`` (plus
+  ``upload``: ``{endpoint_url, access_key_id, secret_access_key, region, bucket, prefix,
+  expires_at}`` when the hub has a public URL for its S3 endpoint) and an
   ``Idempotency-Key`` header (the hub's job id and attempt, so a retried submit after a
   lost reply does not start the job twice) -> ``{"id": ..., "status": ...}``;
 * ``GET {base_url}/jobs/{id}`` -> ``{"id", "status", ...}`` (other keys become details);
@@ -194,6 +196,8 @@ class HttpProvider:
         }
         if self.webhook_url:
             body["webhook_url"] = self.webhook_url
+        if job.upload:  # S3 credentials valid under the job's prefix until it ends
+            body["upload"] = dict(job.upload)
         data = await self._request(
             "POST", "/jobs", body, **{"Idempotency-Key": f"{job.job_id}:{job.attempt}"}
         )

@@ -39,12 +39,14 @@ from orchestrator.server.errors import install_error_handlers
 from orchestrator.server.http_metrics import HttpMetricsMiddleware
 from orchestrator.server.metrics import routes as metrics_routes
 from orchestrator.server.state import HubState
+from orchestrator.server.storage import routes as storage_routes
 
 logger = logging.getLogger("orchestrator.server")
 
 
 def hub_router() -> APIRouter:
-    """Every route of the hub: health, metrics and their config, the audit API."""
+    """Every route of the hub: health, metrics and their config, the audit API, jobs, the
+    event stream, webhooks, providers, backups and the S3 upload endpoint."""
     router = APIRouter()
     router.include_router(health.router)
     router.include_router(metrics_routes.router)
@@ -54,6 +56,7 @@ def hub_router() -> APIRouter:
     router.include_router(backup_api.router)
     router.include_router(jobs_api.router)
     router.include_router(events_stream.router)
+    router.include_router(storage_routes.router)
     return router
 
 

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -70,8 +71,12 @@ class ShellRun:
     """One command line, run under :mod:`~orchestrator.worker.supervisor` so that it and
     everything it starts in its process group die with the worker (or at its end)."""
 
-    def __init__(self, spec: ShellCommand, *, kill_grace: float = 5.0) -> None:
+    def __init__(
+        self, spec: ShellCommand, *, kill_grace: float = 5.0, env: Mapping[str, str] | None = None
+    ) -> None:
         self.spec, self.kill_grace = spec, kill_grace
+        # Added to the worker's environment (the job's upload credentials, OPS §15.1).
+        self.env = dict(env) if env else None
         self._process: subprocess.Popen[str] | None = None
         self._control: socket.socket | None = None
         self._stopped = threading.Event()
@@ -102,6 +107,7 @@ class ShellRun:
                     errors="replace",
                     bufsize=1,
                     pass_fds=(theirs.fileno(),),
+                    env={**os.environ, **self.env} if self.env else None,
                     start_new_session=True,  # a terminal's Ctrl-C reaches the worker only
                 )
             except OSError as error:  # the interpreter itself could not start
@@ -215,14 +221,19 @@ class Refused:
         """Nothing runs."""
 
 
-def start_run(payload: Any, *, kill_grace: float = 5.0) -> Run:
-    """The run for a job's payload (a :class:`Refused` one when the payload is invalid)."""
+def start_run(
+    payload: Any, *, kill_grace: float = 5.0, env: Mapping[str, str] | None = None
+) -> Run:
+    """The run for a job's payload (a :class:`Refused` one when the payload is invalid).
+
+    ``env`` goes into a command's environment; a Python callable shares the worker's
+    process, whose environment is not per job, so it gets none."""
     try:
         spec = parse_payload(payload)
     except InvalidPayload as error:
         return Refused(str(error))
     if isinstance(spec, ShellCommand):
-        return ShellRun(spec, kill_grace=kill_grace)
+        return ShellRun(spec, kill_grace=kill_grace, env=env)
     return CallableRun(spec)
 
 

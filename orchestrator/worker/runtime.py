@@ -29,6 +29,8 @@ from orchestrator.jobs.model import ClaimedJob, Verdict
 from orchestrator.jobs.wakeup import polling_reason
 from orchestrator.logs.context import clear_task_context, set_task_context
 from orchestrator.logs.worker import LogBuffer
+from orchestrator.storage.calls import issue_upload_credential
+from orchestrator.storage.jobenv import upload_environment
 from orchestrator.worker.active import ActiveJob
 from orchestrator.worker.heartbeat import Pulse
 from orchestrator.worker.reports import Completion, CompletionBatcher
@@ -58,6 +60,11 @@ class WorkerOptions:
     provider: str = "local"
     job_types: list[str] | None = None
     kill_grace: float = 5.0
+    # {ORCHESTRATOR_PUBLIC_URL}/api/cloud/storage: each command job then gets its own
+    # upload credentials as AWS_* variables (OPS §15.1); None: no credentials.
+    upload_endpoint: str | None = None
+    upload_bucket: str = "outputs"
+    upload_ttl_seconds: int = 7 * 86_400
 
     def __post_init__(self) -> None:
         check_timing(self.lease_seconds, self.heartbeat_seconds)
@@ -208,8 +215,26 @@ class Worker:
         self.counts.add("claimed", len(jobs))
         return len(jobs)
 
+    def _upload_env(self, job: ClaimedJob) -> dict[str, str] | None:
+        """The job's upload credentials as environment variables; a failure to issue them
+        costs the job its uploads (a warning), not its run."""
+        endpoint = self.options.upload_endpoint
+        if endpoint is None:
+            return None
+        try:
+            credential = self.store.run(
+                issue_upload_credential(
+                    str(job.job_id), self.options.upload_bucket, self.options.upload_ttl_seconds
+                )
+            )
+        except Exception as error:
+            _log.warning("No upload credentials for job %s: %s", job.job_id, error)
+            return None
+        return upload_environment(credential, endpoint)
+
     def _start(self, job: ClaimedJob) -> None:
-        active = ActiveJob(job, start_run(job.payload, kill_grace=self.options.stop_grace))
+        run = start_run(job.payload, kill_grace=self.options.stop_grace, env=self._upload_env(job))
+        active = ActiveJob(job, run)
         if job.timeout_seconds is not None:
             active.timer = threading.Timer(job.timeout_seconds, self._time_out, args=(active,))
             active.timer.daemon = True

@@ -118,11 +118,13 @@ BEGIN
         'queue', (SELECT to_jsonb(q) - 'lease_token' FROM public.job_queue q WHERE q.job_id = job_id),
         'approval_request', (SELECT to_jsonb(r) FROM public.approval_requests r WHERE r.job_id = job_id),
         'events', (SELECT coalesce(jsonb_agg(to_jsonb(e) - 'job_id' - 'tx' ORDER BY e.event_id), '[]'::jsonb)
-                     FROM public.job_events e WHERE e.job_id = job_id));
+                     FROM public.job_events e WHERE e.job_id = job_id),
+        -- sql/functions/storage/uploads.sql (plpgsql resolves it at run time)
+        'upload_progress', public.func_upload_progress(job_id));
 END;
 $$;
 COMMENT ON FUNCTION public.func_get_job(uuid) IS
-    'One job with its queue entry (without the lease token), its approval request (or null) and all its events in order. Unknown job: P0001.';
+    'One job with its queue entry (without the lease token), its approval request (or null), all its events in order and its upload_progress (func_upload_progress). Unknown job: P0001.';
 
 CREATE OR REPLACE FUNCTION public.func_list_active_provider_jobs(
     provider text, after_job_id uuid DEFAULT NULL, row_limit integer DEFAULT 500
