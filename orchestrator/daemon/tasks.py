@@ -23,6 +23,7 @@ duty                      when                         what
 ``log_maintenance``       hourly, unless pg_cron       partitions and retention
 ``audit_retention``       hourly                       ``func_audit_prune``
 ``job_counters``          every minute                 ``func_fold_job_counters``
+``rate_limit_prune``      every 5 min                  ``func_rate_limit_prune``
 ``periodic_jobs``         every 5 s                    submit due cron ticks, once
 ``job_retention``         hourly                       ``func_prune_jobs``
 ========================  ===========================  ==============================
@@ -40,7 +41,7 @@ from orchestrator.config import Settings, get_settings
 from orchestrator.daemon import duties
 from orchestrator.daemon.config import EnterpriseConfig, get_enterprise_config
 from orchestrator.daemon.duty_status import DutyStatusRecorder
-from orchestrator.daemon.housekeeping import fold_counters, prune_audit
+from orchestrator.daemon.housekeeping import fold_counters, prune_audit, prune_rate_limits
 from orchestrator.daemon.leader import DutyLeases, make_holder_id
 from orchestrator.daemon.loop import ControlLoop, Duty, DutyOutcome
 from orchestrator.daemon.periodic import enqueue_due_ticks
@@ -182,6 +183,14 @@ class BackgroundTaskManager:
                 3600,
                 functools.partial(prune_audit, ex, self.settings.audit_retention_days),
                 "Error in audit retention",
+            )
+        )
+        built.append(
+            Duty(
+                "rate_limit_prune",
+                300,
+                functools.partial(prune_rate_limits, ex),
+                "Error in rate limit pruning",
             )
         )
         built.append(

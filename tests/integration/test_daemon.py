@@ -209,6 +209,7 @@ def test_two_daemons_never_run_the_same_duty_at_once(db_url, remote):
         "log_maintenance",
         "audit_retention",
         "job_counters",
+        "rate_limit_prune",
         "periodic_jobs",
         "job_retention",
     }

@@ -360,6 +360,10 @@ class ProcessMetrics:
             parts.append(self.health)
         if "logs" in categories:
             parts.append(self.logs)
+        if "rate_limits" in categories:
+            from orchestrator.server.ratelimit.metrics import rate_limit_families
+
+            parts.extend(await rate_limit_families(hub))
         parts.extend(await self.db.families(categories))
         return Families(parts)
 
