@@ -2,7 +2,7 @@
 and the seed's Python API (``get_rate_limiter``, ``webhook_rate_limiter``, ``s3_rate_limiter``)."""
 
 from orchestrator.server.ratelimit.limiter import (
-    Decision,
+    RateDecision,
     RateLimiter,
     bind_database,
     get_rate_limiter,
@@ -13,7 +13,7 @@ from orchestrator.server.ratelimit.middleware import RateLimitMiddleware, rate_l
 from orchestrator.server.ratelimit.rules import Rule, build_rules
 
 __all__ = [
-    "Decision",
+    "RateDecision",
     "RateLimitMiddleware",
     "RateLimiter",
     "Rule",

@@ -38,7 +38,7 @@ COMPLAIN_EVERY = 60.0
 
 
 @dataclass(frozen=True)
-class Decision:
+class RateDecision:
     """One answer: allowed or not, and the values of the ``X-RateLimit-*`` headers."""
 
     allowed: bool
@@ -91,13 +91,13 @@ class LocalWindow:
             hits.popleft()
         return hits
 
-    def hit(self, bucket: str, max_requests: int, window: float) -> Decision:
+    def hit(self, bucket: str, max_requests: int, window: float) -> RateDecision:
         """Decide one request on this process's own window."""
         now = time.time()
         hits = self._live(bucket, window, now)
         if len(hits) < max_requests:
             hits.append(now)
-            return Decision(
+            return RateDecision(
                 True,
                 max_requests,
                 max_requests - len(hits),
@@ -106,7 +106,7 @@ class LocalWindow:
                 shared=False,
             )
         frees = hits[len(hits) - max_requests] + window
-        return Decision(
+        return RateDecision(
             False, max_requests, 0, math.ceil(frees), max(1, math.ceil(frees - now)), shared=False
         )
 
@@ -150,7 +150,7 @@ class SqlLimiter:
         max_requests: int,
         window: float,
         audit: dict[str, Any] | None = None,
-    ) -> Decision:
+    ) -> RateDecision:
         """One decision on ``bucket``; never raises for an unreachable database."""
         if db is None:
             self._fall_back(DatabaseUnavailable("the hub is not started"))
@@ -163,7 +163,7 @@ class SqlLimiter:
             self._fall_back(error if str(error) else None)
             return self.local.hit(bucket, max_requests, window)
         self.metrics.fallback_active.set(0)
-        return Decision(
+        return RateDecision(
             bool(raw["allowed"]),
             int(raw["limit"]),
             int(raw["remaining"]),
@@ -229,8 +229,8 @@ class RateLimiter:
     def _bucket(self, key: str) -> str:
         return f"api:{self.key_prefix}|{key}"[:512]
 
-    async def decide(self, key: str) -> Decision:
-        """Counts a hit on ``key`` when allowed; the full :class:`Decision`."""
+    async def decide(self, key: str) -> RateDecision:
+        """Counts a hit on ``key`` when allowed; the full :class:`RateDecision`."""
         return await self.limiter.hit(
             self.db or _default_db, self._bucket(key), self.max_requests, self.window_seconds
         )

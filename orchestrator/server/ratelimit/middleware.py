@@ -25,7 +25,7 @@ from typing import Any
 
 from orchestrator.netaddr import is_trusted, parse_address, parse_trusted_proxies
 from orchestrator.server.clientaddr import client_of, peer_of
-from orchestrator.server.ratelimit.limiter import Decision, RateLimitMetrics, SqlLimiter
+from orchestrator.server.ratelimit.limiter import RateDecision, RateLimitMetrics, SqlLimiter
 from orchestrator.server.ratelimit.rules import (
     EXCLUDED,
     Rule,
@@ -170,7 +170,7 @@ class RateLimitMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-def _headers(decision: Decision) -> list[tuple[bytes, bytes]]:
+def _headers(decision: RateDecision) -> list[tuple[bytes, bytes]]:
     return [
         (b"x-ratelimit-limit", str(decision.limit).encode()),
         (b"x-ratelimit-remaining", str(decision.remaining).encode()),
@@ -179,7 +179,7 @@ def _headers(decision: Decision) -> list[tuple[bytes, bytes]]:
 
 
 async def _refuse(
-    send: Any, rule: Rule, path: str, decision: Decision, headers: list[tuple[bytes, bytes]]
+    send: Any, rule: Rule, path: str, decision: RateDecision, headers: list[tuple[bytes, bytes]]
 ) -> None:
     if rule.s3:
         status, body, kind = 503, _s3_slow_down(path), b"application/xml"
