@@ -48,6 +48,8 @@ DECLARE
     v_appended jsonb;
     v_audited boolean := false;
     v_audit_error text;
+    v_last_audited timestamptz;
+    v_violations bigint;
 BEGIN
     PERFORM hub_internal.func_rate_limit_check_args(bucket, max_requests, window_seconds);
     v_window := make_interval(secs => window_seconds);
@@ -62,7 +64,8 @@ BEGIN
                                   'retry_after', 0, 'audited', false);
     END IF;
 
-    SELECT b.hits INTO v_hits FROM public.rate_limit_buckets b WHERE b.bucket = bucket FOR UPDATE;
+    SELECT b.hits, b.last_audited_at, b.violations INTO v_hits, v_last_audited, v_violations
+      FROM public.rate_limit_buckets b WHERE b.bucket = bucket FOR UPDATE;
     v_now := clock_timestamp();  -- after the lock: the order of decisions is the order of time
     v_n := coalesce(cardinality(v_hits), 0);
     WHILE v_first <= v_n AND v_hits[v_first] <= v_now - v_window LOOP
@@ -88,24 +91,35 @@ BEGIN
     -- (one, unless the limit was lowered under a fuller bucket).
     v_frees := v_hits[v_count - max_requests + 1] + v_window;
     IF audit IS NOT NULL AND jsonb_typeof(audit) = 'object' THEN
-        BEGIN
-            v_appended := public.func_audit_append(
-                event_type => 'rate_limited', action => 'throttle', actor => audit ->> 'actor',
-                actor_ip => audit ->> 'actor_ip', target_type => 'route', target_id => audit ->> 'target_id',
-                details => CASE WHEN jsonb_typeof(audit -> 'details') = 'object' THEN audit -> 'details'
-                                ELSE '{}'::jsonb END
-                           || jsonb_build_object('limit', max_requests, 'period', window_seconds),
-                correlation_id => audit ->> 'correlation_id', instance_id => audit ->> 'instance_id',
-                throttle_key => bucket, throttle_seconds => ceil(window_seconds)::integer);
-            v_audited := NOT coalesce((v_appended ->> 'throttled')::boolean, false);
-        EXCEPTION WHEN invalid_parameter_value OR string_data_right_truncation THEN
-            -- A bad audit field must not turn a decision into an error.
-            v_audit_error := SQLERRM;
-        END;
+        IF v_last_audited IS NOT NULL AND v_last_audited > v_now - v_window THEN
+            -- Audited already in this window: only counted (no chain lock, no row). The
+            -- count is the only logged write of this transaction: a crash may lose the
+            -- last few counts, never an audit row, so its commit does not wait for the WAL
+            -- flush (transaction-local, pooler-safe); a flood of refusals stays cheap.
+            PERFORM set_config('synchronous_commit', 'off', true);
+            UPDATE public.audit_event_counts c SET n = c.n + 1 WHERE c.event_type = 'rate_limited';
+        ELSE
+            BEGIN
+                v_appended := public.func_audit_append(
+                    event_type => 'rate_limited', action => 'throttle', actor => audit ->> 'actor',
+                    actor_ip => audit ->> 'actor_ip', target_type => 'route',
+                    target_id => audit ->> 'target_id',
+                    details => CASE WHEN jsonb_typeof(audit -> 'details') = 'object'
+                                    THEN audit -> 'details' ELSE '{}'::jsonb END
+                               || jsonb_build_object('limit', max_requests, 'period', window_seconds,
+                                                     'violations', v_violations + 1),
+                    correlation_id => audit ->> 'correlation_id', instance_id => audit ->> 'instance_id',
+                    throttle_key => bucket, throttle_seconds => ceil(window_seconds)::integer);
+                v_audited := NOT coalesce((v_appended ->> 'throttled')::boolean, false);
+            EXCEPTION WHEN invalid_parameter_value OR string_data_right_truncation THEN
+                -- A bad audit field must not turn a decision into an error.
+                v_audit_error := SQLERRM;
+            END;
+        END IF;
     END IF;
     UPDATE public.rate_limit_buckets b
        SET hits = v_hits, violations = b.violations + 1, updated_at = v_now,
-           last_audited_at = CASE WHEN v_audited THEN v_now ELSE b.last_audited_at END
+           last_audited_at = CASE WHEN v_appended IS NOT NULL THEN v_now ELSE b.last_audited_at END
      WHERE b.bucket = bucket;
     RETURN jsonb_build_object('allowed', false, 'limit', max_requests, 'remaining', 0,
                               'reset', ceil(extract(epoch FROM v_frees))::bigint,
@@ -116,7 +130,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION public.func_rate_limit_hit(text, integer, double precision, jsonb) IS
-    'One rate-limit decision on bucket (<rule>|<client key>): an exact sliding window of window_seconds (0.1-86400) allowing max_requests (1-10000), on the database clock, serialised by the bucket''s row lock. Only accepted hits are stored. When rejected and audit ({actor_ip, target_id, details, correlation_id, instance_id}) is given, a rate_limited audit event is appended (at most one row per bucket per window; every violation counted). Returns {allowed, limit, remaining, reset (epoch s when a slot frees), retry_after (s), audited}.';
+    'One rate-limit decision on bucket (<rule>|<client key>): an exact sliding window of window_seconds (0.1-86400) allowing max_requests (1-10000), on the database clock, serialised by the bucket''s row lock. Only accepted hits are stored. When rejected and audit ({actor_ip, target_id, details, correlation_id, instance_id}) is given, the first refusal of a window appends a rate_limited audit event; later ones of that window are only counted in audit_event_counts. Returns {allowed, limit, remaining, reset (epoch s when a slot frees), retry_after (s), audited}.';
 
 CREATE OR REPLACE FUNCTION public.func_rate_limit_usage(bucket text, max_requests integer, window_seconds double precision)
 RETURNS jsonb
