@@ -5,6 +5,7 @@ fail-open limiter while the database is unreachable."""
 from __future__ import annotations
 
 import threading
+import time
 
 import httpx
 import psycopg
@@ -31,6 +32,20 @@ def limited_metrics(hub: HubServer) -> str:
         )
     assert answer.status_code == 200, answer.text
     return answer.text
+
+
+def wait_for_component(hub: HubServer, name: str, status: str) -> dict:
+    """Full health's component ``name`` once it has ``status`` (health caches 1 s)."""
+    deadline = time.monotonic() + 30
+    while True:
+        found = next(
+            (c for c in hub.get("/api/cloud/health").json()["components"] if c["name"] == name),
+            None,
+        )
+        if found is not None and found["status"] == status:
+            return found
+        assert time.monotonic() < deadline, found
+        time.sleep(0.3)
 
 
 def assert_refused(answer: httpx.Response, limit: int) -> None:
@@ -151,6 +166,8 @@ def test_the_database_away_fails_open_to_a_per_process_limit(db_url, tmp_path):
             assert (
                 metric_value(text, "orchestrator_rate_limit_violations_total", rule="default") == 3
             )
+            limiter = wait_for_component(hub, "rate_limiter", "degraded")
+            assert "limits are per instance" in limiter["message"]
             relay.restore()
             with client_from("127.0.0.2") as client:
                 back = client.get(hub.url + "/nowhere")
@@ -159,6 +176,7 @@ def test_the_database_away_fails_open_to_a_per_process_limit(db_url, tmp_path):
             assert (
                 metric_value(limited_metrics(hub), "orchestrator_rate_limit_fallback_active") == 0
             )
+            wait_for_component(hub, "rate_limiter", "healthy")
             assert hub.stop() == 0
             output = hub.output()
     assert output.count("Rate limiting falls back to this process's own windows") == 1

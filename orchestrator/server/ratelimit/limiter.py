@@ -131,10 +131,12 @@ class SqlLimiter:
         self.local = LocalWindow()
         self.timeout = timeout
         self._complained = -math.inf
+        self.falling_back: str | None = None  # why, while decisions are local
 
     def _fall_back(self, error: BaseException | None) -> None:
         self.metrics.backend_errors.inc()
         self.metrics.fallback_active.set(1)
+        self.falling_back = str(error or f"no answer within {self.timeout:g} s")
         if time.monotonic() - self._complained >= COMPLAIN_EVERY:
             self._complained = time.monotonic()
             logger.warning(
@@ -163,6 +165,7 @@ class SqlLimiter:
             self._fall_back(error if str(error) else None)
             return self.local.hit(bucket, max_requests, window)
         self.metrics.fallback_active.set(0)
+        self.falling_back = None
         return RateDecision(
             bool(raw["allowed"]),
             int(raw["limit"]),

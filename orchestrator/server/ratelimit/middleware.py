@@ -68,6 +68,22 @@ def rate_limit_service(hub: Any) -> RateLimitService:
     return found
 
 
+def rate_limit_health(hub: Any) -> dict[str, Any] | None:
+    """The ``rate_limiter`` health component: degraded while decisions are per process
+    (the database did not answer); None when this app has no limiter."""
+    found = hub.services.get(SERVICE)
+    if not isinstance(found, RateLimitService):
+        return None
+    why = found.limiter.falling_back
+    if why is not None:
+        return {
+            "name": "rate_limiter",
+            "status": "degraded",
+            "message": f"limits are per instance (the database did not answer: {why})",
+        }
+    return {"name": "rate_limiter", "status": "healthy", "message": "limits shared in PostgreSQL"}
+
+
 def _header(scope: MutableMapping[str, Any], name: bytes) -> str:
     for key, value in scope.get("headers", ()):
         if key == name:
