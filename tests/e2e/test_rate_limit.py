@@ -4,6 +4,7 @@ fail-open limiter while the database is unreachable."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -181,6 +182,40 @@ def test_the_database_away_fails_open_to_a_per_process_limit(db_url, tmp_path):
             output = hub.output()
     assert output.count("Rate limiting falls back to this process's own windows") == 1
     assert "Traceback" not in output
+
+
+def test_hostile_requests_are_limited_like_any_other(db_url, tmp_path):
+    """NUL bytes and bad encodings in the path, a huge User-Agent, a client killed
+    mid-request: answers stay one line, the limiter keeps counting, no traceback."""
+    env = {"DATABASE_URL": db_url, "RATE_LIMIT_CALLS": "3", "RATE_LIMIT_PERIOD": "600"}
+    with HubServer(tmp_path, "--no-daemon", **env) as hub:
+        host, port = hub.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(b"GET /x%00y HTTP/1.1\r\nHost: x\r\n")  # killed before the end
+        with client_from("127.0.0.2") as client:
+            answers = [
+                client.get(hub.url + "/a%00b%ff%fe"),
+                client.get(hub.url + "/\u202e", headers={"User-Agent": b"\xe9\xff" * 3000}),
+                client.post(hub.url + "/api/cloud/jobs/%00/cancel"),
+                client.get(hub.url + "/x"),
+                client.get(hub.url + "/a%00b", headers={"User-Agent": "z" * 10000}),
+            ]
+        assert [a.status_code for a in answers[:4]] == [404, 404, 404, 404]
+        for answer in answers[:4]:
+            assert "\n" not in answer.json()["detail"]
+        assert answers[3].headers["x-ratelimit-remaining"] == "0"
+        # The POST counted against jobs_cancel, the other three against the default (3).
+        assert answers[2].headers["x-ratelimit-limit"] == "30"
+        assert_refused(answers[4], 3)
+        assert hub.stop() == 0
+        output = hub.output()
+    assert "Traceback" not in output and "falls back" not in output
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT target_id, length(details->>'user_agent') FROM audit_log "
+            "WHERE event_type = 'rate_limited'"
+        ).fetchone()
+    assert row == ("/a\ufffdb", 256)
 
 
 def test_rate_limit_calls_zero_switches_it_off(db_url, tmp_path):

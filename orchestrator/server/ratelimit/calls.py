@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.db.calls import Call
+from orchestrator.db.jsonsafe import json_safe
 
 
 def rate_limit_hit(
@@ -21,7 +22,8 @@ def rate_limit_hit(
             "bucket": bucket,
             "max_requests": max_requests,
             "window_seconds": window_seconds,
-            "audit": audit,
+            # jsonb holds no NUL and no lone surrogate: a request path or User-Agent may.
+            "audit": None if audit is None else json_safe(audit),
         },
         dict,
     )

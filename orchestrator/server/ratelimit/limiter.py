@@ -27,7 +27,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 
 from orchestrator.db.calls import AsyncCallExecutor
-from orchestrator.errors import DatabaseUnavailable
+from orchestrator.errors import DatabaseUnavailable, HubError
 from orchestrator.server.ratelimit.calls import rate_limit_hit, rate_limit_usage
 from orchestrator.server.ratelimit.rules import MAX_CALLS, MAX_PERIOD, MIN_PERIOD
 
@@ -164,6 +164,11 @@ class SqlLimiter:
         except (DatabaseUnavailable, TimeoutError) as error:
             self._fall_back(error if str(error) else None)
             return self.local.hit(bucket, max_requests, window)
+        except HubError as error:
+            # A refusal (a schema without the function, a bug): every route answering
+            # 500 would be worse than limiting per process; logged and counted the same.
+            self._fall_back(error)
+            return self.local.hit(bucket, max_requests, window)
         self.metrics.fallback_active.set(0)
         self.falling_back = None
         return RateDecision(
@@ -185,7 +190,7 @@ class SqlLimiter:
                     db.run(rate_limit_usage(bucket, max_requests, window)), self.timeout
                 )
                 return result
-            except (DatabaseUnavailable, TimeoutError) as error:
+            except (HubError, TimeoutError) as error:
                 self._fall_back(error if str(error) else None)
         return self.local.usage(bucket, max_requests, window)
 
