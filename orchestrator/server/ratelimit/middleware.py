@@ -165,6 +165,9 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         rule = first_match(self.rules, path, method)
+        if not rule.counts(scope.get("query_string", b"")):
+            await self.app(scope, receive, send)
+            return
         hub = self._hub(scope)
         service = rate_limit_service(hub) if hub is not None else self._own
         db = getattr(hub, "executor", None)

@@ -33,6 +33,9 @@ class Rule:
     period: float
     methods: frozenset[str] | None = None  # None: every method
     s3: bool = False  # answer the S3 way (503 SlowDown), for S3 clients' own retries
+    # Requests whose query has all of these parameters are not counted (S3 UploadPart:
+    # a multipart upload of a large file sends hundreds of parts in a minute).
+    uncounted_query: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.id or len(self.id) > 200 or not self.id.isprintable():
@@ -62,6 +65,13 @@ class Rule:
                 f"expected some of {', '.join(sorted(HTTP_METHODS))} or none for all"
             )
 
+    def counts(self, query_string: bytes) -> bool:
+        """False when the query names every parameter of ``uncounted_query``."""
+        if not self.uncounted_query:
+            return True
+        names = {part.split(b"=", 1)[0] for part in query_string.split(b"&")}
+        return not all(name.encode() in names for name in self.uncounted_query)
+
     def matches(self, path: str, method: str) -> bool:
         """True when this rule limits ``method path``."""
         regex: re.Pattern[str] = self.__dict__["_regex"]
@@ -73,7 +83,14 @@ HUB_RULES: tuple[Rule, ...] = (
     Rule("jobs_submit", r"^/api/cloud/jobs$", 20, 60, frozenset({"POST"})),
     Rule("jobs_cancel", r"^/api/cloud/jobs/[^/]+/cancel$", 30, 60, frozenset({"POST"})),
     Rule("webhooks", r"^/api/webhooks/", 100, 60),
-    Rule("storage", r"^/api/cloud/storage(/|$)", 50, 60, s3=True),
+    Rule(
+        "storage",
+        r"^/api/cloud/storage(/|$)",
+        50,
+        60,
+        s3=True,
+        uncounted_query=("partNumber", "uploadId"),
+    ),
     Rule("auth_login", r"^/api/auth/login$", 5, 60, frozenset({"POST"})),
     Rule("auth_register", r"^/api/auth/register$", 3, 60, frozenset({"POST"})),
     Rule("auth_api_keys", r"^/api/auth/api-keys$", 10, 60, frozenset({"POST"})),
