@@ -51,21 +51,29 @@ DECLARE
     v_last_audited timestamptz;
     v_violations bigint;
 BEGIN
-    PERFORM hub_internal.func_rate_limit_check_args(bucket, max_requests, window_seconds);
-    v_window := make_interval(secs => window_seconds);
-    -- A bucket seen for the first time takes its first hit as it is created.
-    v_now := clock_timestamp();
-    INSERT INTO public.rate_limit_buckets AS b (bucket, hits, window_seconds, updated_at)
-    VALUES (bucket, ARRAY[v_now], window_seconds, v_now)
-    ON CONFLICT ON CONSTRAINT rate_limit_buckets_pkey DO NOTHING;
-    IF FOUND THEN
-        RETURN jsonb_build_object('allowed', true, 'limit', max_requests, 'remaining', max_requests - 1,
-                                  'reset', ceil(extract(epoch FROM v_now + v_window))::bigint,
-                                  'retry_after', 0, 'audited', false);
+    IF bucket IS NULL OR length(bucket) NOT BETWEEN 1 AND 512 OR max_requests IS NULL
+       OR max_requests NOT BETWEEN 1 AND 10000 OR window_seconds IS NULL
+       OR window_seconds NOT BETWEEN 0.1 AND 86400 THEN
+        PERFORM hub_internal.func_rate_limit_check_args(bucket, max_requests, window_seconds);  -- raises
     END IF;
-
+    v_window := make_interval(secs => window_seconds);
+    -- The usual case first: the bucket exists, lock it. Otherwise create it with its first
+    -- hit; a concurrent creator wins the race and the lock is taken on its row.
     SELECT b.hits, b.last_audited_at, b.violations INTO v_hits, v_last_audited, v_violations
       FROM public.rate_limit_buckets b WHERE b.bucket = bucket FOR UPDATE;
+    IF NOT FOUND THEN
+        v_now := clock_timestamp();
+        INSERT INTO public.rate_limit_buckets AS b (bucket, hits, window_seconds, updated_at)
+        VALUES (bucket, ARRAY[v_now], window_seconds, v_now)
+        ON CONFLICT ON CONSTRAINT rate_limit_buckets_pkey DO NOTHING;
+        IF FOUND THEN
+            RETURN jsonb_build_object('allowed', true, 'limit', max_requests, 'remaining', max_requests - 1,
+                                      'reset', ceil(extract(epoch FROM v_now + v_window))::bigint,
+                                      'retry_after', 0, 'audited', false);
+        END IF;
+        SELECT b.hits, b.last_audited_at, b.violations INTO v_hits, v_last_audited, v_violations
+          FROM public.rate_limit_buckets b WHERE b.bucket = bucket FOR UPDATE;
+    END IF;
     v_now := clock_timestamp();  -- after the lock: the order of decisions is the order of time
     v_n := coalesce(cardinality(v_hits), 0);
     WHILE v_first <= v_n AND v_hits[v_first] <= v_now - v_window LOOP
