@@ -97,3 +97,42 @@ def test_a_malformed_trusted_proxy_setting_stops_serve_with_one_line(db_url, tmp
         "IPv4/IPv6 addresses or CIDRs, such as 10.0.0.1, 10.0.0.0/8, fd00::/8"
     )
     assert "Traceback" not in hub.output()
+
+
+def test_the_limiter_keys_on_the_resolved_client_behind_a_trusted_proxy(db_url, tmp_path):
+    """Through the trusted proxy (127.0.0.3) two real clients get two windows, and the
+    rate_limited row names the client with the proxy as peer; a direct, untrusted peer
+    claiming one of those clients in a header gets its own window (its peer's)."""
+    with HubServer(
+        tmp_path,
+        "--no-daemon",
+        DATABASE_URL=db_url,
+        ORCHESTRATOR_TRUSTED_PROXIES="127.0.0.3",
+        RATE_LIMIT_CALLS="2",
+        RATE_LIMIT_PERIOD="600",
+    ) as hub:
+        url = hub.url + "/nowhere"
+        with client_from("127.0.0.3") as proxy:
+            first = [
+                proxy.get(url, headers={"X-Forwarded-For": "203.0.113.1"}).status_code
+                for _ in range(3)
+            ]
+            second = [
+                proxy.get(url, headers={"X-Forwarded-For": "203.0.113.2"}).status_code
+                for _ in range(2)
+            ]
+        with client_from("127.0.0.2") as direct:
+            spoofed = [
+                direct.get(url, headers={"X-Forwarded-For": "203.0.113.2"}).status_code
+                for _ in range(3)
+            ]
+        assert first == [404, 404, 429]
+        assert second == [404, 404]
+        assert spoofed == [404, 404, 429]
+        assert hub.stop() == 0
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT host(actor_ip), details->>'peer' FROM audit_log "
+            "WHERE event_type = 'rate_limited' ORDER BY id"
+        ).fetchall()
+    assert rows == [("203.0.113.1", "127.0.0.3"), ("127.0.0.2", "127.0.0.2")]
