@@ -13,7 +13,7 @@ from prometheus_client.registry import Collector
 
 from orchestrator.errors import HubError
 from orchestrator.server.ratelimit.calls import rate_limit_tracked
-from orchestrator.server.ratelimit.middleware import rate_limit_service
+from orchestrator.server.ratelimit.middleware import SERVICE, RateLimitService
 
 logger = logging.getLogger("orchestrator.server.ratelimit")
 _CACHE = "rate_limit_tracked"
@@ -21,7 +21,10 @@ _CACHE = "rate_limit_tracked"
 
 async def rate_limit_families(hub: Any) -> list[Any]:
     """The families of the ``rate_limits`` category for one scrape."""
-    service = rate_limit_service(hub)
+    found = hub.services.get(SERVICE)
+    # No limited request yet (or limiting off): zeros, without registering a service
+    # (health would then report a limiter that is not there).
+    service = found if isinstance(found, RateLimitService) else RateLimitService()
     parts: list[Collector | GaugeMetricFamily] = [
         service.metrics.violations,
         service.metrics.backend_errors,
