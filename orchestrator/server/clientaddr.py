@@ -65,13 +65,14 @@ def resolve(scope: MutableMapping[str, Any], trusted: Sequence[IPNetwork]) -> st
 
 
 def peer_of(scope: MutableMapping[str, Any]) -> str | None:
-    """The socket peer of a request scope (IPv4-mapped as IPv4), or None (unix socket)."""
+    """The socket peer of a request scope (IPv4-mapped as IPv4), or None (a unix socket,
+    or a test client's made-up name such as ``testclient``)."""
     state = scope.get("state") or {}
     if "peer" in state:
         return state["peer"]  # type: ignore[no-any-return]
     client = scope.get("client")
     address = parse_address(str(client[0])) if client else None
-    return str(address) if address is not None else (str(client[0]) if client else None)
+    return str(address) if address is not None else None
 
 
 def client_of(scope: MutableMapping[str, Any]) -> str | None:
