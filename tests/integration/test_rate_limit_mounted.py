@@ -82,6 +82,7 @@ def team_app(db_url: str) -> FastAPI:
             {"id": "s3_team", "pattern": r"^/s3/", "calls": 1, "period": 60, "s3": True},
         ],
         enable_audit=True,
+        exempt_cidrs=["127.0.0.9/32"],
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=1024, limits={"/upload": None, "/big": 4096})
     app.add_middleware(ClientAddressMiddleware)
@@ -178,3 +179,13 @@ def test_a_client_killed_mid_body_leaves_the_server_serving(served):
         sock.sendall(b"400\r\n" + b"b" * 1024 + b"\r\n400\r\n" + b"b" * 100)
     with httpx.Client(base_url=served, timeout=30) as client:
         assert client.post("/echo", content=b"fine").json() == {"received": 4}
+
+
+def test_exempt_networks_are_never_limited(served):
+    transport = httpx.HTTPTransport(local_address="127.0.0.9")
+    with httpx.Client(base_url=served, timeout=30, transport=transport) as exempt:
+        answers = [exempt.post("/expensive") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200] * 4
+    assert all("x-ratelimit-limit" not in a.headers for a in answers)
+    with httpx.Client(base_url=served, timeout=30) as other:
+        assert [other.post("/expensive").status_code for _ in range(3)] == [200, 200, 429]
