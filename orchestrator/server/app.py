@@ -63,6 +63,12 @@ def add_hub_middleware(app: FastAPI, hub: HubState) -> None:
     app.add_middleware(HttpMetricsMiddleware, metrics=hub.http_metrics)
     app.add_middleware(CorrelationIdMiddleware)
     app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxies)
+    networks = settings.trusted_proxy_networks
+    if networks:
+        logger.info(
+            "X-Forwarded-For and X-Real-IP are believed from %s only",
+            ", ".join(str(n) for n in networks),
+        )
 
 
 @contextlib.asynccontextmanager
