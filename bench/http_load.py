@@ -58,12 +58,19 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 
 async def one_connection(
-    host: str, port: int, path: str, due: list[float], result: LoadResult
+    host: str,
+    port: int,
+    path: str,
+    due: list[float],
+    result: LoadResult,
+    source: str | None = None,
 ) -> None:
-    """Sends one request at each due time (perf_counter seconds) on one connection."""
+    """Sends one request at each due time (perf_counter seconds) on one connection
+    (leaving from address ``source`` when given: several loopback clients)."""
     request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: hub-bench\r\n\r\n"
     data = request.encode("ascii")
-    reader, writer = await asyncio.open_connection(host, port)
+    local = (source, 0) if source else None
+    reader, writer = await asyncio.open_connection(host, port, local_addr=local)
     try:
         for when in due:
             delay = when - time.perf_counter()
@@ -76,7 +83,7 @@ async def one_connection(
                 kind = type(error).__name__
                 result.errors[kind] = result.errors.get(kind, 0) + 1
                 writer.close()
-                reader, writer = await asyncio.open_connection(host, port)
+                reader, writer = await asyncio.open_connection(host, port, local_addr=local)
                 continue
             result.latencies.append(time.perf_counter() - when)
             result.statuses[status] = result.statuses.get(status, 0) + 1
@@ -85,9 +92,16 @@ async def one_connection(
 
 
 async def paced_load(
-    host: str, port: int, path: str, rate: float, seconds: float, connections: int = 8
+    host: str,
+    port: int,
+    path: str,
+    rate: float,
+    seconds: float,
+    connections: int = 8,
+    sources: list[str] | None = None,
 ) -> LoadResult:
-    """``rate`` requests/s for ``seconds``, spread evenly over ``connections``."""
+    """``rate`` requests/s for ``seconds``, spread evenly over ``connections`` (connection
+    i leaving from ``sources[i % len(sources)]`` when given)."""
     total = int(rate * seconds)
     start = time.perf_counter() + 0.2
     schedule: list[list[float]] = [[] for _ in range(connections)]
@@ -95,7 +109,14 @@ async def paced_load(
         schedule[k % connections].append(start + k / rate)
     result = LoadResult()
     began = time.perf_counter()
-    await asyncio.gather(*(one_connection(host, port, path, due, result) for due in schedule))
+    await asyncio.gather(
+        *(
+            one_connection(
+                host, port, path, due, result, sources[i % len(sources)] if sources else None
+            )
+            for i, due in enumerate(schedule)
+        )
+    )
     result.elapsed = time.perf_counter() - began
     return result
 

@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.errors import ConfigError
+from orchestrator.netaddr import IPNetwork, parse_trusted_proxies
 
 LogLevelName = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 LogFormat = Literal["json", "text"]
@@ -168,6 +169,15 @@ class Settings(BaseSettings):
         le=31 * 86_400,
         validation_alias="ORCHESTRATOR_STORAGE_CREDENTIAL_TTL",
     )
+    # Inbound protection (README "Reverse proxies and trusted proxies", "Rate limiting").
+    trusted_proxies: str = Field(default="", validation_alias="ORCHESTRATOR_TRUSTED_PROXIES")
+    rate_limit_calls: int = Field(default=100, ge=0, le=10_000, validation_alias="RATE_LIMIT_CALLS")
+    rate_limit_period: float = Field(
+        default=60, ge=0.1, le=86_400, validation_alias="RATE_LIMIT_PERIOD"
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, le=1024**4, validation_alias="ORCHESTRATOR_MAX_BODY_BYTES"
+    )
 
     @field_validator("db_log_level", "log_level", mode="before")
     @classmethod
@@ -233,6 +243,20 @@ class Settings(BaseSettings):
             raise ValueError("expected a URL starting with https:// or http://")
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        try:
+            parse_trusted_proxies(value)
+        except ConfigError as error:
+            raise ValueError(str(error).partition(": ")[2]) from None
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        """``ORCHESTRATOR_TRUSTED_PROXIES`` as networks (validated when read)."""
+        return parse_trusted_proxies(self.trusted_proxies)
+
     @property
     def uses_embedded(self) -> bool:
         """True when no database is configured and the hub runs its own PostgreSQL."""
@@ -296,13 +320,22 @@ ACCEPTED: dict[str, str] = {
     "ORCHESTRATOR_STORAGE_MAX_OBJECT_BYTES": "an integer from 1 to 5497558138880 (bytes)",
     "ORCHESTRATOR_STORAGE_MIN_FREE_BYTES": "an integer of bytes, 0 or more",
     "ORCHESTRATOR_STORAGE_CREDENTIAL_TTL": "an integer from 60 to 2678400 (seconds)",
+    "ORCHESTRATOR_TRUSTED_PROXIES": "comma-separated IPv4/IPv6 addresses or CIDRs, such as "
+    "10.0.0.1, 10.0.0.0/8, fd00::/8 (empty: no proxy is trusted)",
+    "RATE_LIMIT_CALLS": "an integer from 0 (rate limiting off) to 10000 (requests per period)",
+    "RATE_LIMIT_PERIOD": "a number of seconds from 0.1 to 86400",
+    "ORCHESTRATOR_MAX_BODY_BYTES": "an integer from 1024 to 1099511627776 (bytes)",
 }
+# Settings whose own validator names the offending entry: its line is kept as it is.
+_OWN_LINE = frozenset({"ORCHESTRATOR_TRUSTED_PROXIES"})
 
 
 def _describe(error: ValidationError) -> str:
     """Turns pydantic's report into one line: variable, value given, what is accepted."""
     first = error.errors()[0]
     name = str(first["loc"][0]).upper() if first["loc"] else "?"
+    if name in _OWN_LINE and first.get("type") == "value_error":
+        return f"invalid setting {name}: {first['ctx']['error']}"
     accepted = ACCEPTED.get(name, first["msg"])
     value = "<secret>" if name.endswith(("_KEY", "_TOKEN")) else repr(first.get("input"))
     return f"invalid setting {name}={value}: expected {accepted}"

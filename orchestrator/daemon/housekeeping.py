@@ -25,6 +25,13 @@ async def prune_audit(executor: AsyncCallExecutor, retention_days: int) -> None:
         )
 
 
+async def prune_rate_limits(executor: AsyncCallExecutor) -> None:
+    """Deletes rate-limit buckets with no hit inside their window."""
+    from orchestrator.server.ratelimit.calls import rate_limit_prune
+
+    await executor.run(rate_limit_prune())
+
+
 async def fold_counters(executor: AsyncCallExecutor) -> None:
     """Moves the job counters' pending deltas into their totals."""
     await executor.run(fold_job_counters())

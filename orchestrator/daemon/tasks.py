@@ -25,6 +25,7 @@ duty                      when                         what
 ``webhook_retention``     hourly, with external        ``func_prune_webhook_deliveries``
                           providers
 ``job_counters``          every minute                 ``func_fold_job_counters``
+``rate_limit_prune``      every 5 min                  ``func_rate_limit_prune``
 ``periodic_jobs``         every 5 s                    submit due cron ticks, once
 ``job_retention``         hourly                       ``func_prune_jobs``
 ========================  ===========================  ==============================
@@ -44,7 +45,12 @@ from orchestrator.daemon import duties
 from orchestrator.daemon.config import EnterpriseConfig, get_enterprise_config
 from orchestrator.daemon.duties import UploadGrant
 from orchestrator.daemon.duty_status import DutyStatusRecorder
-from orchestrator.daemon.housekeeping import fold_counters, prune_audit, prune_webhooks
+from orchestrator.daemon.housekeeping import (
+    fold_counters,
+    prune_audit,
+    prune_rate_limits,
+    prune_webhooks,
+)
 from orchestrator.daemon.leader import DutyLeases, make_holder_id
 from orchestrator.daemon.loop import ControlLoop, Duty, DutyOutcome
 from orchestrator.daemon.periodic import enqueue_due_ticks
@@ -222,6 +228,14 @@ class BackgroundTaskManager:
                     "Error in webhook retention",
                 )
             )
+        built.append(
+            Duty(
+                "rate_limit_prune",
+                300,
+                functools.partial(prune_rate_limits, ex),
+                "Error in rate limit pruning",
+            )
+        )
         built.append(
             Duty(
                 "job_counters",

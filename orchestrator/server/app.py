@@ -6,8 +6,9 @@ mounts in its own FastAPI app (OPS §4.5)::
     app.include_router(hub_router())      # health, metrics, audit, admin config
     app.add_middleware(CorrelationIdMiddleware)
 
-Middleware order, outermost first: correlation id (so every log record and the 500
-handler know it), HTTP metrics, then the router. Later areas (rate limits, webhooks,
+Middleware order, outermost first: client address (trusted proxies), correlation id (so
+every log record and the 500 handler know it), HTTP metrics, body cap, rate limit, then
+the router. Later areas (rate limits, webhooks,
 storage, the jobs API) add a router to :func:`hub_router` and a middleware to
 :func:`add_hub_middleware`.
 """
@@ -34,10 +35,13 @@ from orchestrator.server import (
     providers_api,
     webhooks,
 )
+from orchestrator.server.bodylimit import HUB_LIMITS, BodyLimitMiddleware
+from orchestrator.server.clientaddr import ClientAddressMiddleware
 from orchestrator.server.correlation import CorrelationIdMiddleware
 from orchestrator.server.errors import install_error_handlers
 from orchestrator.server.http_metrics import HttpMetricsMiddleware
 from orchestrator.server.metrics import routes as metrics_routes
+from orchestrator.server.ratelimit import RateLimitMiddleware
 from orchestrator.server.state import HubState
 from orchestrator.server.storage import routes as storage_routes
 
@@ -61,9 +65,26 @@ def hub_router() -> APIRouter:
 
 
 def add_hub_middleware(app: FastAPI, hub: HubState) -> None:
-    """The hub's middlewares (added innermost first, so the correlation id is outermost)."""
+    """The hub's middlewares, outermost first as OPS §4.3 orders them: client address,
+    correlation id, HTTP metrics, body cap, rate limit (added innermost first)."""
+    settings = hub.settings
+    if settings.rate_limit_calls > 0:
+        app.add_middleware(
+            RateLimitMiddleware,
+            calls=settings.rate_limit_calls,
+            period=settings.rate_limit_period,
+            hub=hub,
+        )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, limits=HUB_LIMITS)
     app.add_middleware(HttpMetricsMiddleware, metrics=hub.http_metrics)
     app.add_middleware(CorrelationIdMiddleware)
+    app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxies)
+    networks = settings.trusted_proxy_networks
+    if networks:
+        logger.info(
+            "X-Forwarded-For and X-Real-IP are believed from %s only",
+            ", ".join(str(n) for n in networks),
+        )
 
 
 @contextlib.asynccontextmanager

@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 from orchestrator.audit.calls import audit_append
 from orchestrator.errors import HubError
-from orchestrator.server.clientaddr import client_address
+from orchestrator.server.clientaddr import client_address, peer_address
 
 logger = logging.getLogger("orchestrator.server.audit")
 
@@ -37,7 +37,7 @@ async def append_event(
         actor_ip=client_address(request),
         target_type=target_type,
         target_id=target_id,
-        details={**(details or {}), "peer": client_address(request)},
+        details={**(details or {}), "peer": peer_address(request)},
         correlation_id=getattr(request.state, "correlation_id", None),
         instance_id=hub.instance,
         throttle_key=throttle_key,

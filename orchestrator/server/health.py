@@ -165,6 +165,11 @@ class HealthService:
         if daemon is not None:
             components.append(daemon)
         components.extend([self._secrets(), self._log_handler()])
+        from orchestrator.server.ratelimit.middleware import rate_limit_health
+
+        limiter = rate_limit_health(self.hub)
+        if limiter is not None:
+            components.append(limiter)
         return {
             "status": worst(c["status"] for c in components),
             "version": self.hub.version,

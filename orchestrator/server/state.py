@@ -76,6 +76,9 @@ class HubState:
         self.executor = await AsyncpgExecutor.connect(
             self.dsn, max_size=4, min_size=0, label=self.label
         )
+        from orchestrator.server.ratelimit.limiter import bind_database
+
+        bind_database(self.executor)  # get_rate_limiter() limiters use this pool
         if self.run_daemon:
             self.manager = BackgroundTaskManager(self.config, self.settings, dsn=self.dsn)
             try:
@@ -92,6 +95,9 @@ class HubState:
             await manager.stop()
         if self.executor is not None:
             executor, self.executor = self.executor, None
+            from orchestrator.server.ratelimit.limiter import bind_database
+
+            bind_database(None)
             with contextlib.suppress(Exception):
                 await executor.close()
 

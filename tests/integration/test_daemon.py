@@ -210,6 +210,7 @@ def test_two_daemons_never_run_the_same_duty_at_once(db_url, remote):
         "audit_retention",
         "webhook_retention",
         "job_counters",
+        "rate_limit_prune",
         "periodic_jobs",
         "job_retention",
     }

@@ -61,8 +61,14 @@ CATEGORIES: dict[str, Category] = {
         Category(
             "rate_limits",
             "Rate limits",
-            "No metrics yet: they arrive with rate limiting.",
-            (),
+            "Requests refused per rule, decisions this process made alone (database "
+            "unreachable), and clients inside a window on any instance.",
+            (
+                "orchestrator_rate_limit_violations_total",
+                "orchestrator_rate_limit_backend_errors_total",
+                "orchestrator_rate_limit_fallback_active",
+                "orchestrator_rate_limit_tracked_clients",
+            ),
         ),
         Category(
             "approvals",

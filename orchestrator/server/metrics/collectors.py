@@ -368,6 +368,10 @@ class ProcessMetrics:
             from orchestrator.server.metrics.circuits import circuit_families
 
             parts.extend(await circuit_families(hub))
+        if "rate_limits" in categories:
+            from orchestrator.server.ratelimit.metrics import rate_limit_families
+
+            parts.extend(await rate_limit_families(hub))
         parts.extend(await self.db.families(categories))
         return Families(parts)
 
