@@ -44,6 +44,11 @@ EXCLUDED = frozenset(
         "public.schema_functions",
     }
 )
+# Tables the migrations themselves fill (the upload signing key of 0090): a freshly
+# migrated hub holds a row there, which is not "hub data" a restore would replace. They
+# are backed up and restored like any table (a restored hub keeps honouring the upload
+# credentials it handed out).
+SEEDED = frozenset({"hub_internal.upload_signing_key"})
 # Derived tables a restore over an existing hub empties before the load (the load's
 # triggers and the finishing function refill them).
 DERIVED = (

@@ -376,3 +376,22 @@ def test_not_a_backup_is_one_line(target_url, tmp_path):
         restore_database(target_url, junk)
     with pytest.raises(BackupError, match="does not exist"):
         restore_database(target_url, tmp_path / "missing.tar")
+
+
+def test_a_freshly_migrated_empty_hub_takes_a_restore_without_force(db_url, target_url, tmp_path):
+    """`orchestrator migrate` first, then restore: the row the migrations write themselves
+    (the upload signing key) is not hub data, so nothing asks for --force, the report
+    says nothing was replaced, and the backup's key wins (credentials handed out before
+    the backup keep working on the restored hub)."""
+    store_jobs_and_audit(db_url)
+    info = backup_database(db_url, directory=tmp_path)
+    with psycopg.connect(target_url, autocommit=True) as conn:
+        migrate.migrate(conn)
+        assert conn.execute("SELECT count(*) FROM hub_internal.upload_signing_key").fetchone()[0] == 1
+
+    report = restore_database(target_url, info.path)
+
+    assert not report.replaced
+    key = "SELECT key FROM hub_internal.upload_signing_key"
+    with psycopg.connect(db_url) as source, psycopg.connect(target_url) as target:
+        assert target.execute(key).fetchall() == source.execute(key).fetchall()

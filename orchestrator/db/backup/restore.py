@@ -30,7 +30,7 @@ import psycopg
 from psycopg import sql
 
 from orchestrator.backup.errors import BackupError
-from orchestrator.backup.manifest import DATA, DERIVED, hub_tables, read_manifest
+from orchestrator.backup.manifest import DATA, DERIVED, SEEDED, hub_tables, read_manifest
 from orchestrator.db import migrate
 from orchestrator.db.backup.create import refuse_pooler, server_major
 from orchestrator.db.backup.tools import find_tools, first_error, tool_env
@@ -103,7 +103,20 @@ def _target_checks(
                 f"a daemon ({held[1]}) holds the {held[0]!r} lease on {label}: stop "
                 "`orchestrator serve`/`run` there first, or pass --force"
             )
-    for table in manifest["rows"]:
+    table = _first_with_rows(conn, manifest["rows"])
+    if table is not None:
+        raise BackupError(
+            f"{label} already holds hub data ({table} has rows): restore into a fresh "
+            "database, or pass --force to replace its data"
+        )
+
+
+def _first_with_rows(conn: psycopg.Connection[Any], tables: list[str]) -> str | None:
+    """The first of ``tables`` that exists and has a row, leaving out what the
+    migrations fill themselves (:data:`SEEDED`); None when the hub holds no data."""
+    for table in tables:
+        if table in SEEDED:
+            continue
         if conn.execute("SELECT to_regclass(%s)", [table]).fetchone()[0] is None:  # type: ignore[index]
             continue
         schema, name = table.split(".", 1)
@@ -111,10 +124,8 @@ def _target_checks(
             sql.Identifier(schema), sql.Identifier(name)
         )
         if conn.execute(query).fetchone()[0]:  # type: ignore[index]
-            raise BackupError(
-                f"{label} already holds hub data ({table} has rows): restore into a fresh "
-                "database, or pass --force to replace its data"
-            )
+            return table
+    return None
 
 
 def _preamble(manifest: dict[str, Any]) -> str:
@@ -178,14 +189,7 @@ def restore_database(
         tools = find_tools(max(server_major(conn), dump_major), pg_dump)
         _target_checks(conn, manifest, force, label)
         migrate.migrate(conn, files)
-        replaced = any(
-            conn.execute(
-                sql.SQL("SELECT EXISTS (SELECT 1 FROM {}.{})").format(
-                    *(sql.Identifier(p) for p in t.split(".", 1))
-                )
-            ).fetchone()[0]  # type: ignore[index]
-            for t in manifest["rows"]
-        )
+        replaced = _first_with_rows(conn, list(manifest["rows"])) is not None
         if "public.system_logs" in manifest["rows"]:
             conn.execute(
                 "SELECT public.func_maintain_log_partitions(3, %s)", [_days_behind(manifest)]

@@ -177,7 +177,7 @@ class RateLimitMiddleware:
         headers = _headers(decision)
         if not decision.allowed:
             service.metrics.violations.labels(rule.id).inc()
-            await _refuse(send, rule, path, decision, headers)
+            await _refuse(send, rule, path, decision, headers, _sends_a_body(scope))
             return
 
         async def send_with_headers(message: dict[str, Any]) -> None:
@@ -197,9 +197,28 @@ def _headers(decision: RateDecision) -> list[tuple[bytes, bytes]]:
     ]
 
 
+def _sends_a_body(scope: MutableMapping[str, Any]) -> bool:
+    """Whether the request carries a body (a length above 0, or chunked)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
 async def _refuse(
-    send: Any, rule: Rule, path: str, decision: RateDecision, headers: list[tuple[bytes, bytes]]
+    send: Any,
+    rule: Rule,
+    path: str,
+    decision: RateDecision,
+    headers: list[tuple[bytes, bytes]],
+    unread_body: bool,
 ) -> None:
+    """The refusal, without reading the request. When the request has a body, the
+    connection is closed after the answer: uvicorn does not drain an unread body, and
+    the next request on a kept-alive connection would start in the middle of it (a
+    client then sees a bare 400 instead of this refusal)."""
+    if unread_body:
+        headers = [*headers, (b"connection", b"close")]
     if rule.s3:
         status, body, kind = 503, _s3_slow_down(path), b"application/xml"
     else:
