@@ -163,6 +163,15 @@ class Settings(BaseSettings):
     storage_min_free_bytes: int = Field(
         default=256 * 1024**2, ge=0, validation_alias="ORCHESTRATOR_STORAGE_MIN_FREE_BYTES"
     )
+    storage_max_upload_bytes: int = Field(
+        default=5 * 1024**4,
+        ge=1,
+        le=5 * 1024**4,
+        validation_alias="ORCHESTRATOR_STORAGE_MAX_UPLOAD_BYTES",
+    )
+    storage_multipart_expiry_hours: int = Field(
+        default=168, ge=1, le=87_600, validation_alias="ORCHESTRATOR_STORAGE_MULTIPART_EXPIRY_HOURS"
+    )
     storage_credential_ttl: int = Field(
         default=7 * 86_400,
         ge=60,
