@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.server.storage.errors import S3Error
+
 # One definition of the layout, shared with the daemon's expiry duty (re-exported).
 from orchestrator.storage.expiry import PARTS_DIR as PARTS_DIR
 from orchestrator.storage.expiry import TMP_DIR as TMP_DIR
