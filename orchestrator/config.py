@@ -329,6 +329,8 @@ ACCEPTED: dict[str, str] = {
     "ORCHESTRATOR_STORAGE_MAX_OBJECT_BYTES": "an integer from 1 to 5497558138880 (bytes)",
     "ORCHESTRATOR_STORAGE_MIN_FREE_BYTES": "an integer of bytes, 0 or more",
     "ORCHESTRATOR_STORAGE_CREDENTIAL_TTL": "an integer from 60 to 2678400 (seconds)",
+    "ORCHESTRATOR_STORAGE_MAX_UPLOAD_BYTES": "an integer from 1 to 5497558138880 (5 TiB)",
+    "ORCHESTRATOR_STORAGE_MULTIPART_EXPIRY_HOURS": "an integer from 1 to 87600 (hours)",
     "ORCHESTRATOR_TRUSTED_PROXIES": "comma-separated IPv4/IPv6 addresses or CIDRs, such as "
     "10.0.0.1, 10.0.0.0/8, fd00::/8 (empty: no proxy is trusted)",
     "RATE_LIMIT_CALLS": "an integer from 0 (rate limiting off) to 10000 (requests per period)",
