@@ -230,6 +230,41 @@ def test_a_part_past_the_upload_cap_is_entity_too_large(db_url, tmp_path):
             )
             == "EntityTooLarge"
         )
+        # Parts sent in parallel each see the total as it was when they began; Complete
+        # sums again. Two parts that together pass the cap (as such a race would leave
+        # them, made here by editing the recorded sizes) are refused, nothing written.
+        etag_a = part_of(s3, key + ".2", second, 2, blocks[2])
+        db.sql(
+            "UPDATE multipart_uploads SET parts = jsonb_set(parts, '{2,size}', to_jsonb(%s::bigint)) "
+            "WHERE upload_id = %s",
+            (cap - 5 * MiB + 1, second),
+        )
+        assert (
+            code_of(
+                lambda: s3.complete_multipart_upload(
+                    Bucket="outputs",
+                    Key=key + ".2",
+                    UploadId=second,
+                    MultipartUpload={
+                        "Parts": [
+                            {"PartNumber": 1, "ETag": etags[1]},
+                            {"PartNumber": 2, "ETag": etag_a},
+                        ]
+                    },
+                )
+            )
+            == "EntityTooLarge"
+        )
+        assert not (up.storage / "outputs" / (key + ".2")).exists()
+        assert files_under(up.storage / ".tmp") == []
+
+
+def part_of(s3: Any, key: str, upload_id: str, number: int, body: bytes) -> str:
+    return str(
+        s3.upload_part(Bucket="outputs", Key=key, UploadId=upload_id, PartNumber=number, Body=body)[
+            "ETag"
+        ]
+    )
 
 
 def _signed_part_head(
