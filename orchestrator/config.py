@@ -163,6 +163,15 @@ class Settings(BaseSettings):
     storage_min_free_bytes: int = Field(
         default=256 * 1024**2, ge=0, validation_alias="ORCHESTRATOR_STORAGE_MIN_FREE_BYTES"
     )
+    storage_max_upload_bytes: int = Field(
+        default=5 * 1024**4,
+        ge=1,
+        le=5 * 1024**4,
+        validation_alias="ORCHESTRATOR_STORAGE_MAX_UPLOAD_BYTES",
+    )
+    storage_multipart_expiry_hours: int = Field(
+        default=168, ge=1, le=87_600, validation_alias="ORCHESTRATOR_STORAGE_MULTIPART_EXPIRY_HOURS"
+    )
     storage_credential_ttl: int = Field(
         default=7 * 86_400,
         ge=60,
@@ -320,6 +329,8 @@ ACCEPTED: dict[str, str] = {
     "ORCHESTRATOR_STORAGE_MAX_OBJECT_BYTES": "an integer from 1 to 5497558138880 (bytes)",
     "ORCHESTRATOR_STORAGE_MIN_FREE_BYTES": "an integer of bytes, 0 or more",
     "ORCHESTRATOR_STORAGE_CREDENTIAL_TTL": "an integer from 60 to 2678400 (seconds)",
+    "ORCHESTRATOR_STORAGE_MAX_UPLOAD_BYTES": "an integer from 1 to 5497558138880 (5 TiB)",
+    "ORCHESTRATOR_STORAGE_MULTIPART_EXPIRY_HOURS": "an integer from 1 to 87600 (hours)",
     "ORCHESTRATOR_TRUSTED_PROXIES": "comma-separated IPv4/IPv6 addresses or CIDRs, such as "
     "10.0.0.1, 10.0.0.0/8, fd00::/8 (empty: no proxy is trusted)",
     "RATE_LIMIT_CALLS": "an integer from 0 (rate limiting off) to 10000 (requests per period)",

@@ -28,6 +28,8 @@ duty                      when                         what
 ``rate_limit_prune``      every 5 min                  ``func_rate_limit_prune``
 ``periodic_jobs``         every 5 s                    submit due cron ticks, once
 ``job_retention``         hourly                       ``func_prune_jobs``
+``multipart_expiry``      hourly                       ``func_expire_multipart_uploads``
+                                                       and their part files
 ========================  ===========================  ==============================
 """
 
@@ -62,6 +64,7 @@ from orchestrator.providers.base import Provider
 from orchestrator.providers.circuit import CircuitBreaker
 from orchestrator.providers.registry import build_providers, polled_providers
 from orchestrator.providers.runtime import RuntimeProviderSettings
+from orchestrator.storage.expiry import expire_multipart_uploads
 
 logger = logging.getLogger("orchestrator.daemon.tasks")
 
@@ -228,6 +231,19 @@ class BackgroundTaskManager:
                     "Error in webhook retention",
                 )
             )
+        built.append(
+            Duty(
+                "multipart_expiry",
+                3600,
+                functools.partial(
+                    expire_multipart_uploads,
+                    ex,
+                    self.settings.storage_dir,
+                    self.settings.storage_multipart_expiry_hours,
+                ),
+                "Error in multipart upload expiry",
+            )
+        )
         built.append(
             Duty(
                 "rate_limit_prune",

@@ -151,6 +151,22 @@ def get_multipart_upload(upload_id: str) -> Call[dict[str, Any] | None]:
     return Call("func_get_multipart_upload", {"upload_id": upload_id}, _same)
 
 
+def touch_multipart_upload(upload_id: str) -> Call[dict[str, Any] | None]:
+    """A multipart upload in progress with its last activity set to now, or None."""
+    return Call("func_touch_multipart_upload", {"upload_id": upload_id}, _same)
+
+
+def expire_multipart_uploads(
+    max_age_hours: int, grace_minutes: int = 60, max_count: int = 1000
+) -> Call[dict[str, Any]]:
+    """Forgets abandoned multipart uploads: ``{expired: [{upload_id, ...}], count}``."""
+    return Call(
+        "func_expire_multipart_uploads",
+        {"max_age_hours": max_age_hours, "grace_minutes": grace_minutes, "max_count": max_count},
+        _same,
+    )
+
+
 def end_multipart_upload(upload_id: str) -> Call[dict[str, Any]]:
     """Forgets an aborted multipart upload."""
     return Call("func_end_multipart_upload", {"upload_id": upload_id}, _same)

@@ -213,6 +213,7 @@ def test_two_daemons_never_run_the_same_duty_at_once(db_url, remote):
         "rate_limit_prune",
         "periodic_jobs",
         "job_retention",
+        "multipart_expiry",
     }
     assert overlaps(runs) == []
     assert {holder for _, holder, _, _ in runs} == {"daemon-A", "daemon-B"}

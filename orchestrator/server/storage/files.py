@@ -28,11 +28,13 @@ from typing import Any
 
 from orchestrator.server.storage.errors import S3Error
 
+# One definition of the layout, shared with the daemon's expiry duty (re-exported).
+from orchestrator.storage.expiry import PARTS_DIR as PARTS_DIR
+from orchestrator.storage.expiry import TMP_DIR as TMP_DIR
+
 BATCH = 1024 * 1024
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-TMP_DIR = ".tmp"
-PARTS_DIR = ".multipart"
 
 
 def check_bucket(bucket: str) -> str:

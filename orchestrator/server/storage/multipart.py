@@ -12,6 +12,7 @@ the same transaction that forgets the upload. ETag = ``md5(part md5s)-N``, as S3
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import secrets
@@ -50,10 +51,13 @@ def _parts_dir(svc: StorageService, upload_id: str) -> Path:
 
 
 async def _upload(
-    hub: HubState, who: Principal, bucket: str, key: str, upload_id: str
+    hub: HubState, who: Principal, bucket: str, key: str, upload_id: str, *, touch: bool = False
 ) -> dict[str, Any]:
-    """The upload in progress, if it is this credential's and this key's; else NoSuchUpload."""
-    row = await hub.db.run(calls.get_multipart_upload(upload_id)) if len(upload_id) <= 64 else None
+    """The upload in progress, if it is this credential's and this key's; else NoSuchUpload.
+    ``touch`` marks it active now (UploadPart, Complete): the expiry duty leaves an upload
+    alone until it has been quiet for a grace period, so a part streaming now is safe."""
+    read = calls.touch_multipart_upload if touch else calls.get_multipart_upload
+    row = await hub.db.run(read(upload_id)) if len(upload_id) <= 64 else None
     if (
         row is None
         or row["bucket"] != bucket
@@ -99,13 +103,25 @@ async def upload_part(
     if not number_text.isdigit() or not 1 <= int(number_text) <= MAX_PARTS:
         raise S3Error("InvalidArgument", "partNumber must be an integer from 1 to 10000")
     number, upload_id = int(number_text), params.get("uploadId", "")
-    await _upload(hub, who, bucket, key, upload_id)
+    row = await _upload(hub, who, bucket, key, upload_id, touch=True)
     plan = BodyPlan(request)
+    # The upload's other parts (a part sent again replaces its earlier self) leave this
+    # much room under ORCHESTRATOR_STORAGE_MAX_UPLOAD_BYTES; Complete checks the total
+    # again, since parts sent in parallel each see the total as it was when they began.
+    earlier = row["parts"].get(str(number))
+    others = int(row["bytes"]) - (int(earlier["size"]) if earlier else 0)
+    room = svc.max_upload_bytes - others
+    if room <= 0 or (plan.length is not None and plan.length > room):
+        raise S3Error(
+            "EntityTooLarge",
+            f"part {number} would take the upload past {svc.max_upload_bytes} bytes "
+            f"(ORCHESTRATOR_STORAGE_MAX_UPLOAD_BYTES); its other parts hold {others}",
+        )
     svc.check_space(plan.length)
     sink = TempObject(svc.root, plan.digests())
     target = _parts_dir(svc, upload_id) / str(number)
     try:
-        await receive(request, plan, who, sink, MAX_PART_BYTES)
+        await receive(request, plan, who, sink, min(MAX_PART_BYTES, room))
         etag = sink.digests.md5.hexdigest()
         await sink.commit(target, durable=False)
     except BaseException:
@@ -114,6 +130,8 @@ async def upload_part(
     recorded = await hub.db.run(calls.record_upload_part(upload_id, number, sink.size, etag))
     if recorded is None:  # aborted or completed while this part streamed
         target.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the rename re-created an expired upload's dir
+            target.parent.rmdir()
         raise S3Error("NoSuchUpload", f"the upload {upload_id!r} ended while the part arrived")
     return Response(status_code=200, headers={"ETag": f'"{etag}"'})
 
@@ -157,7 +175,7 @@ async def complete(
     """CompleteMultipartUpload: checks the part list, joins the parts, indexes the object."""
     who.may_write(bucket, key)
     upload_id = request.query_params.get("uploadId", "")
-    row = await _upload(hub, who, bucket, key, upload_id)
+    row = await _upload(hub, who, bucket, key, upload_id, touch=True)
     listed = xml.parse_part_list(await _read_small(request, xml.MAX_COMPLETE_BYTES))
     numbers = [n for n, _ in listed]
     if numbers != sorted(set(numbers)):
@@ -176,6 +194,12 @@ async def complete(
             raise S3Error("EntityTooSmall", f"part {number} is smaller than 5 MiB and not the last")
         digests.update(bytes.fromhex(part["etag"]))
         size += int(part["size"])
+    if size > svc.max_upload_bytes:
+        raise S3Error(
+            "EntityTooLarge",
+            f"the parts listed add up to {size} bytes; at most {svc.max_upload_bytes} are "
+            "accepted (ORCHESTRATOR_STORAGE_MAX_UPLOAD_BYTES)",
+        )
     etag = f"{digests.hexdigest()}-{len(listed)}"
     target = object_path(svc.root, bucket, key)
     parts_dir = _parts_dir(svc, upload_id)

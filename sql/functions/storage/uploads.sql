@@ -332,6 +332,75 @@ $$;
 COMMENT ON FUNCTION public.func_end_multipart_upload(text) IS
     'Forgets an aborted multipart upload: {ended: bool} (the caller removes its part files).';
 
+CREATE OR REPLACE FUNCTION public.func_touch_multipart_upload(upload_id text)
+RETURNS jsonb
+LANGUAGE sql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+    UPDATE public.multipart_uploads m SET updated_at = now()
+     WHERE m.upload_id = func_touch_multipart_upload.upload_id
+    RETURNING to_jsonb(m)
+$$;
+COMMENT ON FUNCTION public.func_touch_multipart_upload(text) IS
+    'A multipart upload in progress, its last activity (updated_at) set to now, or null: called when an UploadPart or CompleteMultipartUpload begins, so func_expire_multipart_uploads leaves an upload that is being written alone.';
+
+CREATE OR REPLACE FUNCTION public.func_expire_multipart_uploads(
+    max_age_hours integer DEFAULT 168, grace_minutes integer DEFAULT 60, max_count integer DEFAULT 1000
+) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_rows jsonb;
+BEGIN
+    IF max_age_hours IS NULL OR max_age_hours NOT BETWEEN 1 AND 87600 THEN
+        RAISE EXCEPTION 'max_age_hours must be between 1 and 87600 (10 years), got %', coalesce(max_age_hours::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF grace_minutes IS NULL OR grace_minutes NOT BETWEEN 0 AND 10080 THEN
+        RAISE EXCEPTION 'grace_minutes must be between 0 and 10080 (7 days), got %', coalesce(grace_minutes::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF max_count IS NULL OR max_count NOT BETWEEN 1 AND 100000 THEN
+        RAISE EXCEPTION 'max_count must be between 1 and 100000, got %', coalesce(max_count::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- An upload goes when it was started more than max_age_hours ago, or its job ended
+    -- (or was pruned) more than grace_minutes ago; in both cases only once it has been
+    -- quiet for grace_minutes (an UploadPart or Complete touches updated_at when it
+    -- begins), so a part streaming right now is not taken from under its writer. Rows
+    -- another session holds (a part being recorded) are skipped until the next run.
+    WITH due AS (
+        SELECT m.upload_id,
+               CASE WHEN j.job_id IS NULL THEN 'job gone'
+                    WHEN j.status IN ('completed', 'failed', 'cancelled')
+                         AND coalesce(j.finished_at, m.updated_at) < now() - make_interval(mins => grace_minutes)
+                    THEN 'job ' || j.status
+                    WHEN m.started_at < now() - make_interval(hours => max_age_hours) THEN 'expired' END AS reason
+          FROM public.multipart_uploads m
+          LEFT JOIN public.jobs j ON j.job_id = m.job_id
+         WHERE m.updated_at < now() - make_interval(mins => grace_minutes)
+         ORDER BY m.started_at
+    ), picked AS (
+        SELECT m.upload_id, d.reason
+          FROM public.multipart_uploads m JOIN due d ON d.upload_id = m.upload_id
+         WHERE d.reason IS NOT NULL
+         ORDER BY m.started_at
+         LIMIT max_count
+           FOR UPDATE OF m SKIP LOCKED
+    ), gone AS (
+        DELETE FROM public.multipart_uploads m USING picked p
+         WHERE m.upload_id = p.upload_id
+        RETURNING m.upload_id, m.job_id, m.bucket, m.key, m.bytes, m.started_at, m.updated_at, p.reason
+    )
+    SELECT coalesce(jsonb_agg(to_jsonb(g) ORDER BY g.started_at), '[]'::jsonb) INTO v_rows FROM gone g;
+    RETURN jsonb_build_object('expired', v_rows, 'count', jsonb_array_length(v_rows));
+END;
+$$;
+COMMENT ON FUNCTION public.func_expire_multipart_uploads(integer, integer, integer) IS
+    'Forgets (deletes) at most max_count multipart uploads never completed nor aborted: started more than max_age_hours ago, or whose job ended (or was pruned) more than grace_minutes ago, and quiet (no part begun) for grace_minutes; returns them, {expired: [{upload_id, job_id, bucket, key, bytes, started_at, updated_at, reason}], count}, so the caller removes their part directories. Rows locked by a writer are skipped.';
+
 CREATE OR REPLACE FUNCTION public.func_upload_progress(job_id uuid)
 RETURNS jsonb
 LANGUAGE sql STABLE
@@ -366,6 +435,8 @@ SELECT hub_internal.func_hub_secure(
         'public.func_record_upload_part(text, integer, bigint, text)',
         'public.func_get_multipart_upload(text)',
         'public.func_end_multipart_upload(text)',
+        'public.func_touch_multipart_upload(text)',
+        'public.func_expire_multipart_uploads(integer, integer, integer)',
         'public.func_upload_progress(uuid)'
     ]::regprocedure[]);
 -- The key's readers are the owner's alone; service_role reaches them only through the
