@@ -387,7 +387,9 @@ def test_a_freshly_migrated_empty_hub_takes_a_restore_without_force(db_url, targ
     info = backup_database(db_url, directory=tmp_path)
     with psycopg.connect(target_url, autocommit=True) as conn:
         migrate.migrate(conn)
-        assert conn.execute("SELECT count(*) FROM hub_internal.upload_signing_key").fetchone()[0] == 1
+        assert (
+            conn.execute("SELECT count(*) FROM hub_internal.upload_signing_key").fetchone()[0] == 1
+        )
 
     report = restore_database(target_url, info.path)
 
