@@ -43,7 +43,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from orchestrator.config import Settings, get_settings
-from orchestrator.daemon import duties
+from orchestrator.daemon import duties, polling
 from orchestrator.daemon.config import EnterpriseConfig, get_enterprise_config
 from orchestrator.daemon.duties import UploadGrant
 from orchestrator.daemon.duty_status import DutyStatusRecorder
@@ -155,7 +155,7 @@ class BackgroundTaskManager:
         polled = polled_providers(self.providers, explicit)
         if cfg.job_polling_enabled and polled:
             concurrency = {n: s.status_concurrency for n, s in cfg.providers.items()}
-            poller = duties.JobStatusPoller(
+            poller = polling.JobStatusPoller(
                 ex, polled, concurrency=concurrency, breaker=self.breaker
             )
             built.append(

@@ -9,7 +9,8 @@ import asyncio
 import psycopg
 import pytest
 
-from orchestrator.daemon.duties import JobStatusPoller, QueueDispatcher
+from orchestrator.daemon.duties import QueueDispatcher
+from orchestrator.daemon.polling import JobStatusPoller
 from orchestrator.db.asyncpg import AsyncpgExecutor
 from orchestrator.jobs import calls as job_calls
 from orchestrator.providers.circuit import CircuitBreaker
