@@ -28,6 +28,7 @@ from psycopg import sql
 from orchestrator.db import migrate
 from orchestrator.db.embedded import start_embedded
 from orchestrator.logs import context
+from tests.support.roles import create_supabase_roles
 
 
 def with_dbname(url: str, dbname: str) -> str:
@@ -72,7 +73,10 @@ def pg_server() -> Iterator[PgServer]:
     """The session's PostgreSQL server (embedded unless TEST_DATABASE_URL is set)."""
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
-        yield PgServer(url)
+        server = PgServer(url)
+        with server.admin() as conn:  # before the template: see tests/support/roles.py
+            create_supabase_roles(conn)
+        yield server
         return
     with tempfile.TemporaryDirectory(prefix="hub-test-pg-") as tmp:
         server = start_embedded(Path(tmp) / "pgdata")

@@ -12,7 +12,6 @@ Supabase grants.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 import uuid
@@ -27,13 +26,9 @@ from orchestrator.db import migrate
 from orchestrator.db.embedded import start_embedded
 from tests.conftest import PgServer, with_dbname
 from tests.integration.logrows import entry, insert
+from tests.support.roles import create_supabase_roles
 
 # Supabase's API roles as its initial schema creates them (supabase/postgres).
-ROLES = {
-    "anon": "NOLOGIN NOINHERIT",
-    "authenticated": "NOLOGIN NOINHERIT",
-    "service_role": "NOLOGIN NOINHERIT BYPASSRLS",
-}
 SUPABASE_DEFAULTS = """
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;
@@ -50,23 +45,12 @@ def supabase_server() -> Iterator[PgServer]:
         embedded = None if url else start_embedded(Path(tmp) / "pgdata")
         server = PgServer(url or with_dbname(embedded.url, "postgres"), embedded)
         with server.admin() as conn:
-            for role, attributes in ROLES.items():
-                create_role_if_missing(conn, role, attributes)
+            create_supabase_roles(conn)
         try:
             yield server
         finally:
             if embedded is not None:
                 embedded.stop()
-
-
-def create_role_if_missing(conn: psycopg.Connection[Any], role: str, attributes: str) -> None:
-    """Creates a cluster role unless it exists; one that exists is left exactly as it is
-    (another test run, or the cluster's own Supabase-like set-up, may have made it)."""
-    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone():
-        return
-    # A concurrent test run may make it between the check and the CREATE.
-    with contextlib.suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
-        conn.execute(f"CREATE ROLE {role} {attributes}")
 
 
 @pytest.fixture

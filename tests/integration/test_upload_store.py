@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import uuid
 
 import psycopg
 import pytest
@@ -48,17 +49,24 @@ def test_credentials_follow_the_job_and_the_secret_is_derived(db_url):
             h.run(calls.issue_upload_credential(job_id))
 
 
-def test_the_signing_key_is_out_of_service_role_reach(db_url):
-    with hub(db_url) as h:
-        h.sql("CREATE ROLE upload_probe")
-        h.sql("GRANT USAGE ON SCHEMA hub_internal TO upload_probe")
-        h.conn.commit()
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            h.sql("SET ROLE upload_probe; SELECT key FROM hub_internal.upload_signing_key")
-        h.conn.rollback()
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            h.sql("SET ROLE upload_probe; SELECT hub_internal.func_upload_secret('x')")
-        h.conn.rollback()
+def test_the_signing_key_is_out_of_service_role_reach(db_url, pg_server):
+    role = f"upload_probe_{uuid.uuid4().hex[:8]}"  # roles are the cluster's: one per run
+    try:
+        with hub(db_url) as h:
+            h.sql(f"CREATE ROLE {role}")
+            h.sql(f"GRANT USAGE ON SCHEMA hub_internal TO {role}")
+            h.conn.commit()
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                h.sql(f"SET ROLE {role}; SELECT key FROM hub_internal.upload_signing_key")
+            h.conn.rollback()
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                h.sql(f"SET ROLE {role}; SELECT hub_internal.func_upload_secret('x')")
+            h.conn.rollback()
+            h.sql(f"REVOKE USAGE ON SCHEMA hub_internal FROM {role}")
+            h.conn.commit()
+    finally:
+        with pg_server.admin() as conn:
+            conn.execute(f"DROP ROLE IF EXISTS {role}")
 
 
 def test_listing_pages_in_byte_order_with_common_prefixes(db_url):
