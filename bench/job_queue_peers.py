@@ -196,7 +196,7 @@ def worker_seconds(url: str, jobs: int, processes: int) -> tuple[float, int]:
     """(seconds for ``processes`` ``orchestrator worker`` processes to run ``jobs``
     callable no-ops, jobs completed as counted in ``jobs``)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE jobs, job_queue, job_events, approval_requests, workers")
+        conn.execute("TRUNCATE jobs, job_queue, job_events, approval_requests, workers CASCADE")
         conn.execute("SELECT func_pause_queue('local', NULL, 'bench', 'workers starting')")
         job = (
             '{"user_id": "u0", "job_type": "bench", '

@@ -3,7 +3,9 @@
 One builder per SQL function of ``sql/functions/jobs/`` (the name without ``func_``);
 any executor (psycopg, asyncpg, supabase-py) runs them, so no rule is written twice. The
 builders pass arguments through unchanged: the SQL functions check them and raise one
-clear error (SQLSTATE class 22 or P0001, see :mod:`orchestrator.jobs.errors`).
+clear error (SQLSTATE class 22 or P0001, see :mod:`orchestrator.jobs.errors`). The
+calls a worker makes under a lease live in :mod:`orchestrator.jobs.lease_calls` and are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -15,15 +17,21 @@ from typing import Any
 
 from orchestrator.db.calls import Call
 from orchestrator.db.jsonsafe import json_safe
+from orchestrator.jobs.lease_calls import DEFAULT_LEASE_SECONDS as DEFAULT_LEASE_SECONDS
+from orchestrator.jobs.lease_calls import claim_jobs as claim_jobs
+from orchestrator.jobs.lease_calls import complete_job as complete_job
+from orchestrator.jobs.lease_calls import complete_jobs as complete_jobs
+from orchestrator.jobs.lease_calls import complete_jobs_and_claim as complete_jobs_and_claim
+from orchestrator.jobs.lease_calls import extend_job_leases as extend_job_leases
+from orchestrator.jobs.lease_calls import fail_job as fail_job
+from orchestrator.jobs.lease_calls import release_job as release_job
 from orchestrator.jobs.lifecycle import BulkSubmitResult, PruneResult, QueuePause
 from orchestrator.jobs.model import (
     ApprovalRule,
-    ClaimResult,
     ConcurrencyLimit,
     Decision,
     ExpireResult,
     HubUser,
-    LeaseExtension,
     ProviderStatusResult,
     ReapResult,
     SubmitResult,
@@ -33,10 +41,6 @@ from orchestrator.jobs.views import JobDetail, JobPage, Listing, ProviderJobPage
 
 NOTIFY_CHANNEL = "hub_jobs"
 """Channel of the NOTIFY sent when a job becomes claimable; the payload is the provider."""
-
-DEFAULT_LEASE_SECONDS = 20
-"""A claim's lease (the SQL default too): a worker that dies right after renewing is
-reclaimable this long after, within the hub's 30 s promise. Renew every third of it."""
 
 
 def upsert_hub_user(
@@ -207,96 +211,6 @@ def reject_request(request_id: str, decided_by: str, note: str | None = None) ->
         "func_reject_request",
         {"request_id": request_id, "decided_by": decided_by, "note": note},
         Decision.from_raw,
-    )
-
-
-def claim_jobs(
-    worker_id: str,
-    max_jobs: int = 1,
-    lease_seconds: int = DEFAULT_LEASE_SECONDS,
-    provider: str = "local",
-    job_types: Sequence[str] | None = None,
-) -> Call[ClaimResult]:
-    """Claim up to ``max_jobs`` jobs under the limits, each with a lease token."""
-    return Call(
-        "func_claim_jobs",
-        {
-            "worker_id": worker_id,
-            "max_jobs": max_jobs,
-            "lease_seconds": lease_seconds,
-            "provider": provider,
-            "job_types": None if job_types is None else list(job_types),
-        },
-        ClaimResult.from_raw,
-    )
-
-
-def extend_job_leases(
-    worker_id: str, lease_seconds: int = DEFAULT_LEASE_SECONDS, job_ids: Sequence[str] | None = None
-) -> Call[LeaseExtension]:
-    """Renew the worker's leases; jobs in ``job_ids`` it no longer holds come back as lost."""
-    return Call(
-        "func_extend_job_leases",
-        {
-            "worker_id": worker_id,
-            "lease_seconds": lease_seconds,
-            "job_ids": None if job_ids is None else [str(j) for j in job_ids],
-        },
-        LeaseExtension.from_raw,
-    )
-
-
-def complete_job(
-    job_id: str, lease_token: str, result: Mapping[str, Any] | None = None
-) -> Call[Verdict]:
-    """Finish a job under its current lease (a stale token is refused, not raised)."""
-    return Call(
-        "func_complete_job",
-        {
-            "job_id": job_id,
-            "lease_token": lease_token,
-            "result": json_safe(dict(result or {})),
-        },
-        Verdict.from_raw,
-    )
-
-
-def complete_jobs(
-    completions: Sequence[tuple[str, str, Mapping[str, Any] | None]],
-) -> Call[tuple[Verdict, ...]]:
-    """Complete many jobs in one call and one commit: ``(job_id, lease_token, result)``
-    each, fenced one by one; the verdicts come back in the same order."""
-    items = [
-        {"job_id": job_id, "lease_token": token, "result": dict(result or {})}
-        for job_id, token, result in completions
-    ]
-    return Call(
-        "func_complete_jobs",
-        {"jobs": json_safe(items)},
-        lambda raw: tuple(Verdict.from_raw(r) for r in raw["results"]),
-    )
-
-
-def fail_job(job_id: str, lease_token: str, error: str, retryable: bool = True) -> Call[Verdict]:
-    """Report a failed attempt: retried with backoff while attempts remain."""
-    return Call(
-        "func_fail_job",
-        {
-            "job_id": job_id,
-            "lease_token": lease_token,
-            "error": json_safe(error),
-            "retryable": retryable,
-        },
-        Verdict.from_raw,
-    )
-
-
-def release_job(job_id: str, lease_token: str, reason: str | None = None) -> Call[Verdict]:
-    """Give a job back to the queue without using an attempt (e.g. on SIGTERM)."""
-    return Call(
-        "func_release_job",
-        {"job_id": job_id, "lease_token": lease_token, "reason": reason},
-        Verdict.from_raw,
     )
 
 

@@ -220,6 +220,21 @@ class Verdict:
 
 
 @dataclass(frozen=True, slots=True)
+class CompletedAndClaimed:
+    """What ``func_complete_jobs_and_claim`` answered: the completions' verdicts in the
+    order given, then the claim that followed them in the same transaction."""
+
+    verdicts: tuple[Verdict, ...]
+    claim: ClaimResult
+
+    @classmethod
+    def from_raw(cls, raw: Any) -> CompletedAndClaimed:
+        return cls(
+            tuple(Verdict.from_raw(r) for r in raw["results"]), ClaimResult.from_raw(raw["claim"])
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """An approval request after approve or reject."""
 

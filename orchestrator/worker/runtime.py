@@ -1,8 +1,11 @@
 """``orchestrator worker``: claim → run → renew leases → complete, fail or release.
 
 The main thread claims jobs (``func_claim_jobs``, up to the free slots and at most
-``batch_size`` per call), starts one thread per job, and sleeps until a ``NOTIFY``
-(or the poll interval, or a finished job) says there may be more. The :class:`Pulse`
+``batch_size`` per call), hands each to a job thread, and sleeps until a ``NOTIFY``
+(or the poll interval, or a finished job) says there may be more. Finished jobs are
+reported in batches (reports.py); a batch also claims the slots it frees, in the same
+call and commit (``func_complete_jobs_and_claim``), so a worker running short jobs pays
+one round trip per batch, not two. The :class:`Pulse`
 thread heartbeats, ships the logs and renews the leases. Every report carries the lease
 token, so a worker the database gave up on cannot overwrite the job's new owner.
 
@@ -25,7 +28,8 @@ from typing import TypeVar
 
 from orchestrator.db.target import SqlTarget
 from orchestrator.errors import ConfigError, DatabaseUnavailable
-from orchestrator.jobs.model import ClaimedJob, Verdict
+from orchestrator.jobs.errors import JobError
+from orchestrator.jobs.model import ClaimedJob, ClaimResult, Verdict
 from orchestrator.jobs.wakeup import polling_reason
 from orchestrator.logs.context import clear_task_context, set_task_context
 from orchestrator.logs.worker import LogBuffer
@@ -118,6 +122,9 @@ class Worker:
         self._stopping = threading.Event()
         self._hurry = threading.Event()
         self._next_run_after: datetime | None = None
+        # one claim at a time (the main loop's, or a report batch's): each counts the
+        # free slots and fills them, so two at once could take more than concurrency
+        self._claiming = threading.Lock()
         self.reports = CompletionBatcher(self._complete_batch)
         self.threads = JobThreads(options.concurrency)
         self.pulse = Pulse(
@@ -200,20 +207,32 @@ class Worker:
     def _claim(self) -> int | None:
         """Claims into the free slots; the number claimed, or None when the claim failed
         (so ``once`` does not take a database outage for an empty queue)."""
-        free = self.options.concurrency - len(self.active_jobs())
-        if free <= 0:
+        with self._claiming:
+            room = self._room()
+            if room <= 0:
+                return 0
+            try:
+                claim = self.store.claim(room, self.options.lease_seconds, self.options.job_types)
+            except Exception as error:  # database away: wait one poll interval, try again
+                _log.warning("Claim failed: %s", error)
+                return None
+            return self._take(claim)
+
+    def _room(self, finishing: int = 0) -> int:
+        """How many jobs the next claim may take: the free slots (counting ``finishing``
+        jobs, being reported now, as free), at most ``batch_size``; none when stopping."""
+        if self._stopping.is_set():
             return 0
-        batch = min(free, self.options.batch_size or free)
-        try:
-            claim = self.store.claim(batch, self.options.lease_seconds, self.options.job_types)
-        except Exception as error:  # database away: wait one poll interval, try again
-            _log.warning("Claim failed: %s", error)
-            return None
-        jobs, self._next_run_after = claim.jobs, claim.next_run_after
-        for job in jobs:
+        free = self.options.concurrency - len(self.active_jobs()) + finishing
+        return min(free, self.options.batch_size or free)
+
+    def _take(self, claim: ClaimResult) -> int:
+        """Starts the claimed jobs; the number started."""
+        self._next_run_after = claim.next_run_after
+        for job in claim.jobs:
             self._start(job)
-        self.counts.add("claimed", len(jobs))
-        return len(jobs)
+        self.counts.add("claimed", len(claim.jobs))
+        return len(claim.jobs)
 
     def _upload_env(self, job: ClaimedJob) -> dict[str, str] | None:
         """The job's upload credentials as environment variables; a failure to issue them
@@ -311,12 +330,31 @@ class Worker:
                 delay = min(delay * 2, 5.0)
 
     def _complete_batch(self, completions: list[Completion]) -> Sequence[Verdict]:
-        """One ``func_complete_jobs`` call for the completions waiting (reports.py)."""
+        """One call for the completions waiting (reports.py), which also claims the slots
+        they free (``func_complete_jobs_and_claim``) unless the worker is stopping."""
         ids = [job.job_id for job, _ in completions]
         if len(ids) == 1:  # its retries then show in the job's own log timeline
             set_task_context(ids[0], self.options.worker_id)
+        what = ids[0] if len(ids) == 1 else f"s {', '.join(ids)}"
         try:
-            what = ids[0] if len(ids) == 1 else f"s {', '.join(ids)}"
+            with self._claiming:
+                room = self._room(finishing=len(completions))
+                if room > 0:
+                    try:
+                        done = self._settle(
+                            what,
+                            lambda: self.store.complete_many_and_claim(
+                                completions,
+                                room,
+                                self.options.lease_seconds,
+                                self.options.job_types,
+                            ),
+                        )
+                    except JobError as error:  # the claim was refused: report alone
+                        _log.warning("Claim with the completions refused: %s", error)
+                    else:
+                        self._take(done.claim)
+                        return done.verdicts
             return self._settle(what, lambda: self.store.complete_many(completions))
         finally:
             clear_task_context()

@@ -1,7 +1,8 @@
 """The worker's view of the job store: the contract's calls, on a connection that heals.
 
 The rules live in SQL (``func_claim_jobs``, ``func_extend_job_leases``,
-``func_complete_job``, ``func_fail_job``, ``func_release_job``); the call values come
+``func_complete_job(s)``, ``func_complete_jobs_and_claim``, ``func_fail_job``,
+``func_release_job``); the call values come
 from :mod:`orchestrator.jobs.calls`. This class only runs them, serialised (job threads
 report through one connection), and reconnects after the connection broke, so a
 database restart costs the worker a failed call, not its life.
@@ -24,7 +25,7 @@ from orchestrator.db.executor import ClosableExecutor, executor_for
 from orchestrator.db.target import RestTarget, SqlTarget, Target, describe_url
 from orchestrator.jobs import calls as job_calls
 from orchestrator.jobs.errors import job_errors
-from orchestrator.jobs.model import ClaimedJob, ClaimResult, Verdict
+from orchestrator.jobs.model import ClaimedJob, ClaimResult, CompletedAndClaimed, Verdict
 
 T = TypeVar("T")
 
@@ -104,6 +105,26 @@ class JobStore:
         """Reports many successes in one call and one commit, each fenced by its token."""
         items = [(job.job_id, job.lease_token, result) for job, result in completions]
         return self.run(job_calls.complete_jobs(items))
+
+    def complete_many_and_claim(
+        self,
+        completions: list[tuple[ClaimedJob, dict[str, Any]]],
+        max_jobs: int,
+        lease_seconds: int,
+        job_types: list[str] | None = None,
+    ) -> CompletedAndClaimed:
+        """Reports many successes and claims up to ``max_jobs`` more in one call and one
+        commit (the claim sees the slots the completions free)."""
+        items = [(job.job_id, job.lease_token, result) for job, result in completions]
+        call = job_calls.complete_jobs_and_claim(
+            items,
+            self.worker_id,
+            max_jobs=max_jobs,
+            lease_seconds=lease_seconds,
+            provider=self.provider,
+            job_types=job_types,
+        )
+        return self.run(call)
 
     def fail(self, job: ClaimedJob, error: str, retryable: bool) -> Verdict:
         """Reports failure (retried with backoff while attempts remain, if retryable)."""

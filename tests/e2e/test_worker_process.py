@@ -291,7 +291,7 @@ def test_a_worker_with_only_the_supabase_url_and_key_runs_jobs_over_rest(hub, db
         assert {r.path.rsplit("/", 1)[-1] for r in fake.requests} >= {
             "func_claim_jobs",
             "func_worker_heartbeat_with_logs",
-            "func_complete_jobs",
+            "func_complete_jobs_and_claim",
         }
     output = (tmp_path / "worker.log").read_text()
     assert f"started on Supabase REST at {url}" in output

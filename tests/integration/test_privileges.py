@@ -278,6 +278,7 @@ JOB_RPC = [
     "func_record_provider_status(uuid,text,text,jsonb,uuid)",
     "func_submit_jobs(jsonb)",
     "func_complete_jobs(jsonb)",
+    "func_complete_jobs_and_claim(jsonb,text,integer,integer,text,jsonb)",
     "func_rerun_job(uuid,text)",
     "func_pause_queue(text,text,text,text)",
     "func_resume_queue(text,text)",

@@ -23,7 +23,7 @@ WORKER_CALLS = {
     "/rest/v1/rpc/func_claim_jobs",
     "/rest/v1/rpc/func_worker_heartbeat_with_logs",
     "/rest/v1/rpc/func_extend_job_leases",
-    "/rest/v1/rpc/func_complete_jobs",  # completions go in batches
+    "/rest/v1/rpc/func_complete_jobs_and_claim",  # completions go in batches, with a claim
 }
 
 
@@ -107,15 +107,34 @@ def test_a_finished_job_is_reported_through_a_gateway_hiccup_not_run_again(hub, 
     completed once, on its first attempt, instead of waiting for the reaper to rerun it."""
     job_id = submit(hub, {"command": "echo expensive"})
     with FakePostgrest(db_url, KEY) as fake:
-        fake.fail_next(503, times=2, function="func_complete_jobs")
+        fake.fail_next(503, times=2, function="func_complete_jobs_and_claim")
         counts = run_worker(db_url, database=WorkerDatabase.supabase_rest(fake.url, KEY))
-        reports = [r for r in fake.requests if r.path.endswith("/func_complete_jobs")]
+        reports = [r for r in fake.requests if r.path.endswith("/func_complete_jobs_and_claim")]
     assert len(reports) == 3
     assert (counts.completed, counts.refused) == (1, 0)
     assert job_row(conn, job_id)[:3] == ("completed", 1, None)  # status, attempts, error
     said = task_messages(conn, job_id)
     assert sum(m.startswith(f"Report of job {job_id} failed") for m in said) == 2
     assert said.count("expensive") == 1
+
+
+def test_each_report_brings_the_next_job_in_the_same_call(hub, db_url, conn):  # noqa: F811
+    """Three short jobs, one slot: one claim to start, then every completion claims the
+    next job in the same call; the last one's finds nothing, and one more claim ends a
+    --once run. Every job completes once, in priority order."""
+    ids = [submit(hub, {"command": f"echo {n}"}, priority=900 - n) for n in range(3)]
+    with FakePostgrest(db_url, KEY) as fake:
+        counts = run_worker(db_url, database=WorkerDatabase.supabase_rest(fake.url, KEY))
+        calls = [r.path.rsplit("/", 1)[-1] for r in fake.requests]
+    assert (counts.claimed, counts.completed, counts.refused) == (3, 3, 0)
+    assert calls.count("func_complete_jobs_and_claim") == 3
+    assert calls.count("func_claim_jobs") == 2
+    assert "func_complete_jobs" not in calls
+    started = conn.execute(
+        "SELECT job_id FROM jobs WHERE job_id = ANY (%s) ORDER BY started_at", [ids]
+    ).fetchall()
+    assert [str(job_id) for (job_id,) in started] == ids
+    assert all(job_row(conn, job_id)[:2] == ("completed", 1) for job_id in ids)
 
 
 def test_the_worker_command_checks_the_gateway_before_its_first_claim(db_url, empty_db_url):

@@ -1,0 +1,93 @@
+"""Completions in one call (``func_complete_jobs``), and with the next claim in the same
+call and commit (``func_complete_jobs_and_claim``): each completion fenced by its own
+token, the claim seeing the slots they free, an error rolling back both."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.jobs import calls
+from orchestrator.jobs.errors import JobError, job_errors
+from tests.integration.jobkit import hub, running_counts
+
+
+@pytest.fixture
+def h(db_url):
+    with hub(db_url) as h:
+        h.user("alice", "org-1")
+        h.user("bob", "org-2")
+        yield h
+
+
+def test_complete_jobs_fences_each_completion_by_its_own_token(h):
+    """A stale token is refused for its job only; the others complete with their results."""
+    first, second = h.submit("alice").job_id, h.submit("bob").job_id
+    a, b = h.claim("w1", max_jobs=2)
+    verdicts = h.run(
+        calls.complete_jobs([(a.job_id, a.lease_token, {"n": 1}), (b.job_id, a.lease_token, None)])
+    )
+    assert [v.accepted for v in verdicts] == [True, False]
+    assert "stale lease token" in (verdicts[1].reason or "")
+    assert h.status(first) == ("completed", "completed")
+    assert h.status(second) == ("running", "running")
+    assert h.one("SELECT result FROM jobs WHERE job_id = %s", [first]) == {"n": 1}
+
+
+def test_completions_and_the_next_claim_share_one_call(h):
+    """The completions are recorded (events, results) and the claim returns the next jobs
+    with their own leases, in claim order."""
+    done = h.submit("alice", priority=900).job_id
+    later = [h.submit("alice", priority=p).job_id for p in (500, 100)]
+    job = h.claim_one("w1")
+    assert job.job_id == done
+    both = h.run(calls.complete_jobs_and_claim([(job.job_id, job.lease_token, {"ok": 1})], "w1", 5))
+    assert [v.accepted for v in both.verdicts] == [True]
+    assert h.status(done) == ("completed", "completed")
+    assert [j.job_id for j in both.claim.jobs] == later
+    assert all(j.attempt == 1 and j.lease_token for j in both.claim.jobs)
+    assert [h.status(j) for j in later] == [("running", "running")] * 2
+    assert h.events(done)[-1] == ("completed", "running", "completed")
+    # a completion with nothing left to claim is still a completion
+    rest = [(j.job_id, j.lease_token, None) for j in both.claim.jobs]
+    empty = h.run(calls.complete_jobs_and_claim(rest, "w1", 5))
+    assert [v.accepted for v in empty.verdicts] == [True, True]
+    assert empty.claim.jobs == ()
+
+
+def test_the_claim_sees_the_slot_its_completion_frees(h):
+    """alice may run one job at a time: completing it and claiming in one transaction
+    takes her next job at once, and the counter never exceeds the limit."""
+    h.set_limit("user", "alice", 1)
+    first, second = h.submit("alice").job_id, h.submit("alice").job_id
+    job = h.claim_one("w1")
+    assert job.job_id == first and h.claim("w2") == []  # her slot is taken
+    both = h.run(calls.complete_jobs_and_claim([(job.job_id, job.lease_token, None)], "w1", 5))
+    assert [j.job_id for j in both.claim.jobs] == [second]
+    assert h.counters()[("user", "alice")] == 1 == running_counts(h)[("user", "alice")]
+
+
+def test_a_refused_claim_rolls_the_completions_back(h):
+    """One call, one transaction: an invalid claim argument raises and the job it would
+    have completed is still running under its lease (nothing half done)."""
+    job_id = h.submit("alice").job_id
+    job = h.claim_one("w1")
+    with pytest.raises(JobError, match="max_jobs must be between 1 and 1000"), job_errors():
+        h.run(calls.complete_jobs_and_claim([(job.job_id, job.lease_token, None)], "w1", 0))
+    assert h.status(job_id) == ("running", "running")
+    again = h.run(calls.complete_jobs_and_claim([(job.job_id, job.lease_token, None)], "w1", 1))
+    assert again.verdicts[0].accepted
+
+
+def test_a_stale_token_in_the_batch_does_not_stop_the_claim(h):
+    """A worker wrongly declared dead reports late: refused for that job, and the claim
+    that came with it still happens."""
+    h.submit("alice")
+    stale = h.claim_one("w1", lease_seconds=1)
+    h.sql("UPDATE job_queue SET lease_expires_at = now() - interval '1 second'")
+    retaken = h.claim_one("w2")  # the lease expired: requeued and claimed again
+    assert retaken.job_id == stale.job_id and retaken.attempt == 2
+    nxt = h.submit("bob").job_id
+    both = h.run(calls.complete_jobs_and_claim([(stale.job_id, stale.lease_token, None)], "w1", 1))
+    assert not both.verdicts[0].accepted
+    assert [j.job_id for j in both.claim.jobs] == [nxt]
+    assert h.status(stale.job_id) == ("running", "running")  # w2's run goes on
