@@ -4,6 +4,8 @@ token, the claim seeing the slots they free, an error rolling back both."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from orchestrator.jobs import calls
@@ -91,3 +93,51 @@ def test_a_stale_token_in_the_batch_does_not_stop_the_claim(h):
     assert not both.verdicts[0].accepted
     assert [j.job_id for j in both.claim.jobs] == [nxt]
     assert h.status(stale.job_id) == ("running", "running")  # w2's run goes on
+
+
+def test_a_job_listed_twice_is_completed_once(h):
+    """The second entry finds the job completed by the first, as a second call would;
+    one completed event, the first entry's result."""
+    job_id = h.submit("alice").job_id
+    job = h.claim_one("w1")
+    verdicts = h.run(
+        calls.complete_jobs(
+            [(job.job_id, job.lease_token, {"n": 1}), (job.job_id, job.lease_token, {"n": 2})]
+        )
+    )
+    assert [(v.accepted, v.status) for v in verdicts] == [(True, "completed"), (False, "completed")]
+    assert "the job is completed" in (verdicts[1].reason or "")
+    assert [e for e in h.events(job_id) if e[0] == "completed"] == [
+        ("completed", "running", "completed")
+    ]
+    assert h.one("SELECT result FROM jobs WHERE job_id = %s", [job_id]) == {"n": 1}
+
+
+@pytest.mark.parametrize(
+    ("entry", "error"),
+    [
+        ({"job_id": "nope", "lease_token": None}, r"needs job_id \(a UUID\), lease_token \(a UUID\)"),
+        ({"job_id": "JOB", "lease_token": "also-not-a-uuid"}, r"lease_token \(a UUID\)"),
+        ({"job_id": "JOB"}, "lease_token is required"),
+        ({"job_id": "JOB", "lease_token": "TOKEN", "result": [1]}, r"jobs\[1\]: result must be"),
+        (
+            {"job_id": "018f0000-0000-7000-8000-000000000000", "lease_token": "TOKEN"},
+            "unknown job 018f0000-0000-7000-8000-000000000000",
+        ),
+    ],
+)
+def test_a_bad_entry_is_refused_by_name_and_nothing_is_completed(h, entry, error):
+    """One bad entry: one line naming it; the good entry before it is not completed."""
+    h.submit("alice")
+    h.submit("bob")
+    good, other = h.claim("w1", max_jobs=2)
+    bad = {
+        k: (v.replace("JOB", other.job_id).replace("TOKEN", other.lease_token))
+        if isinstance(v, str)
+        else v
+        for k, v in entry.items()
+    }
+    first = {"job_id": good.job_id, "lease_token": good.lease_token}
+    with pytest.raises(JobError, match=error), job_errors():
+        h.one("SELECT func_complete_jobs(%s::jsonb)", [json.dumps([first, bad])])
+    assert h.status(good.job_id) == ("running", "running")

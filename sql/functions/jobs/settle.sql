@@ -128,12 +128,18 @@ CREATE OR REPLACE FUNCTION public.func_complete_jobs(jobs jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
+#variable_conflict use_column
 DECLARE
-    v_item jsonb;
-    v_ids uuid[];
-    v_results jsonb := '[]'::jsonb;
-    v_index integer := 0;
+    v_ids uuid[];         -- every job of the batch, sorted (the lock order)
+    v_tokens uuid[];      -- in the order given
+    v_given uuid[];
+    v_bad integer;
+    v_unknown uuid;
+    v_users text[];
+    v_orgs text[];
+    v_results jsonb;
 BEGIN
     IF jobs IS NULL OR jsonb_typeof(jobs) <> 'array' THEN
         RAISE EXCEPTION 'jobs must be a JSON array of {job_id, lease_token, result} objects'
@@ -144,24 +150,98 @@ BEGIN
                         jsonb_array_length(jobs), pg_column_size(jobs) USING ERRCODE = 'invalid_parameter_value';
     END IF;
     BEGIN
-        SELECT array_agg((e ->> 'job_id')::uuid ORDER BY (e ->> 'job_id')::uuid) INTO v_ids
-          FROM jsonb_array_elements(jobs) AS e;
+        SELECT array_agg((e ->> 'job_id')::uuid ORDER BY n), array_agg((e ->> 'lease_token')::uuid ORDER BY n)
+          INTO v_given, v_tokens
+          FROM jsonb_array_elements(func_complete_jobs.jobs) WITH ORDINALITY AS x(e, n);
     EXCEPTION WHEN invalid_text_representation OR wrong_object_type OR cannot_coerce THEN
-        RAISE EXCEPTION 'each completion needs job_id (a UUID), lease_token and optionally result'
+        RAISE EXCEPTION 'each completion needs job_id (a UUID), lease_token (a UUID) and optionally result'
             USING ERRCODE = 'invalid_parameter_value';
     END;
+    IF cardinality(v_given) IS NULL THEN
+        RETURN jsonb_build_object('results', '[]'::jsonb);
+    END IF;
+    -- Each check names the first completion it refuses, as one call per job would have.
+    SELECT min(n) - 1 INTO v_bad FROM jsonb_array_elements(func_complete_jobs.jobs) WITH ORDINALITY AS x(e, n)
+     WHERE jsonb_typeof(e -> 'result') NOT IN ('object', 'null') OR pg_column_size(e -> 'result') > 1048576;
+    IF v_bad IS NOT NULL THEN
+        RAISE EXCEPTION 'jobs[%]: result must be a JSON object of at most 1 MiB', v_bad
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF array_position(v_given, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'job_id is required' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF array_position(v_tokens, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'lease_token is required: pass the token func_claim_jobs returned'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT array_agg(DISTINCT g ORDER BY g) INTO v_ids FROM unnest(v_given) AS g;
+    PERFORM pg_advisory_xact_lock_shared(x'6a6f62736c6f7473'::bigint);
+    -- The queue entries first, in job id order (the lock order; see above).
     PERFORM 1 FROM public.job_queue q WHERE q.job_id = ANY (v_ids) ORDER BY q.job_id FOR UPDATE;
-    FOR v_item IN SELECT value FROM jsonb_array_elements(jobs) LOOP
-        IF jsonb_typeof(v_item -> 'result') NOT IN ('object', 'null') OR pg_column_size(v_item -> 'result') > 1048576 THEN
-            RAISE EXCEPTION 'jobs[%]: result must be a JSON object of at most 1 MiB', v_index
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        v_results := v_results || jsonb_build_array(
-            hub_internal.func_job_settle((v_item ->> 'job_id')::uuid, (v_item ->> 'lease_token')::uuid, 'complete',
-                                         coalesce(nullif(v_item -> 'result', 'null'::jsonb), '{}'::jsonb), NULL, NULL, NULL)
-            || jsonb_build_object('job_id', v_item ->> 'job_id'));
-        v_index := v_index + 1;
-    END LOOP;
+    SELECT u.g INTO v_unknown FROM unnest(v_given) WITH ORDINALITY AS u(g, n)
+     WHERE NOT EXISTS (SELECT 1 FROM public.job_queue q WHERE q.job_id = u.g) ORDER BY u.n LIMIT 1;
+    IF v_unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown job %', v_unknown USING ERRCODE = 'P0001';
+    END IF;
+
+    -- Every completion whose token is current, in one statement per table (one call per
+    -- job cost four statements each): the fence, the job, its event. A job listed twice
+    -- is completed by its first entry; the second finds it completed, as a second call would.
+    WITH items AS (
+        SELECT DISTINCT ON (u.job_id) u.job_id, u.token, u.n,
+               coalesce(nullif(func_complete_jobs.jobs -> (u.n::integer - 1) -> 'result', 'null'::jsonb), '{}'::jsonb) AS result
+          FROM unnest(v_given, v_tokens) WITH ORDINALITY AS u(job_id, token, n)
+         ORDER BY u.job_id, u.n
+    ), q AS (
+        UPDATE public.job_queue q
+           SET status = 'completed', run_after = now(), lease_token = NULL, lease_expires_at = NULL,
+               updated_at = now()
+          FROM items i
+         WHERE q.job_id = i.job_id AND q.status = 'running' AND q.lease_token = i.token
+        RETURNING q.job_id, q.worker_id, q.user_id, q.organization_id, q.attempt, i.n, i.result
+    ), j AS (
+        UPDATE public.jobs j
+           SET status = 'completed', attempts = q.attempt, result = q.result, finished_at = now(),
+               updated_at = now()
+          FROM q
+         WHERE j.job_id = q.job_id
+        RETURNING j.job_id
+    ), ev AS (
+        INSERT INTO public.job_events (job_id, event_type, from_status, to_status, worker_id, details)
+        SELECT q.job_id, 'completed', 'running', 'completed', q.worker_id, jsonb_build_object('attempt', q.attempt)
+          FROM q JOIN j ON j.job_id = q.job_id
+    ), verdicts AS (
+        SELECT u.n, u.job_id,
+               CASE WHEN q.job_id IS NOT NULL
+                    THEN jsonb_build_object('accepted', true, 'status', 'completed', 'reason', NULL,
+                                            'attempt', q.attempt, 'run_after', NULL)
+                    -- listed again after its first entry completed it in this statement
+                    -- (which this statement's own reads below cannot see yet)
+                    WHEN later.job_id IS NOT NULL
+                    THEN jsonb_build_object('accepted', false, 'status', 'completed',
+                                            'reason', 'stale lease token: the job is completed, no longer running under this lease')
+                    ELSE jsonb_build_object(
+                        'accepted', false, 'status', cur.job_status,
+                        'reason', CASE WHEN cur.queue_status = 'running'
+                                       THEN 'stale lease token: the job was claimed again after this lease expired or was released'
+                                       ELSE format('stale lease token: the job is %s, no longer running under this lease',
+                                                   cur.job_status) END)
+               END AS verdict,
+               q.user_id, q.organization_id
+          FROM unnest(v_given) WITH ORDINALITY AS u(job_id, n)
+          LEFT JOIN q ON q.job_id = u.job_id AND q.n = u.n
+          LEFT JOIN q AS later ON later.job_id = u.job_id AND later.n < u.n
+          LEFT JOIN LATERAL (SELECT qq.status AS queue_status, jj.status AS job_status
+                               FROM public.job_queue qq JOIN public.jobs jj USING (job_id)
+                              WHERE qq.job_id = u.job_id AND q.job_id IS NULL AND later.job_id IS NULL) cur ON true
+    )
+    SELECT jsonb_agg(v.verdict || jsonb_build_object('job_id', v.job_id) ORDER BY v.n),
+           array_agg(v.user_id) FILTER (WHERE v.user_id IS NOT NULL),
+           array_agg(v.organization_id) FILTER (WHERE v.user_id IS NOT NULL)
+      INTO v_results, v_users, v_orgs
+      FROM verdicts v;
+    -- Counters last in the lock order; with no limit anywhere this is one cheap check.
+    PERFORM hub_internal.func_job_free_slots(v_users, v_orgs);
     RETURN jsonb_build_object('results', v_results);
 END;
 $$;
