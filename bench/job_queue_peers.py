@@ -237,8 +237,15 @@ def worker_seconds(url: str, jobs: int, processes: int) -> tuple[float, int]:
         with psycopg.connect(url, autocommit=True) as conn:
             deadline = time.monotonic() + 60
             while conn.execute("SELECT count(*) FROM workers").fetchone()[0] < processes:  # type: ignore[index]
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the workers did not start")
+                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                    for proc in procs:
+                        proc.terminate()
+                    said = "; ".join(
+                        line
+                        for proc in procs
+                        for line in proc.communicate(timeout=30)[1].splitlines()[-2:]
+                    )
+                    raise RuntimeError(f"the workers did not start: {said or 'no output'}")
                 time.sleep(0.05)
             time.sleep(0.5)  # their LISTEN connections are up
             start = time.perf_counter()
