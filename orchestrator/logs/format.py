@@ -246,6 +246,9 @@ def configure_structured_logging(
         handlers.append(logging.FileHandler(path, encoding="utf-8"))
     for handler in handlers:
         handler.setFormatter(formatter)
+        # the level on the handlers too: a database handler may lower the root's level
+        # (the worker ships INFO to the database) without flooding the console
+        handler.setLevel(number)
         setattr(handler, _OWNED, True)
     root = logging.getLogger()
     with _configure_lock:

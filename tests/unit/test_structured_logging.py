@@ -360,6 +360,27 @@ def test_configure_twice_replaces_only_its_own_handlers(tmp_path, capsys):
     assert old_file.read_text(encoding="utf-8") == ""
 
 
+def test_the_console_keeps_its_level_when_a_database_handler_lowers_the_root(capsys):
+    """ORCHESTRATOR_LOG_LEVEL=WARNING with a worker shipping INFO to the database (which
+    lowers the root logger's level): INFO reaches the database handler, not stdout."""
+    shipped: list[logging.LogRecord] = []
+    database = logging.Handler(logging.INFO)
+    database.emit = shipped.append
+    root = logging.getLogger()
+    configure_structured_logging("WARNING", json_output=False)
+    root.addHandler(database)
+    root.setLevel(logging.INFO)  # as `orchestrator worker` does for DB_LOG_LEVEL=INFO
+    try:
+        get_logger("orchestrator.worker").info("Running job j1")
+        get_logger("orchestrator.worker").warning("Claim failed")
+    finally:
+        root.removeHandler(database)
+    assert [line.split(": ", 1)[1] for line in capsys.readouterr().out.splitlines()] == [
+        "Claim failed"
+    ]
+    assert [r.getMessage() for r in shipped] == ["Running job j1", "Claim failed"]
+
+
 def test_http_request_lines_are_quiet_unless_debug_or_chosen(capsys):
     """httpx's INFO line per request is held back above DEBUG, shown at DEBUG, and a
     level the application set for httpx is never overridden."""
