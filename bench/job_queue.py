@@ -332,6 +332,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=4000, help="jobs per throughput run")
     parser.add_argument("--threads", type=int, default=4, help="worker threads")
     parser.add_argument("--rounds", type=int, default=3, help="section 1's interleaved rounds")
+    parser.add_argument("--worker-rounds", type=int, default=2, help="section 4's rounds")
     parser.add_argument("--latency-jobs", type=int, default=200)
     parser.add_argument("--poll-interval", type=float, default=0.1)
     parser.add_argument("--skip-dead-worker", action="store_true", help="= sections 1,2,4,5")
@@ -451,7 +452,11 @@ def main() -> None:
 
         if 4 in sections:
             peers.print_workers(
-                url, args.worker_jobs, rates.get(("bare", 1)), rates.get(("bare", 10))
+                url,
+                args.worker_jobs,
+                rates.get(("bare", 1)),
+                rates.get(("bare", 10)),
+                args.worker_rounds,
             )
         if 5 in sections:
             print_backlog(url, args.jobs, args.backlog)
