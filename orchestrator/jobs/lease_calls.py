@@ -98,21 +98,10 @@ def complete_jobs_and_claim(
     """:func:`complete_jobs` then :func:`claim_jobs` in one call and one commit: a worker
     that finishes jobs and has room for more pays one round trip and one WAL flush, not
     two. The claim sees the slots the completions free; an error rolls back both."""
-    items = [
-        {"job_id": job_id, "lease_token": token, "result": dict(result or {})}
-        for job_id, token, result in completions
-    ]
+    done = complete_jobs(completions)
+    claim = claim_jobs(worker_id, max_jobs, lease_seconds, provider, job_types)
     return Call(
-        "func_complete_jobs_and_claim",
-        {
-            "jobs": json_safe(items),
-            "worker_id": worker_id,
-            "max_jobs": max_jobs,
-            "lease_seconds": lease_seconds,
-            "provider": provider,
-            "job_types": None if job_types is None else list(job_types),
-        },
-        CompletedAndClaimed.from_raw,
+        "func_complete_jobs_and_claim", {**done.args, **claim.args}, CompletedAndClaimed.from_raw
     )
 
 

@@ -103,8 +103,7 @@ class JobStore:
         self, completions: list[tuple[ClaimedJob, dict[str, Any]]]
     ) -> tuple[Verdict, ...]:
         """Reports many successes in one call and one commit, each fenced by its token."""
-        items = [(job.job_id, job.lease_token, result) for job, result in completions]
-        return self.run(job_calls.complete_jobs(items))
+        return self.run(job_calls.complete_jobs(_items(completions)))
 
     def complete_many_and_claim(
         self,
@@ -115,9 +114,8 @@ class JobStore:
     ) -> CompletedAndClaimed:
         """Reports many successes and claims up to ``max_jobs`` more in one call and one
         commit (the claim sees the slots the completions free)."""
-        items = [(job.job_id, job.lease_token, result) for job, result in completions]
         call = job_calls.complete_jobs_and_claim(
-            items,
+            _items(completions),
             self.worker_id,
             max_jobs=max_jobs,
             lease_seconds=lease_seconds,
@@ -140,3 +138,8 @@ class JobStore:
             if self._executor is not None:
                 self._executor.close()
                 self._executor = None
+
+
+def _items(completions: list[tuple[ClaimedJob, dict[str, Any]]]) -> list[tuple[str, str, Any]]:
+    """(job_id, lease_token, result) for each completion, as the batch calls take them."""
+    return [(job.job_id, job.lease_token, result) for job, result in completions]
