@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import botocore.auth
+import botocore.crt.auth
 import httpx
 import pytest
 from botocore.awsrequest import AWSRequest
@@ -126,7 +127,7 @@ def test_listing_1500_keys_in_pages_and_the_admin_reads(db_url, tmp_path):
         weird = s3.get_object(Bucket="outputs", Key=keys[7])["Body"].read()
         assert weird == keys[7].encode()
         assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["outputs"]
-        for algorithm in ("SHA256", "SHA1", "CRC32"):  # checksums boto3 computes, verified
+        for algorithm in ("SHA256", "SHA1", "CRC32", "CRC32C", "CRC64NVME"):  # all verified
             s3.put_object(
                 Bucket="outputs",
                 Key=f"{prefix}sum-{algorithm}",
@@ -210,6 +211,11 @@ def test_refusals_with_the_codes_clients_expect(db_url, tmp_path, monkeypatch):
             Bucket="outputs", Key=p + "crc.txt", Body=b"payload", ChecksumCRC32="AAAAAA=="
         )
         assert code_of(wrong_crc) == "BadDigest"
+        for name, wrong in (("CRC32C", "AAAAAA=="), ("CRC64NVME", "AAAAAAAAAAA=")):
+            refused = lambda n=name, w=wrong: s3.put_object(  # noqa: E731
+                Bucket="outputs", Key=p + f"{n}.txt", Body=b"payload", **{f"Checksum{n}": w}
+            )
+            assert code_of(refused) == "BadDigest", name
         wrong_md5 = lambda: s3.put_object(  # noqa: E731
             Bucket="outputs",
             Key=p + "md5.txt",
@@ -219,9 +225,14 @@ def test_refusals_with_the_codes_clients_expect(db_url, tmp_path, monkeypatch):
         assert code_of(wrong_md5) == "BadDigest"
 
         skewed = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20)
-        monkeypatch.setattr(
-            botocore.auth, "get_current_datetime", lambda: skewed.replace(tzinfo=None)
-        )
+
+        def late_clock(remove_tzinfo: bool = True) -> dt.datetime:
+            return skewed.replace(tzinfo=None) if remove_tzinfo else skewed
+
+        # botocore signs with its own signer, or with awscrt's (a dependency of ours, for
+        # the CRC32C/CRC64NVME checksums) when that is installed: both read this clock
+        monkeypatch.setattr(botocore.auth, "get_current_datetime", late_clock)
+        monkeypatch.setattr(botocore.crt.auth, "get_current_datetime", late_clock)
         late = up.client(mine)
         assert code_of(lambda: late.put_object(Bucket="outputs", Key=p + "late", Body=b"x")) == (
             "RequestTimeTooSkewed"

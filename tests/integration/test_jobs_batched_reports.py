@@ -116,7 +116,10 @@ def test_a_job_listed_twice_is_completed_once(h):
 @pytest.mark.parametrize(
     ("entry", "error"),
     [
-        ({"job_id": "nope", "lease_token": None}, r"needs job_id \(a UUID\), lease_token \(a UUID\)"),
+        (
+            {"job_id": "nope", "lease_token": None},
+            r"needs job_id \(a UUID\), lease_token \(a UUID\)",
+        ),
         ({"job_id": "JOB", "lease_token": "also-not-a-uuid"}, r"lease_token \(a UUID\)"),
         ({"job_id": "JOB"}, "lease_token is required"),
         ({"job_id": "JOB", "lease_token": "TOKEN", "result": [1]}, r"jobs\[1\]: result must be"),

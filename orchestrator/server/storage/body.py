@@ -4,9 +4,8 @@ in whichever payload mode the client signed, and checking every digest it declar
 Modes (``x-amz-content-sha256``): a hex SHA-256 (verified as the bytes stream:
 ``XAmzContentSHA256Mismatch``), ``UNSIGNED-PAYLOAD``, and the ``aws-chunked`` streams
 (``STREAMING-UNSIGNED-PAYLOAD-TRAILER``, ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]``).
-Checksums (``Content-MD5``, ``x-amz-checksum-*`` as header or trailer): MD5, CRC32, SHA-1
-and SHA-256 are verified (``BadDigest``); CRC32C and CRC64NVME have no stdlib
-implementation and are accepted unverified (README says so).
+Checksums (``Content-MD5``, ``x-amz-checksum-*`` as header or trailer): MD5, CRC32,
+CRC32C, CRC64NVME, SHA-1 and SHA-256, every one verified (``BadDigest``).
 """
 
 from __future__ import annotations
@@ -24,8 +23,7 @@ from orchestrator.server.storage.chunked import AwsChunkedDecoder
 from orchestrator.server.storage.errors import S3Error
 from orchestrator.server.storage.files import Digests, TempObject
 
-VERIFIED = ("crc32", "sha1", "sha256")
-UNVERIFIED = ("crc32c", "crc64nvme")
+VERIFIED = ("crc32", "crc32c", "crc64nvme", "sha1", "sha256")
 STREAMING_SIGNED = (
     "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
     "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
@@ -51,7 +49,7 @@ class BodyPlan:
         self.content_md5 = headers.get("content-md5")
         self.checksums = {
             name: headers[f"x-amz-checksum-{name}"]
-            for name in (*VERIFIED, *UNVERIFIED)
+            for name in VERIFIED
             if f"x-amz-checksum-{name}" in headers
         }
         trailer = headers.get("x-amz-trailer", "").strip().lower()

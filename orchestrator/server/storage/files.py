@@ -23,8 +23,11 @@ import os
 import re
 import secrets
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+from awscrt import checksums
 
 from orchestrator.server.storage.errors import S3Error
 
@@ -85,7 +88,16 @@ def object_path(root: Path, bucket: str, key: str) -> Path:
 
 
 class Digests:
-    """The hashes a body is checked against, updated batch by batch."""
+    """The hashes a body is checked against, updated batch by batch. CRC32C and
+    CRC64NVME (S3's newer checksums; the standard library has neither) come from
+    awscrt, AWS's own C implementation, which botocore uses for them too."""
+
+    _CRCS: ClassVar[dict[str, tuple[Callable[[Any, int], int], int]]] = {
+        # name: (incremental function (data, previous) -> value, bytes in the header)
+        "crc32": (lambda data, previous: zlib.crc32(data, previous), 4),
+        "crc32c": (lambda data, previous: checksums.crc32c(data, previous), 4),
+        "crc64nvme": (lambda data, previous: checksums.crc64nvme(data, previous), 8),
+    }
 
     def __init__(self, names: set[str]) -> None:
         self.md5 = hashlib.md5(usedforsecurity=False)
@@ -95,14 +107,14 @@ class Digests:
                 self.extra[name] = hashlib.sha256()
             elif name == "sha1":
                 self.extra[name] = hashlib.sha1(usedforsecurity=False)
-        self.crc32: int | None = 0 if "crc32" in names else None
+        self.crcs: dict[str, int] = {name: 0 for name in names if name in self._CRCS}
 
     def update(self, data: bytes | memoryview) -> None:
         self.md5.update(data)
         for digest in self.extra.values():
             digest.update(data)
-        if self.crc32 is not None:
-            self.crc32 = zlib.crc32(data, self.crc32)
+        for name, value in self.crcs.items():
+            self.crcs[name] = self._CRCS[name][0](data, value)
 
     def sha256_hex(self) -> str | None:
         digest = self.extra.get("sha256")
@@ -110,8 +122,9 @@ class Digests:
 
     def checksum_b64(self, name: str) -> str | None:
         """The base64 value an ``x-amz-checksum-<name>`` header would carry, or None."""
-        if name == "crc32" and self.crc32 is not None:
-            return base64.b64encode(self.crc32.to_bytes(4, "big")).decode()
+        if name in self.crcs:
+            width = self._CRCS[name][1]
+            return base64.b64encode(self.crcs[name].to_bytes(width, "big")).decode()
         digest = self.extra.get(name)
         return base64.b64encode(digest.digest()).decode() if digest is not None else None
 
