@@ -6,6 +6,9 @@ background:
   queue_processing: {enabled: true, interval_seconds: 5}
 providers:
   cloud-a: {type: http, base_url: "https://gpu.example.com/api"}
+http:
+  rate_limit:
+    rules: [{id: renders, pattern: "^/api/cloud/jobs$", calls: 5, period: 60, methods: [POST]}]
 ```
 
 :func:`get_enterprise_config` (the seed's name) returns an :class:`EnterpriseConfig`
@@ -103,11 +106,30 @@ class BackgroundSection(_Section):
     job_retention: RetentionSection = RetentionSection()
 
 
+class RateLimitSection(_Section):
+    """``http.rate_limit`` (OPS §9.1): a team's own rules, tried before the built-in
+    ones, each ``{id, pattern, calls, period, methods}`` (``methods`` omitted: all);
+    ``exempt_cidrs``, client networks never limited; ``ipv6_prefix``, the network one
+    IPv6 client key covers. The default rule stays ``RATE_LIMIT_CALLS`` per
+    ``RATE_LIMIT_PERIOD``. Rules are checked when ``orchestrator serve`` starts."""
+
+    rules: list[dict[str, Any]] = []
+    exempt_cidrs: list[str] = []
+    ipv6_prefix: int = Field(default=64, ge=1, le=128)
+
+
+class HttpSection(_Section):
+    """``http``: how ``orchestrator serve`` treats requests."""
+
+    rate_limit: RateLimitSection = RateLimitSection()
+
+
 class FileConfig(_Section):
     """The whole file."""
 
     background: BackgroundSection = BackgroundSection()
     providers: dict[str, ProviderSection] = {}
+    http: HttpSection = HttpSection()
 
 
 # What each key accepts, in the words of the error line (by the key's last name).
@@ -133,6 +155,9 @@ ACCEPTED: dict[str, str] = {
     "circuit_open_after": "an integer from 1 to 1000",
     "circuit_half_open_after_seconds": "an integer number of seconds from 1 to 86400",
     "providers": "a mapping of provider names to provider settings",
+    "rules": "a list of {id, pattern, calls, period, methods} mappings",
+    "exempt_cidrs": "a list of IP addresses or CIDR networks",
+    "ipv6_prefix": "an integer from 1 to 128",
 }
 
 

@@ -69,10 +69,17 @@ def add_hub_middleware(app: FastAPI, hub: HubState) -> None:
     correlation id, HTTP metrics, body cap, rate limit (added innermost first)."""
     settings = hub.settings
     if settings.rate_limit_calls > 0:
+        limits = hub.config.file.http.rate_limit
+        # built here, not by add_middleware's lazy factory: a bad rule of the config file
+        # is one line when serve starts, not an error on the first request
+        RateLimitMiddleware(None, rules=limits.rules, exempt_cidrs=limits.exempt_cidrs)
         app.add_middleware(
             RateLimitMiddleware,
             calls=settings.rate_limit_calls,
             period=settings.rate_limit_period,
+            rules=limits.rules,
+            exempt_cidrs=limits.exempt_cidrs,
+            ipv6_prefix=limits.ipv6_prefix,
             hub=hub,
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, limits=HUB_LIMITS)

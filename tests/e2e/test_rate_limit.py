@@ -273,3 +273,61 @@ def test_a_refused_request_with_a_body_does_not_break_its_connection(db_url, tmp
         assert_refused(calm, 1)
         assert "connection" not in calm.headers or calm.headers["connection"] != "close"
         assert hub.stop() == 0
+
+
+def test_rules_from_the_config_file_come_before_the_built_in_ones(db_url, tmp_path):
+    """`http.rate_limit` in the YAML file: a team's rule (3 per 600 s on /nowhere, GET
+    only) limits its path with its own numbers while other paths keep the default;
+    a client in `exempt_cidrs` is never limited."""
+    config = tmp_path / "hub.yaml"
+    config.write_text(
+        "http:\n"
+        "  rate_limit:\n"
+        "    rules:\n"
+        "      - {id: nowhere, pattern: '^/nowhere$', calls: 3, period: 600, methods: [GET]}\n"
+        "    exempt_cidrs: ['127.0.0.3/32']\n"
+    )
+    env = {"DATABASE_URL": db_url, "RATE_LIMIT_CALLS": "50", "RATE_LIMIT_PERIOD": "600"}
+    with HubServer(tmp_path, "--no-daemon", "--config", str(config), **env) as hub:
+        with client_from("127.0.0.2") as client:
+            answers = [client.get(hub.url + "/nowhere") for _ in range(5)]
+            other = client.get(hub.url + "/elsewhere")
+        assert [r.status_code for r in answers] == [404, 404, 404, 429, 429]
+        assert_refused(answers[-1], 3)
+        assert other.status_code == 404 and other.headers["x-ratelimit-limit"] == "50"
+        with client_from("127.0.0.3") as exempt:
+            free = [exempt.get(hub.url + "/nowhere") for _ in range(5)]
+        assert [r.status_code for r in free] == [404] * 5
+        assert all("x-ratelimit-limit" not in r.headers for r in free)
+
+
+@pytest.mark.parametrize(
+    ("yaml", "line"),
+    [
+        (
+            "http: {rate_limit: {rules: [{pattern: '^/x', calls: 0, period: 60}]}}",
+            "rate limit rule ^/x: calls=0, expected 1 to 10000",
+        ),
+        (
+            "http: {rate_limit: {rules: [{pattern: '(', calls: 5, period: 60}]}}",
+            "rate limit rule (: pattern '(' is not a regular expression",
+        ),
+        (
+            "http: {rate_limit: {exempt_cidrs: ['10.0.0.0/33']}}",
+            "invalid setting exempt_cidrs",
+        ),
+        (
+            "http: {rate_limit: {ipv6_prefix: 200}}",
+            "http.rate_limit.ipv6_prefix",
+        ),
+    ],
+)
+def test_a_bad_rate_limit_section_stops_serve_with_one_line(db_url, tmp_path, yaml, line):
+    config = tmp_path / "hub.yaml"
+    config.write_text(yaml + "\n")
+    hub = HubServer(tmp_path, "--config", str(config), DATABASE_URL=db_url)
+    hub.start(wait=False)
+    assert hub.proc is not None and hub.proc.wait(60) != 0
+    last = hub.output().strip().splitlines()[-1]
+    assert last.startswith("orchestrator: error: ") and line in last, last
+    assert "Traceback" not in hub.output()
