@@ -8,10 +8,19 @@ that asks for ``db_url`` gets its own clone of it (``CREATE DATABASE ... TEMPLAT
 A clone takes 0.5-0.8 s on a 2-core machine, as long as many tests themselves, so the
 next one is made on a background thread while the current test runs, and a finished
 test's database is dropped there too.
+
+The embedded session server runs without fsync, full-page writes or synchronous commit
+(it lives in a temporary directory and is gone after the run: no test is about surviving
+an operating-system crash), and its clones are WAL-logged copies, which then cost no
+checkpoint. A server named by ``TEST_DATABASE_URL`` is left exactly as configured.
+
+Under pytest-xdist (``make test``) each worker is a session of its own: its own embedded
+server, template and clones; on a shared server the uuid names keep them apart.
 """
 
 from __future__ import annotations
 
+import compileall
 import os
 import tempfile
 import uuid
@@ -25,10 +34,23 @@ import psycopg
 import pytest
 from psycopg import sql
 
+import orchestrator
 from orchestrator.db import migrate
 from orchestrator.db.embedded import start_embedded
 from orchestrator.logs import context
 from tests.support.roles import create_supabase_roles
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Byte-compiles the package once per run (in the controller, before any worker).
+
+    The tests start ``python -m orchestrator`` hundreds of times; where the environment
+    sets PYTHONDONTWRITEBYTECODE (this machine does) nothing else writes ``__pycache__``,
+    and every one of those processes compiled the whole package again (~0.4 s each).
+    Python still reads the cache it finds, and a stale file is recompiled by mtime.
+    """
+    if not hasattr(config, "workerinput"):
+        compileall.compile_dir(Path(orchestrator.__file__).parent, quiet=1)
 
 
 def with_dbname(url: str, dbname: str) -> str:
@@ -40,9 +62,10 @@ def with_dbname(url: str, dbname: str) -> str:
 class PgServer:
     """A PostgreSQL server the tests may create and drop databases on."""
 
-    def __init__(self, admin_url: str, embedded: Any = None) -> None:
+    def __init__(self, admin_url: str, embedded: Any = None, strategy: str = "file_copy") -> None:
         self.admin_url = admin_url
         self.embedded = embedded
+        self.strategy = strategy  # CREATE DATABASE ... STRATEGY for clones of a template
 
     def admin(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.admin_url, autocommit=True)
@@ -52,8 +75,8 @@ class PgServer:
         with self.admin() as conn:
             statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
             if template:
-                statement += sql.SQL(" TEMPLATE {} STRATEGY file_copy").format(
-                    sql.Identifier(template)
+                statement += sql.SQL(" TEMPLATE {} STRATEGY {}").format(
+                    sql.Identifier(template), sql.SQL(self.strategy)
                 )
             conn.execute(statement)
         return name
@@ -66,6 +89,10 @@ class PgServer:
 
     def url(self, dbname: str) -> str:
         return with_dbname(self.admin_url, dbname)
+
+
+# Durability the throwaway embedded test server does without (all reloadable settings).
+TEST_SERVER_SETTINGS = ("fsync", "full_page_writes", "synchronous_commit")
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +108,14 @@ def pg_server() -> Iterator[PgServer]:
     with tempfile.TemporaryDirectory(prefix="hub-test-pg-") as tmp:
         server = start_embedded(Path(tmp) / "pgdata")
         try:
-            yield PgServer(with_dbname(server.url, "postgres"), server)
+            pg = PgServer(with_dbname(server.url, "postgres"), server, strategy="wal_log")
+            with pg.admin() as conn:
+                for setting in TEST_SERVER_SETTINGS:
+                    conn.execute(
+                        sql.SQL("ALTER SYSTEM SET {} = off").format(sql.Identifier(setting))
+                    )
+                conn.execute("SELECT pg_reload_conf()")
+            yield pg
         finally:
             server.stop()
 
