@@ -5,14 +5,16 @@ session) unless ``TEST_DATABASE_URL`` names another, e.g. the PostgreSQL 15 of C
 ``postgresql://postgres@127.0.0.1:5432/postgres``. The role must be able to create
 databases. Isolation: the migrations run once into a template database, and each test
 that asks for ``db_url`` gets its own clone of it (``CREATE DATABASE ... TEMPLATE``).
-A clone takes 0.5-0.8 s on a 2-core machine, as long as many tests themselves, so the
+A clone takes 0.1-0.5 s on a 2-core machine, as long as many tests themselves, so the
 next one is made on a background thread while the current test runs, and a finished
 test's database is dropped there too.
 
-The embedded session server runs without fsync, full-page writes or synchronous commit
-(it lives in a temporary directory and is gone after the run: no test is about surviving
-an operating-system crash), and its clones are WAL-logged copies, which then cost no
-checkpoint. A server named by ``TEST_DATABASE_URL`` is left exactly as configured.
+The embedded session server runs without fsync and full-page writes (it lives in a
+temporary directory and is gone after the run: no test is about surviving an operating
+system crash, and a killed server process loses nothing the page cache holds). Clones are
+WAL-logged copies (``STRATEGY wal_log``): a ``file_copy`` clone checkpoints the whole
+cluster, which under xdist, or on a shared server, means flushing every other session's
+writes first. A server named by ``TEST_DATABASE_URL`` is left exactly as configured.
 
 Under pytest-xdist (``make test``) each worker is a session of its own: its own embedded
 server, template and clones; on a shared server the uuid names keep them apart.
@@ -62,10 +64,9 @@ def with_dbname(url: str, dbname: str) -> str:
 class PgServer:
     """A PostgreSQL server the tests may create and drop databases on."""
 
-    def __init__(self, admin_url: str, embedded: Any = None, strategy: str = "file_copy") -> None:
+    def __init__(self, admin_url: str, embedded: Any = None) -> None:
         self.admin_url = admin_url
         self.embedded = embedded
-        self.strategy = strategy  # CREATE DATABASE ... STRATEGY for clones of a template
 
     def admin(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.admin_url, autocommit=True)
@@ -75,8 +76,10 @@ class PgServer:
         with self.admin() as conn:
             statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
             if template:
-                statement += sql.SQL(" TEMPLATE {} STRATEGY {}").format(
-                    sql.Identifier(template), sql.SQL(self.strategy)
+                # wal_log, not file_copy: file_copy forces two checkpoints of the whole
+                # cluster per clone, which flush whatever every other session dirtied.
+                statement += sql.SQL(" TEMPLATE {} STRATEGY wal_log").format(
+                    sql.Identifier(template)
                 )
             conn.execute(statement)
         return name
@@ -92,7 +95,7 @@ class PgServer:
 
 
 # Durability the throwaway embedded test server does without (all reloadable settings).
-TEST_SERVER_SETTINGS = ("fsync", "full_page_writes", "synchronous_commit")
+TEST_SERVER_SETTINGS = ("fsync", "full_page_writes")
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +111,7 @@ def pg_server() -> Iterator[PgServer]:
     with tempfile.TemporaryDirectory(prefix="hub-test-pg-") as tmp:
         server = start_embedded(Path(tmp) / "pgdata")
         try:
-            pg = PgServer(with_dbname(server.url, "postgres"), server, strategy="wal_log")
+            pg = PgServer(with_dbname(server.url, "postgres"), server)
             with pg.admin() as conn:
                 for setting in TEST_SERVER_SETTINGS:
                     conn.execute(
