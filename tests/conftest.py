@@ -24,6 +24,7 @@ server, template and clones; on a shared server the uuid names keep them apart.
 from __future__ import annotations
 
 import compileall
+import contextlib
 import os
 import tempfile
 import uuid
@@ -112,6 +113,31 @@ def scratch_dir() -> str | None:
     """
     shm = Path("/dev/shm")
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
+
+
+@contextlib.contextmanager
+def private_pgdata() -> Iterator[Path]:
+    """A data directory for an embedded server a test starts, outside pytest's temporary
+    root (removed afterwards).
+
+    As root, pgserver runs PostgreSQL as the user ``pgserver`` and opens every parent of
+    the data directory to it. pytest makes ``/tmp/pytest-of-<user>`` private (0700) again
+    whenever a pytest process starts on the machine (another run, one test run by hand),
+    and from then on the server, or pg_ctl waiting for it, is denied its own data
+    directory: a start that fails ("could not stat data directory"), or pg_ctl timing out
+    while the server is up. A directory of its own is opened once and stays open.
+    """
+    with tempfile.TemporaryDirectory(
+        prefix="hub-test-embedded-", dir=scratch_dir(), ignore_cleanup_errors=True
+    ) as tmp:
+        yield Path(tmp) / "pgdata"
+
+
+@pytest.fixture
+def pgdata() -> Iterator[Path]:
+    """Where this test's own embedded server keeps its data (see ``private_pgdata``)."""
+    with private_pgdata() as path:
+        yield path
 
 
 @pytest.fixture(scope="session")

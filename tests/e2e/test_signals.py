@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import psutil
 import pytest
 
 from orchestrator.config import ACCEPTED
+from tests.conftest import private_pgdata
 from tests.e2e.test_cli import _postmaster_running, orchestrator
 
 pytestmark = pytest.mark.slow
@@ -43,15 +45,16 @@ class FreshStart:
 
 
 @pytest.fixture(scope="module")
-def fresh_start(tmp_path_factory) -> FreshStart:
+def fresh_start(tmp_path_factory) -> Iterator[FreshStart]:
     """A fresh embedded data directory, read first by `logs --stats`, then filled by the
-    demo (its rows are what `logs -f` prints in the tests below)."""
+    demo (its rows are what `logs -f` prints in the tests below). It is not under
+    pytest's temporary root: see tests/conftest.py, ``private_pgdata``."""
     cwd = tmp_path_factory.mktemp("signals")
-    data_dir = cwd / "pgdata"
-    first = orchestrator("logs", "--stats", cwd=cwd, EMBEDDED_PG_DATA_DIR=str(data_dir))
-    running = _postmaster_running(data_dir)
-    filled = orchestrator("demo", "--no-jobs", cwd=cwd, EMBEDDED_PG_DATA_DIR=str(data_dir))
-    return FreshStart(data_dir, first, running, filled)
+    with private_pgdata() as data_dir:
+        first = orchestrator("logs", "--stats", cwd=cwd, EMBEDDED_PG_DATA_DIR=str(data_dir))
+        running = _postmaster_running(data_dir)
+        filled = orchestrator("demo", "--no-jobs", cwd=cwd, EMBEDDED_PG_DATA_DIR=str(data_dir))
+        yield FreshStart(data_dir, first, running, filled)
 
 
 @pytest.fixture(scope="module")
