@@ -21,8 +21,10 @@ install: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/orchestrator demo
 
+# On every core, at most 4 (pytest-xdist): each worker starts its own embedded server.
+# A plain `.venv/bin/pytest` runs the same tests one at a time.
 test: $(BIN)/.installed
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --maxprocesses 4
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

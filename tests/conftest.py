@@ -5,13 +5,26 @@ session) unless ``TEST_DATABASE_URL`` names another, e.g. the PostgreSQL 15 of C
 ``postgresql://postgres@127.0.0.1:5432/postgres``. The role must be able to create
 databases. Isolation: the migrations run once into a template database, and each test
 that asks for ``db_url`` gets its own clone of it (``CREATE DATABASE ... TEMPLATE``).
-A clone takes 0.5-0.8 s on a 2-core machine, as long as many tests themselves, so the
+A clone takes 0.1-0.5 s on a 2-core machine, as long as many tests themselves, so the
 next one is made on a background thread while the current test runs, and a finished
 test's database is dropped there too.
+
+The embedded session server runs without fsync and full-page writes (it lives in a
+temporary directory, in RAM where ``/dev/shm`` exists, and is gone after the run: no
+test is about surviving an operating system crash, and a killed server process loses
+nothing the page cache holds). Clones are
+WAL-logged copies (``STRATEGY wal_log``): a ``file_copy`` clone checkpoints the whole
+cluster, which under xdist, or on a shared server, means flushing every other session's
+writes first. A server named by ``TEST_DATABASE_URL`` is left exactly as configured.
+
+Under pytest-xdist (``make test``) each worker is a session of its own: its own embedded
+server, template and clones; on a shared server the uuid names keep them apart.
 """
 
 from __future__ import annotations
 
+import compileall
+import contextlib
 import os
 import tempfile
 import uuid
@@ -25,10 +38,23 @@ import psycopg
 import pytest
 from psycopg import sql
 
+import orchestrator
 from orchestrator.db import migrate
 from orchestrator.db.embedded import start_embedded
 from orchestrator.logs import context
 from tests.support.roles import create_supabase_roles
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Byte-compiles the package once per run (in the controller, before any worker).
+
+    The tests start ``python -m orchestrator`` hundreds of times; where the environment
+    sets PYTHONDONTWRITEBYTECODE (this machine does) nothing else writes ``__pycache__``,
+    and every one of those processes compiled the whole package again (~0.4 s each).
+    Python still reads the cache it finds, and a stale file is recompiled by mtime.
+    """
+    if not hasattr(config, "workerinput"):
+        compileall.compile_dir(Path(orchestrator.__file__).parent, quiet=1)
 
 
 def with_dbname(url: str, dbname: str) -> str:
@@ -52,7 +78,9 @@ class PgServer:
         with self.admin() as conn:
             statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
             if template:
-                statement += sql.SQL(" TEMPLATE {} STRATEGY file_copy").format(
+                # wal_log, not file_copy: file_copy forces two checkpoints of the whole
+                # cluster per clone, which flush whatever every other session dirtied.
+                statement += sql.SQL(" TEMPLATE {} STRATEGY wal_log").format(
                     sql.Identifier(template)
                 )
             conn.execute(statement)
@@ -68,6 +96,50 @@ class PgServer:
         return with_dbname(self.admin_url, dbname)
 
 
+# What the throwaway embedded test server does without (all reloadable settings): the
+# durability of its data, and more than 256 MB of WAL kept between checkpoints (each
+# wal_log clone writes the whole template to the WAL; the data directory may be in RAM).
+TEST_SERVER_SETTINGS = {"fsync": "off", "full_page_writes": "off", "max_wal_size": "256MB"}
+
+
+def scratch_dir() -> str | None:
+    """Where the throwaway embedded server keeps its data: in RAM (``/dev/shm``) where the
+    machine has it, else the usual temporary directory.
+
+    Every clone creates some 1,000 files and every drop deletes them; on ext4 creating a
+    file after many recent deletes scans for an inode that was not just freed
+    (``recently_deleted``), which took over a third of both cores in a profile of the
+    suite under xdist. tmpfs has no such cost.
+    """
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
+
+
+@contextlib.contextmanager
+def private_pgdata() -> Iterator[Path]:
+    """A data directory for an embedded server a test starts, outside pytest's temporary
+    root (removed afterwards).
+
+    As root, pgserver runs PostgreSQL as the user ``pgserver`` and opens every parent of
+    the data directory to it. pytest makes ``/tmp/pytest-of-<user>`` private (0700) again
+    whenever a pytest process starts on the machine (another run, one test run by hand),
+    and from then on the server, or pg_ctl waiting for it, is denied its own data
+    directory: a start that fails ("could not stat data directory"), or pg_ctl timing out
+    while the server is up. A directory of its own is opened once and stays open.
+    """
+    with tempfile.TemporaryDirectory(
+        prefix="hub-test-embedded-", dir=scratch_dir(), ignore_cleanup_errors=True
+    ) as tmp:
+        yield Path(tmp) / "pgdata"
+
+
+@pytest.fixture
+def pgdata() -> Iterator[Path]:
+    """Where this test's own embedded server keeps its data (see ``private_pgdata``)."""
+    with private_pgdata() as path:
+        yield path
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     """The session's PostgreSQL server (embedded unless TEST_DATABASE_URL is set)."""
@@ -78,10 +150,19 @@ def pg_server() -> Iterator[PgServer]:
             create_supabase_roles(conn)
         yield server
         return
-    with tempfile.TemporaryDirectory(prefix="hub-test-pg-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="hub-test-pg-", dir=scratch_dir()) as tmp:
         server = start_embedded(Path(tmp) / "pgdata")
         try:
-            yield PgServer(with_dbname(server.url, "postgres"), server)
+            pg = PgServer(with_dbname(server.url, "postgres"), server)
+            with pg.admin() as conn:
+                for setting, value in TEST_SERVER_SETTINGS.items():
+                    conn.execute(
+                        sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                            sql.Identifier(setting), sql.Literal(value)
+                        )
+                    )
+                conn.execute("SELECT pg_reload_conf()")
+            yield pg
         finally:
             server.stop()
 

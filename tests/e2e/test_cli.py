@@ -47,9 +47,9 @@ def _postmaster_running(data_dir: Path) -> bool:
 
 
 @pytest.mark.slow
-def test_demo_on_the_embedded_default_runs_reuses_its_data_and_stops(tmp_path):
+def test_demo_on_the_embedded_default_runs_reuses_its_data_and_stops(tmp_path, pgdata):
     """Two runs: the first creates the server and schema, the second reuses them; both stop it."""
-    data_dir = tmp_path / "pgdata"
+    data_dir = pgdata
     first = orchestrator("demo", cwd=tmp_path, EMBEDDED_PG_DATA_DIR=str(data_dir))
     assert first.returncode == 0, first.stderr
     assert f"Database: embedded PostgreSQL in {data_dir}" in first.stdout
@@ -78,9 +78,9 @@ time.sleep(600)
 
 
 @pytest.mark.slow
-def test_a_killed_process_does_not_keep_the_embedded_server_running(tmp_path):
+def test_a_killed_process_does_not_keep_the_embedded_server_running(tmp_path, pgdata):
     """A holder that died by SIGKILL is forgotten; the next run still stops the server."""
-    data_dir = tmp_path / "pgdata"
+    data_dir = pgdata
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_SERVER, str(data_dir)], stdout=subprocess.PIPE, text=True
     )

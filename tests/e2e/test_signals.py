@@ -4,8 +4,11 @@ runs until stopped: `logs -f`, `dashboard`, `worker`, `run` and the `demo`.
 
 One embedded data directory serves the module (initdb once); each test starts the
 command on it, waits until the command says it is running, signals it, and checks that
-the command ended and the server with it. The first test is the fresh start itself:
-`orchestrator logs` migrates a brand-new embedded database, as `jobs` and `worker` do.
+the command ended and the server with it. The module's fixture makes that directory: a
+fresh start (`orchestrator logs` migrates a brand-new embedded database, as `jobs` and
+`worker` do), then the demo fills it, so `logs -f` has rows to print. Every test asks
+for the fixture rather than relying on an earlier test: under pytest-xdist any of them
+may be the first, or the only one, its worker runs from this module.
 """
 
 from __future__ import annotations
@@ -17,21 +20,49 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import pytest
 
 from orchestrator.config import ACCEPTED
+from tests.conftest import private_pgdata
 from tests.e2e.test_cli import _postmaster_running, orchestrator
 
 pytestmark = pytest.mark.slow
 
 
+@dataclass(frozen=True)
+class FreshStart:
+    """What the first commands on a brand-new embedded data directory did."""
+
+    data_dir: Path
+    first: subprocess.CompletedProcess[str]  # `logs --stats`, the directory's first user
+    first_left_it_running: bool
+    filled: subprocess.CompletedProcess[str]  # `demo --no-jobs` after it
+
+
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    """A fresh embedded data directory; its first user is the first test."""
-    return tmp_path_factory.mktemp("signals") / "pgdata"
+def fresh_start(tmp_path_factory) -> Iterator[FreshStart]:
+    """A fresh embedded data directory, read first by `logs --stats`, then filled by the
+    demo (its rows are what `logs -f` prints in the tests below). It is not under
+    pytest's temporary root: see tests/conftest.py, ``private_pgdata``."""
+    cwd = tmp_path_factory.mktemp("signals")
+    with private_pgdata() as data_dir:
+        first = orchestrator("logs", "--stats", cwd=cwd, EMBEDDED_PG_DATA_DIR=str(data_dir))
+        running = _postmaster_running(data_dir)
+        filled = orchestrator("demo", "--no-jobs", cwd=cwd, EMBEDDED_PG_DATA_DIR=str(data_dir))
+        yield FreshStart(data_dir, first, running, filled)
+
+
+@pytest.fixture(scope="module")
+def data_dir(fresh_start: FreshStart) -> Path:
+    """The embedded data directory the demo filled, its server stopped."""
+    assert fresh_start.filled.returncode == 0, fresh_start.filled.stderr
+    assert not _postmaster_running(fresh_start.data_dir)
+    return fresh_start.data_dir
 
 
 def _env(data_dir: Path) -> dict[str, str]:
@@ -49,14 +80,13 @@ def _wait_stopped(data_dir: Path, timeout: float = 15) -> bool:
     return True
 
 
-def test_logs_migrates_a_fresh_embedded_database(data_dir, tmp_path):
+def test_logs_migrates_a_fresh_embedded_database(fresh_start):
     """The first command on a new embedded server is a reader: it migrates, reads (no
     rows yet), and stops the server. Then the demo fills it for the tests below."""
-    first = orchestrator("logs", "--stats", cwd=tmp_path, EMBEDDED_PG_DATA_DIR=str(data_dir))
+    first, filled = fresh_start.first, fresh_start.filled
     assert first.returncode == 0, first.stderr
     assert "Logs from" in first.stdout and ": 0 (0 ERROR or CRITICAL)" in first.stdout
-    assert not _postmaster_running(data_dir)
-    filled = orchestrator("demo", "--no-jobs", cwd=tmp_path, EMBEDDED_PG_DATA_DIR=str(data_dir))
+    assert not fresh_start.first_left_it_running
     assert filled.returncode == 0, filled.stderr
     assert "Schema: 0 file(s) of sql/ applied now" in filled.stdout  # logs did it
 

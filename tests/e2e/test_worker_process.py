@@ -255,7 +255,8 @@ def test_poll_only_worker_runs_jobs_through_a_transaction_pooler(hub, db_url, tm
             status = conn.execute("SELECT status FROM jobs WHERE job_id = %s", [job_id]).fetchone()
             assert status == ("completed",)
             listening = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%%'"
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND query ILIKE 'LISTEN%%'"
             ).fetchone()
             assert listening == (0,)
     finally:

@@ -371,13 +371,13 @@ DICTCONFIG_CHILD = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_dictconfig_on_the_embedded_default_delivers_everything_at_exit(tmp_path):
+def test_dictconfig_on_the_embedded_default_delivers_everything_at_exit(tmp_path, pgdata):
     """dictConfig builds the handler from the settings; the exit drain runs before the
     embedded server's own exit hook stops it."""
     from orchestrator.db import migrate
     from orchestrator.db.embedded import start_embedded
 
-    data_dir = tmp_path / "pgdata"
+    data_dir = pgdata
     server = start_embedded(data_dir)
     with psycopg.connect(server.url, autocommit=True) as conn:
         migrate.migrate(conn)
