@@ -22,12 +22,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from orchestrator.db.target import SqlTarget
-from orchestrator.errors import ConfigError, DatabaseUnavailable
+from orchestrator.errors import DatabaseUnavailable
 from orchestrator.jobs.errors import JobError
 from orchestrator.jobs.model import ClaimedJob, ClaimResult, Verdict
 from orchestrator.jobs.wakeup import polling_reason
@@ -37,6 +36,8 @@ from orchestrator.storage.calls import issue_upload_credential
 from orchestrator.storage.jobenv import upload_environment
 from orchestrator.worker.active import ActiveJob
 from orchestrator.worker.heartbeat import Pulse
+from orchestrator.worker.options import WorkerCounts as WorkerCounts
+from orchestrator.worker.options import WorkerOptions as WorkerOptions
 from orchestrator.worker.reports import Completion, CompletionBatcher
 from orchestrator.worker.runners import RunOutcome, start_run
 from orchestrator.worker.store import JobStore, WorkerDatabase
@@ -46,68 +47,6 @@ from orchestrator.worker.wakeup import ListenWakeup, PollWakeup, Wakeup
 _log = logging.getLogger("orchestrator.worker")
 CLAIM_COALESCE = 0.002  # seconds: short jobs ending together are replaced by one claim
 T = TypeVar("T")
-
-
-@dataclass
-class WorkerOptions:
-    """How a worker claims, runs and stops (the ``orchestrator worker`` flags)."""
-
-    worker_id: str
-    concurrency: int = 1
-    batch_size: int | None = None  # jobs per claim; None = the free slots
-    lease_seconds: int = 30
-    heartbeat_seconds: float = 5.0
-    poll_interval: float = 5.0
-    poll_only: bool = False
-    grace_seconds: float = 30.0
-    once: bool = False
-    provider: str = "local"
-    job_types: list[str] | None = None
-    kill_grace: float = 5.0
-    # {ORCHESTRATOR_PUBLIC_URL}/api/cloud/storage: each command job then gets its own
-    # upload credentials as AWS_* variables (OPS §15.1); None: no credentials.
-    upload_endpoint: str | None = None
-    upload_bucket: str = "outputs"
-    upload_ttl_seconds: int = 7 * 86_400
-
-    def __post_init__(self) -> None:
-        check_timing(self.lease_seconds, self.heartbeat_seconds)
-
-    @property
-    def stop_grace(self) -> float:
-        """SIGTERM-to-SIGKILL time of a stopped command: at most a quarter of the lease,
-        so a dead worker's command is gone before its job can be claimed again."""
-        return min(self.kill_grace, self.lease_seconds / 4)
-
-
-def check_timing(lease_seconds: float, heartbeat_seconds: float) -> None:
-    """Refuses a heartbeat that cannot keep the lease: each beat renews it, so a beat
-    slower than half the lease lets it expire between two renewals, and another worker
-    would run the job at the same time."""
-    if heartbeat_seconds > lease_seconds / 2:
-        raise ConfigError(
-            f"--heartbeat {heartbeat_seconds:g} is too slow for --lease {lease_seconds:g}: "
-            f"leases are renewed every heartbeat, so it must be at most half the lease "
-            f"({lease_seconds / 2:g} s); raise --lease or lower --heartbeat"
-        )
-
-
-@dataclass
-class WorkerCounts:
-    """What this worker did, for its exit line and tests."""
-
-    claimed: int = 0
-    completed: int = 0
-    failed: int = 0
-    refused: int = 0
-    released: int = 0
-    lost: list[str] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, name: str, count: int | bool = 1) -> None:
-        """Adds to a counter; job threads report concurrently."""
-        with self._lock:
-            setattr(self, name, getattr(self, name) + int(count))
 
 
 class Worker:
