@@ -35,6 +35,28 @@ def test_complete_jobs_fences_each_completion_by_its_own_token(h):
     assert h.one("SELECT result FROM jobs WHERE job_id = %s", [first]) == {"n": 1}
 
 
+def test_each_verdict_stays_at_its_own_position_when_a_refused_one_comes_first(h):
+    """The accepted verdicts are built by the writing statement and the refused ones by a
+    second: a refusal ahead of two acceptances keeps every verdict at its own entry."""
+    ids = [h.submit(user).job_id for user in ("alice", "bob", "alice")]
+    a, b, c = h.claim("w1", max_jobs=3)
+    entries = [
+        {"job_id": str(b.job_id), "lease_token": str(a.lease_token)},
+        {"job_id": str(a.job_id), "lease_token": str(a.lease_token)},
+        {"job_id": str(c.job_id), "lease_token": str(c.lease_token), "result": {"n": 3}},
+    ]
+    answer = h.one("SELECT func_complete_jobs(%s::jsonb)", [json.dumps(entries)])
+    got = [(r["job_id"], r["accepted"], r["status"], r.get("attempt")) for r in answer["results"]]
+    assert got == [
+        (str(b.job_id), False, "running", None),
+        (str(a.job_id), True, "completed", 1),
+        (str(c.job_id), True, "completed", 1),
+    ]
+    assert sorted(h.status(j) for j in ids) == sorted(
+        [("completed", "completed"), ("completed", "completed"), ("running", "running")]
+    )
+
+
 def test_completions_and_the_next_claim_share_one_call(h):
     """The completions are recorded (events, results) and the claim returns the next jobs
     with their own leases, in claim order."""

@@ -87,8 +87,11 @@ BEGIN
                'retryable', CASE WHEN p_action = 'fail' THEN p_retryable END,
                'run_after', CASE WHEN v_event = 'retry_scheduled' THEN v_run_after END))
       FROM job;
-    -- Counters last in the lock order; with no limit anywhere this is one cheap check.
-    PERFORM hub_internal.func_job_free_slots(ARRAY[v_user], ARRAY[v_org]);
+    -- Counters last in the lock order; with no limit anywhere there is nothing to free
+    -- (checked here: the call alone costs a completion more than the check).
+    IF EXISTS (SELECT 1 FROM public.concurrency_limits) THEN
+        PERFORM hub_internal.func_job_free_slots(ARRAY[v_user], ARRAY[v_org]);
+    END IF;
     -- NOTIFY only when the job is claimable again at once (a release): every notifying
     -- commit takes one cluster-wide lock until its WAL is flushed, so notifying
     -- completions would serialise them all. A freed slot is found by the workers' next
@@ -137,6 +140,8 @@ DECLARE
     v_given uuid[];
     v_bad integer;
     v_unknown uuid;
+    v_found integer;
+    v_done bigint[];      -- the positions (1-based) of the accepted completions
     v_users text[];
     v_orgs text[];
     v_results jsonb;
@@ -177,16 +182,20 @@ BEGIN
     SELECT array_agg(DISTINCT g ORDER BY g) INTO v_ids FROM unnest(v_given) AS g;
     PERFORM pg_advisory_xact_lock_shared(x'6a6f62736c6f7473'::bigint);
     -- The queue entries first, in job id order (the lock order; see above).
-    PERFORM 1 FROM public.job_queue q WHERE q.job_id = ANY (v_ids) ORDER BY q.job_id FOR UPDATE;
-    SELECT u.g INTO v_unknown FROM unnest(v_given) WITH ORDINALITY AS u(g, n)
-     WHERE NOT EXISTS (SELECT 1 FROM public.job_queue q WHERE q.job_id = u.g) ORDER BY u.n LIMIT 1;
-    IF v_unknown IS NOT NULL THEN
+    SELECT count(*) INTO v_found
+      FROM (SELECT 1 FROM public.job_queue q WHERE q.job_id = ANY (v_ids) ORDER BY q.job_id FOR UPDATE) x;
+    IF v_found < cardinality(v_ids) THEN
+        SELECT u.g INTO v_unknown FROM unnest(v_given) WITH ORDINALITY AS u(g, n)
+         WHERE NOT EXISTS (SELECT 1 FROM public.job_queue q WHERE q.job_id = u.g) ORDER BY u.n LIMIT 1;
         RAISE EXCEPTION 'unknown job %', v_unknown USING ERRCODE = 'P0001';
     END IF;
 
     -- Every completion whose token is current, in one statement per table (one call per
     -- job cost four statements each): the fence, the job, its event. A job listed twice
-    -- is completed by its first entry; the second finds it completed, as a second call would.
+    -- is completed by its first entry; the second finds it completed, as a second call
+    -- would. The statement builds the verdicts of the accepted ones; the refused ones
+    -- (rare: a lease lost) get theirs from a second statement below, so the common case
+    -- plans no join it does not need.
     WITH items AS (
         SELECT DISTINCT ON (u.job_id) u.job_id, u.token, u.n,
                coalesce(nullif(func_complete_jobs.jobs -> (u.n::integer - 1) -> 'result', 'null'::jsonb), '{}'::jsonb) AS result
@@ -197,7 +206,7 @@ BEGIN
            SET status = 'completed', run_after = now(), lease_token = NULL, lease_expires_at = NULL,
                updated_at = now()
           FROM items i
-         WHERE q.job_id = i.job_id AND q.status = 'running' AND q.lease_token = i.token
+         WHERE q.job_id = ANY (v_ids) AND q.job_id = i.job_id AND q.status = 'running' AND q.lease_token = i.token
         RETURNING q.job_id, q.worker_id, q.user_id, q.organization_id, q.attempt, i.n, i.result
     ), j AS (
         UPDATE public.jobs j
@@ -210,38 +219,38 @@ BEGIN
         INSERT INTO public.job_events (job_id, event_type, from_status, to_status, worker_id, details)
         SELECT q.job_id, 'completed', 'running', 'completed', q.worker_id, jsonb_build_object('attempt', q.attempt)
           FROM q JOIN j ON j.job_id = q.job_id
-    ), verdicts AS (
-        SELECT u.n, u.job_id,
-               CASE WHEN q.job_id IS NOT NULL
-                    THEN jsonb_build_object('accepted', true, 'status', 'completed', 'reason', NULL,
-                                            'attempt', q.attempt, 'run_after', NULL)
-                    -- listed again after its first entry completed it in this statement
-                    -- (which this statement's own reads below cannot see yet)
-                    WHEN later.job_id IS NOT NULL
-                    THEN jsonb_build_object('accepted', false, 'status', 'completed',
-                                            'reason', 'stale lease token: the job is completed, no longer running under this lease')
-                    ELSE jsonb_build_object(
-                        'accepted', false, 'status', cur.job_status,
-                        'reason', CASE WHEN cur.queue_status = 'running'
-                                       THEN 'stale lease token: the job was claimed again after this lease expired or was released'
-                                       ELSE format('stale lease token: the job is %s, no longer running under this lease',
-                                                   cur.job_status) END)
-               END AS verdict,
-               q.user_id, q.organization_id
-          FROM unnest(v_given) WITH ORDINALITY AS u(job_id, n)
-          LEFT JOIN q ON q.job_id = u.job_id AND q.n = u.n
-          LEFT JOIN q AS later ON later.job_id = u.job_id AND later.n < u.n
-          LEFT JOIN LATERAL (SELECT qq.status AS queue_status, jj.status AS job_status
-                               FROM public.job_queue qq JOIN public.jobs jj USING (job_id)
-                              WHERE qq.job_id = u.job_id AND q.job_id IS NULL AND later.job_id IS NULL) cur ON true
     )
-    SELECT jsonb_agg(v.verdict || jsonb_build_object('job_id', v.job_id) ORDER BY v.n),
-           array_agg(v.user_id) FILTER (WHERE v.user_id IS NOT NULL),
-           array_agg(v.organization_id) FILTER (WHERE v.user_id IS NOT NULL)
-      INTO v_results, v_users, v_orgs
-      FROM verdicts v;
-    -- Counters last in the lock order; with no limit anywhere this is one cheap check.
-    PERFORM hub_internal.func_job_free_slots(v_users, v_orgs);
+    SELECT jsonb_agg(jsonb_build_object('job_id', q.job_id, 'accepted', true, 'status', 'completed',
+                                        'reason', NULL, 'attempt', q.attempt, 'run_after', NULL) ORDER BY q.n),
+           array_agg(q.n ORDER BY q.n), array_agg(q.user_id), array_agg(q.organization_id)
+      INTO v_results, v_done, v_users, v_orgs
+      FROM q;
+    IF coalesce(cardinality(v_done), 0) < cardinality(v_given) THEN
+        SELECT jsonb_agg(
+                   CASE WHEN u.n = ANY (v_done)
+                        THEN v_results -> (array_position(v_done, u.n) - 1)
+                        -- listed again after its first entry completed it just now
+                        WHEN EXISTS (SELECT 1 FROM unnest(v_given) WITH ORDINALITY AS e(g, m)
+                                      WHERE e.g = u.job_id AND e.m < u.n AND e.m = ANY (v_done))
+                        THEN jsonb_build_object('job_id', u.job_id, 'accepted', false, 'status', 'completed',
+                                                'reason', 'stale lease token: the job is completed, no longer running under this lease')
+                        ELSE (SELECT jsonb_build_object(
+                                         'job_id', u.job_id, 'accepted', false, 'status', jj.status,
+                                         'reason', CASE WHEN qq.status = 'running'
+                                                        THEN 'stale lease token: the job was claimed again after this lease expired or was released'
+                                                        ELSE format('stale lease token: the job is %s, no longer running under this lease',
+                                                                    jj.status) END)
+                                FROM public.job_queue qq JOIN public.jobs jj USING (job_id)
+                               WHERE qq.job_id = u.job_id)
+                   END ORDER BY u.n)
+          INTO v_results
+          FROM unnest(v_given) WITH ORDINALITY AS u(job_id, n);
+    END IF;
+    -- Counters last in the lock order; with no limit anywhere there is nothing to free
+    -- (checked here: the call alone costs a completion more than the check).
+    IF v_users IS NOT NULL AND EXISTS (SELECT 1 FROM public.concurrency_limits) THEN
+        PERFORM hub_internal.func_job_free_slots(v_users, v_orgs);
+    END IF;
     RETURN jsonb_build_object('results', v_results);
 END;
 $$;
