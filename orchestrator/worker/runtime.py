@@ -292,11 +292,24 @@ class Worker:
                     except JobError as error:  # the claim was refused: report alone
                         _log.warning("Claim with the completions refused: %s", error)
                     else:
+                        self._forget(completions)
                         self._take(done.claim)
                         return done.verdicts
-            return self._settle(what, lambda: self.store.complete_many(completions))
+            verdicts = self._settle(what, lambda: self.store.complete_many(completions))
+            self._forget(completions)
+            return verdicts
         finally:
             clear_task_context()
+
+    def _forget(self, completions: list[Completion]) -> None:
+        """The reported jobs leave the active set now, not when their threads wake up to
+        read the verdicts: the next batch's room counts them as free. (Counted until
+        their threads ran, they made a batch following closely behind find no room: it
+        then completed without claiming, and the main thread claimed the slots in a
+        call of its own, a quarter of the batches in the worker bench.)"""
+        with self._active_lock:
+            for job, _ in completions:
+                self._active.pop(str(job.job_id), None)
 
     def _report(self, active: ActiveJob, outcome: RunOutcome) -> None:
         job = active.job

@@ -206,3 +206,41 @@ def _wait_for(conn, job_id: str | uuid.UUID, status: str, timeout: float = 20) -
             return
         time.sleep(0.05)
     raise AssertionError(f"job {job_id} never became {status}: {job_row(conn, job_id)}")
+
+
+class _ParkedThreads:
+    """Job threads that keep the jobs they are given instead of running them, so a test
+    can report for them at the moments it chooses."""
+
+    def __init__(self) -> None:
+        self.given: list = []
+
+    def submit(self, function, *args) -> None:
+        self.given.append(args[0])
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_batch_right_behind_another_still_claims_the_slot_it_frees(hub, db_url, conn):
+    """Reported jobs leave the active set when their batch's call returns, not when their
+    threads next run: a second batch reported before the first one's threads woke up
+    still finds room, and claims in the same call as it completes."""
+    ids = [submit(hub, {"callable": "json:dumps", "kwargs": {"obj": n}}) for n in range(4)]
+    opts = WorkerOptions(worker_id="w-batch", concurrency=2, poll_only=True)
+    worker = Worker(WorkerDatabase.postgres(db_url), opts, LogBuffer())
+    worker.threads.close()
+    parked = worker.threads = _ParkedThreads()  # type: ignore[assignment]
+    try:
+        assert worker._claim() == 2
+        first, second = parked.given
+        worker._complete_batch([(first.job, {"n": 1})])
+        worker._complete_batch([(second.job, {"n": 2})])  # first's thread never ran
+        assert len(parked.given) == 4  # each batch claimed the slot it freed
+        assert {a.job_id for a in worker.active_jobs()} == {a.job_id for a in parked.given[2:]}
+        statuses = {str(j): job_row(conn, j)[0] for j in ids}
+        assert sorted(statuses.values()) == ["completed", "completed", "running", "running"]
+    finally:
+        worker.reports.close()
+        worker.store.close()
+        worker.pulse.store.close()
