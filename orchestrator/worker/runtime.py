@@ -243,7 +243,11 @@ class Worker:
             with self._active_lock:
                 self._active.pop(active.job_id, None)
             clear_task_context()  # the thread serves the next job
-            self.wakeup.interrupt()
+            # Wake the main loop only for a slot nobody took: a completion reported in a
+            # batch has claimed its slot already (or the queue is empty, and the slot is
+            # free); waking it for nothing cost a thread switch and a claim lock per job.
+            if self._room() > 0:
+                self.wakeup.interrupt()
 
     def _settle(self, job_id: str, report: Callable[[], T]) -> T:
         """Runs ``report``, retried with backoff while the database or gateway is away.
