@@ -57,6 +57,38 @@ def test_each_verdict_stays_at_its_own_position_when_a_refused_one_comes_first(h
     )
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        str.upper,
+        lambda u: u.replace("-", ""),
+        lambda u: "{" + u + "}",
+        lambda u: u.replace("-", "")[:4] + "-" + u.replace("-", "")[4:],
+    ],
+    ids=["upper", "no-hyphens", "braces", "hyphen-after-4"],
+)
+def test_every_spelling_postgres_reads_as_a_uuid_is_accepted(h, spelling):
+    """The ids are checked by pattern before the cast: each form uuid_in reads passes."""
+    h.submit("alice")
+    job = h.claim_one("w1")
+    entry = {"job_id": spelling(str(job.job_id)), "lease_token": spelling(str(job.lease_token))}
+    answer = h.one("SELECT func_complete_jobs(%s::jsonb)", [json.dumps([entry])])
+    assert [r["accepted"] for r in answer["results"]] == [True]
+
+
+@pytest.mark.parametrize(
+    "bad", ["0123-45670123456701234567012345670", "{0123456701234567012345670123456}", "x" * 32]
+)
+def test_an_id_postgres_would_not_read_is_refused_in_one_line(h, bad):
+    """A hyphen out of place, one digit short in braces, no hex at all: refused."""
+    h.submit("alice")
+    job = h.claim_one("w1")
+    entry = {"job_id": bad, "lease_token": job.lease_token}
+    with pytest.raises(JobError, match=r"needs job_id \(a UUID\)"), job_errors():
+        h.one("SELECT func_complete_jobs(%s::jsonb)", [json.dumps([entry])])
+    assert h.status(job.job_id) == ("running", "running")
+
+
 def test_completions_and_the_next_claim_share_one_call(h):
     """The completions are recorded (events, results) and the claim returns the next jobs
     with their own leases, in claim order."""
