@@ -236,18 +236,22 @@ class Worker:
         if active.timed_out:
             reason = f"timed out after {job.timeout_seconds} s (timeout_seconds)"
             outcome = RunOutcome(False, outcome.result, error=reason, retryable=True)
+        handed = False
         try:
             if active.take_over("reporting"):
-                self._report(active, outcome)
+                if outcome.ok:  # the reports thread takes it from here (reports.py)
+                    self.reports.complete(job, outcome.result)
+                    handed = True
+                else:
+                    self._report_failure(active, outcome)
         finally:
-            with self._active_lock:
-                self._active.pop(active.job_id, None)
             clear_task_context()  # the thread serves the next job
-            # Wake the main loop only for a slot nobody took: a completion reported in a
-            # batch has claimed its slot already (or the queue is empty, and the slot is
-            # free); waking it for nothing cost a thread switch and a claim lock per job.
-            if self._room() > 0:
-                self.wakeup.interrupt()
+            if not handed:
+                with self._active_lock:
+                    self._active.pop(active.job_id, None)
+                # Wake the main loop only for a slot nobody took.
+                if self._room() > 0:
+                    self.wakeup.interrupt()
 
     def _settle(self, job_id: str, report: Callable[[], T]) -> T:
         """Runs ``report``, retried with backoff while the database or gateway is away.
@@ -272,38 +276,55 @@ class Worker:
                 self._hurry.wait(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _complete_batch(self, completions: list[Completion]) -> Sequence[Verdict]:
+    def _complete_batch(self, completions: list[Completion]) -> None:
         """One call for the completions waiting (reports.py), which also claims the slots
-        they free (``func_complete_jobs_and_claim``) unless the worker is stopping."""
+        they free (``func_complete_jobs_and_claim``) unless the worker is stopping; then
+        each job's verdict is counted and logged in its own task's timeline."""
         ids = [job.job_id for job, _ in completions]
         if len(ids) == 1:  # its retries then show in the job's own log timeline
             set_task_context(ids[0], self.options.worker_id)
         what = ids[0] if len(ids) == 1 else f"s {', '.join(ids)}"
         try:
-            with self._claiming:
-                room = self._room(finishing=len(completions))
-                if room > 0:
-                    try:
-                        done = self._settle(
-                            what,
-                            lambda: self.store.complete_many_and_claim(
-                                completions,
-                                room,
-                                self.options.lease_seconds,
-                                self.options.job_types,
-                            ),
-                        )
-                    except JobError as error:  # the claim was refused: report alone
-                        _log.warning("Claim with the completions refused: %s", error)
-                    else:
-                        self._forget(completions)
-                        self._take(done.claim)
-                        return done.verdicts
-            verdicts = self._settle(what, lambda: self.store.complete_many(completions))
-            self._forget(completions)
-            return verdicts
+            verdicts = self._send_completions(what, completions)
+        except Exception as error:  # the leases will expire and the reaper requeues them
+            for job, _ in completions:
+                _log.error("Could not report job %s: %s", job.job_id, error)
+            verdicts = None
         finally:
             clear_task_context()
+            self._forget(completions)
+        if verdicts is not None:
+            for (job, result), verdict in zip(completions, verdicts, strict=True):
+                set_task_context(job.job_id, self.options.worker_id)
+                self.counts.add("completed", verdict.accepted)
+                _log.info("Job %s completed: %s", job.job_id, result)
+                if not verdict.accepted:
+                    self._refused(job.job_id, verdict)
+            clear_task_context()
+        if self._room() > 0:  # a slot nobody took: the main loop claims it (or, once, ends)
+            self.wakeup.interrupt()
+
+    def _send_completions(self, what: str, completions: list[Completion]) -> Sequence[Verdict]:
+        with self._claiming:
+            room = self._room(finishing=len(completions))
+            if room > 0:
+                try:
+                    done = self._settle(
+                        what,
+                        lambda: self.store.complete_many_and_claim(
+                            completions,
+                            room,
+                            self.options.lease_seconds,
+                            self.options.job_types,
+                        ),
+                    )
+                except JobError as error:  # the claim was refused: report alone
+                    _log.warning("Claim with the completions refused: %s", error)
+                else:
+                    self._forget(completions)
+                    self._take(done.claim)
+                    return done.verdicts
+        return self._settle(what, lambda: self.store.complete_many(completions))
 
     def _forget(self, completions: list[Completion]) -> None:
         """The reported jobs leave the active set now, not when their threads wake up to
@@ -315,29 +336,24 @@ class Worker:
             for job, _ in completions:
                 self._active.pop(str(job.job_id), None)
 
-    def _report(self, active: ActiveJob, outcome: RunOutcome) -> None:
+    def _report_failure(self, active: ActiveJob, outcome: RunOutcome) -> None:
         job = active.job
+        error = outcome.error or "failed"
+        retryable = outcome.retryable
         try:
-            if outcome.ok:
-                result = outcome.result
-                verdict = self.reports.complete(job, result)
-                self.counts.add("completed", verdict.accepted)
-                _log.info("Job %s completed: %s", active.job_id, outcome.result)
-            else:
-                error = outcome.error or "failed"
-                retryable = outcome.retryable
-                verdict = self._settle(job.job_id, lambda: self.store.fail(job, error, retryable))
-                self.counts.add("failed", verdict.accepted)
-                then = "retry scheduled" if verdict.status == "queued" else "no retry"
-                _log.error("Job %s failed (%s): %s", active.job_id, then, error)
-        except Exception as error:  # the lease will expire and the reaper requeues it
-            _log.error("Could not report job %s: %s", active.job_id, error)
+            verdict = self._settle(job.job_id, lambda: self.store.fail(job, error, retryable))
+        except Exception as failure:  # the lease will expire and the reaper requeues it
+            _log.error("Could not report job %s: %s", active.job_id, failure)
             return
+        self.counts.add("failed", verdict.accepted)
+        then = "retry scheduled" if verdict.status == "queued" else "no retry"
+        _log.error("Job %s failed (%s): %s", active.job_id, then, error)
         if not verdict.accepted:
-            self.counts.add("refused")
-            _log.warning(
-                "The database refused the report of job %s: %s", active.job_id, verdict.reason
-            )
+            self._refused(active.job_id, verdict)
+
+    def _refused(self, job_id: str, verdict: Verdict) -> None:
+        self.counts.add("refused")
+        _log.warning("The database refused the report of job %s: %s", job_id, verdict.reason)
 
     def _shutdown(self) -> None:
         if self._stopping.is_set():
