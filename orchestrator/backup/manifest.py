@@ -35,7 +35,8 @@ EXCLUDED = frozenset(
         "public.system_log_counts",
         "public.system_log_error_counts",
         "public.job_status_totals",
-        "public.job_status_deltas",
+        "public.job_status_fold",
+        "public.job_status_deltas",  # dropped by migration 0095 (created by 0032)
         "public.rate_limit_buckets",
         "public.daemon_leases",
         "public.daemon_duty_status",
@@ -55,7 +56,7 @@ DERIVED = (
     "public.system_log_counts",
     "public.system_log_error_counts",
     "public.job_status_totals",
-    "public.job_status_deltas",
+    "public.job_status_fold",
 )
 LOG_TABLES = frozenset({"public.system_logs", "public.system_log_server_timed_ids"})
 

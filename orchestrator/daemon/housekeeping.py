@@ -1,6 +1,7 @@
 """Upkeep of the operations tables: audit retention (``func_audit_prune``,
-``AUDIT_RETENTION_DAYS``) and folding the job counters' deltas (``func_fold_job_counters``),
-so they stay small where no one scrapes metrics."""
+``AUDIT_RETENTION_DAYS``) and folding the job events into the job counters
+(``func_fold_job_counters``), so a scrape has little left to count where no one scrapes
+often."""
 
 from __future__ import annotations
 
@@ -32,9 +33,15 @@ async def prune_rate_limits(executor: AsyncCallExecutor) -> None:
     await executor.run(rate_limit_prune())
 
 
+FOLDS_PER_RUN = 100  # of up to 100,000 events each: a minute of 160,000 events/s
+
+
 async def fold_counters(executor: AsyncCallExecutor) -> None:
-    """Moves the job counters' pending deltas into their totals."""
-    await executor.run(fold_job_counters())
+    """Counts the job events written since the last fold into the totals, all of them
+    (one call folds up to 100,000)."""
+    for _ in range(FOLDS_PER_RUN):
+        if not (await executor.run(fold_job_counters())).get("more"):
+            return
 
 
 async def prune_webhooks(executor: AsyncCallExecutor, retention_days: int = 7) -> None:

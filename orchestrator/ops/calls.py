@@ -52,5 +52,6 @@ def ops_metrics(categories: Sequence[str] | None = None) -> Call[dict[str, Any]]
 
 
 def fold_job_counters() -> Call[dict[str, Any]]:
-    """Fold the job counters' pending deltas into ``job_status_totals``."""
+    """Count the job events written since the last fold into ``job_status_totals``
+    (``{keys, events, more}``; call again while ``more``)."""
     return Call("func_fold_job_counters", {}, dict)

@@ -1,8 +1,8 @@
 -- sql/functions/ops/metrics.sql
 -- Every database-derived metric of a Prometheus scrape in ONE call (one round trip, one
 -- transaction), for the categories asked. Each part reads something small whatever the
--- history holds: job counts from the job_status_totals counters and their pending deltas
--- (not the jobs table; the call folds the deltas, so it writes: not STABLE),
+-- history holds: job counts from the job_status_totals counters and the events not yet
+-- folded into them (not the jobs table; the call folds, so it writes: not STABLE),
 -- the queue through the claim's partial index, log counts from the minute rollups, audit
 -- counts from audit_event_counts, duties from daemon_duty_status.
 
@@ -20,8 +20,9 @@ DECLARE
     v_minute timestamptz := date_trunc('minute', clock_timestamp());
 BEGIN
     IF v_want && ARRAY['jobs', 'provider'] THEN
-        -- Fold the job counters' deltas unless another scrape is folding right now; the
-        -- read below takes totals and deltas in one snapshot either way, so it is exact.
+        -- Fold the job counters unless another scrape is folding right now; the read
+        -- below takes the totals, the position and the events after it in one snapshot
+        -- either way, so it is exact.
         IF pg_try_advisory_xact_lock(x'6875625f666f6c64'::bigint) THEN  -- 'hub_fold'
             PERFORM public.func_fold_job_counters();
         END IF;
@@ -30,9 +31,12 @@ BEGIN
                    sum(run_count) AS run_count, sum(estimated_cost) AS cost
               FROM (SELECT provider, from_status, to_status, transitions, run_seconds, run_count, estimated_cost
                       FROM public.job_status_totals
-                    UNION ALL
-                    SELECT provider, from_status, to_status, transitions, run_seconds, run_count, estimated_cost
-                      FROM public.job_status_deltas) c
+                    UNION ALL  -- the events not folded yet (those of running transactions, or all
+                               -- since the last fold when another scrape is folding)
+                    SELECT c.provider, c.from_status, c.to_status, c.transitions, c.run_seconds, c.run_count,
+                           c.estimated_cost
+                      FROM public.job_status_fold f,
+                           hub_internal.func_job_status_counts(f.tx, f.event_id, f.baseline, NULL, NULL) c) c
              GROUP BY 1, 2, 3
         ), per_status AS (  -- jobs now in each status, per provider: in minus out
             SELECT provider, status, sum(n) AS n, sum(cost) AS cost FROM (
