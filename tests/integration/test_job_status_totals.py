@@ -4,6 +4,10 @@ numbers."""
 
 from __future__ import annotations
 
+import time
+
+import pytest
+
 from orchestrator.jobs import calls
 from orchestrator.ops.calls import ops_metrics
 from tests.integration.jobkit import hub
@@ -215,3 +219,27 @@ def test_the_upgrade_from_the_trigger_keeps_every_count(db_url):
         assert totals_by_status(h) == {**truth, "queued": truth.get("queued", 0) + 1}
         fold_all(h)
         assert folded_totals(h) == {**truth, "queued": truth.get("queued", 0) + 1}
+
+
+def test_a_fold_takes_at_most_max_events_and_says_when_more_are_left(db_url):
+    """Each call folds a bounded number of events, continuing where the last one
+    stopped; the counts are exact at every step (folded plus pending)."""
+    with hub(db_url) as h:
+        h.user("alice")
+        fold_all(h)
+        for _ in range(3):
+            h.submit("alice")
+        truth = dict(h.sql("SELECT status, count(*) FROM jobs GROUP BY 1"))
+        steps = []
+        deadline = time.monotonic() + 20
+        while pending(h):  # (a step finds none while another database's transaction is older)
+            assert time.monotonic() < deadline, steps
+            step = h.one("SELECT func_fold_job_counters(2)")
+            steps.append((step["events"], step["more"]))
+            assert totals_by_status(h) == truth
+        folded = [s for s in steps if s[0]]
+        assert sum(n for n, _ in folded) == 3
+        assert all(n <= 2 and more == (n == 2) for n, more in steps)
+        assert pending(h) == 0 and folded_totals(h) == truth
+        with pytest.raises(Exception, match="max_events must be from 1 to 10000000"):
+            h.one("SELECT func_fold_job_counters(0)")
