@@ -13,14 +13,17 @@ from orchestrator.ops.calls import ops_metrics
 from tests.integration.jobkit import hub
 from tests.support.workload import mixed_workload
 
+FOLDED = "SELECT from_status, to_status, transitions FROM job_status_totals"
+PENDING = (  # the events written since the last fold, counted as the fold will
+    "SELECT c.from_status, c.to_status, c.transitions FROM job_status_fold f,"
+    " hub_internal.func_job_status_counts(f.tx, f.event_id, f.baseline, NULL, NULL) c"
+)
 
-def totals_by_status(h) -> dict[str, int]:
-    """Jobs per status from the counters: transitions in minus transitions out."""
+
+def _per_status(h, counted: str) -> dict[str, int]:
+    """Jobs per status from transition counts: transitions in minus transitions out."""
     rows = h.sql(
-        "WITH c AS (SELECT from_status, to_status, transitions FROM job_status_totals"
-        " UNION ALL SELECT c.from_status, c.to_status, c.transitions FROM job_status_fold f,"
-        " hub_internal.func_job_status_counts(f.tx, f.event_id, f.baseline, NULL, NULL) c)"
-        " SELECT status, sum(n)::bigint FROM ("
+        f"WITH c AS ({counted}) SELECT status, sum(n)::bigint FROM ("
         " SELECT to_status AS status, transitions AS n FROM c"
         " UNION ALL SELECT from_status, -transitions FROM c WHERE from_status <> ''"
         ") x GROUP BY 1"
@@ -28,20 +31,25 @@ def totals_by_status(h) -> dict[str, int]:
     return {status: n for status, n in rows if n}
 
 
+def totals_by_status(h) -> dict[str, int]:
+    """Jobs per status from the counters and the events not folded yet (as a scrape)."""
+    return _per_status(h, f"{FOLDED} UNION ALL {PENDING}")
+
+
+def folded_totals(h) -> dict[str, int]:
+    """Jobs per status from job_status_totals alone (what the folds counted)."""
+    return _per_status(h, FOLDED)
+
+
 def pending(h) -> int:
     """Transitions written since the last fold."""
-    return h.one(
-        "SELECT coalesce(sum(c.transitions), 0)::bigint FROM job_status_fold f,"
-        " hub_internal.func_job_status_counts(f.tx, f.event_id, f.baseline, NULL, NULL) c"
-    )
+    return h.one(f"SELECT coalesce(sum(transitions), 0)::bigint FROM ({PENDING}) p")
 
 
 def fold_all(h, timeout: float = 20) -> None:
     """Folds until nothing is pending. The fold stops below the oldest transaction still
     running anywhere on the server (another test's, a database being cloned): that
     delays a count, never loses one, so wait it out."""
-    import time
-
     deadline = time.monotonic() + timeout
     while True:
         h.sql("SELECT func_fold_job_counters()")
@@ -49,17 +57,6 @@ def fold_all(h, timeout: float = 20) -> None:
             return
         assert time.monotonic() < deadline, "the fold did not catch up"
         time.sleep(0.05)
-
-
-def folded_totals(h) -> dict[str, int]:
-    """Jobs per status from job_status_totals alone (what the folds counted)."""
-    rows = h.sql(
-        "SELECT status, sum(n)::bigint FROM ("
-        " SELECT to_status AS status, transitions AS n FROM job_status_totals"
-        " UNION ALL SELECT from_status, -transitions FROM job_status_totals WHERE from_status <> ''"
-        ") x GROUP BY 1"
-    )
-    return {status: n for status, n in rows if n}
 
 
 def test_counters_equal_the_jobs_table_after_a_mixed_workload(db_url):
