@@ -240,8 +240,11 @@ class Worker:
         try:
             if active.take_over("reporting"):
                 if outcome.ok:  # the reports thread takes it from here (reports.py)
-                    self.reports.complete(job, outcome.result)
-                    handed = True
+                    try:
+                        self.reports.complete(job, outcome.result)
+                        handed = True
+                    except RuntimeError as error:  # closed: the worker is past its grace
+                        _log.error("Could not report job %s: %s", active.job_id, error)
                 else:
                     self._report_failure(active, outcome)
         finally:
@@ -321,7 +324,6 @@ class Worker:
                 except JobError as error:  # the claim was refused: report alone
                     _log.warning("Claim with the completions refused: %s", error)
                 else:
-                    self._forget(completions)
                     self._take(done.claim)
                     return done.verdicts
         return self._settle(what, lambda: self.store.complete_many(completions))
