@@ -28,12 +28,18 @@ CREATE OR REPLACE FUNCTION hub_internal.func_job_status_counts(
     p_after_tx xid8, p_after_id bigint, p_baseline bigint, p_upto_tx xid8, p_upto_id bigint
 ) RETURNS TABLE (provider text, from_status text, to_status text, transitions bigint,
                  run_seconds double precision, run_count bigint, estimated_cost numeric)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, public, pg_temp
+-- planned with the actual position each call: a plan for any position would read the
+-- whole history (a scrape of 3,000,000 events took 290 ms that way, not 3 ms)
+SET plan_cache_mode = force_custom_plan
 AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     SELECT j.provider, coalesce(e.from_status, ''), e.to_status, count(*),
            coalesce(sum(extract(epoch FROM e.created_at - j.started_at))
-                        FILTER (WHERE e.to_status IN ('completed', 'failed', 'cancelled') AND j.started_at IS NOT NULL), 0),
+                        FILTER (WHERE e.to_status IN ('completed', 'failed', 'cancelled') AND j.started_at IS NOT NULL), 0)::double precision,
            count(*) FILTER (WHERE e.to_status IN ('completed', 'failed', 'cancelled') AND j.started_at IS NOT NULL),
            coalesce(sum(j.estimated_cost), 0)
       FROM public.job_events e
@@ -42,7 +48,8 @@ AS $$
        AND (p_upto_tx IS NULL OR (e.tx, e.event_id) <= (p_upto_tx, p_upto_id))
        AND e.event_id > p_baseline
        AND e.to_status IS NOT NULL AND e.event_type NOT LIKE 'provider\_%'
-     GROUP BY 1, 2, 3
+     GROUP BY 1, 2, 3;
+END;
 $$;
 COMMENT ON FUNCTION hub_internal.func_job_status_counts(xid8, bigint, bigint, xid8, bigint) IS
     'Internal: job status transitions of the events after (p_after_tx, p_after_id) up to (p_upto_tx, p_upto_id) (NULL: no end) in stream order, ids above p_baseline, per (provider, from_status, to_status).';
