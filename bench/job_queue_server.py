@@ -38,62 +38,65 @@ from tabulate import tabulate
 sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # after the stdlib: no shadowing
 import job_queue as queue_bench
 
-LOOPS = """
-CREATE OR REPLACE PROCEDURE bench_bare_loop(n integer, INOUT us double precision DEFAULT 0)
+
+def _procedure(name: str, declare: str, setup: str, step: str) -> str:
+    """A procedure running ``step`` n times after ``setup`` (untimed); µs per step out."""
+    return f"""
+CREATE OR REPLACE PROCEDURE {name}(n integer, INOUT us double precision DEFAULT 0)
 LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz := clock_timestamp(); v bigint;
+DECLARE t0 timestamptz; {declare}
 BEGIN
+{setup}
+    t0 := clock_timestamp();
     FOR i IN 1..n LOOP
-        UPDATE bench_bare SET status = 'running', worker = 'w'
+{step}
+    END LOOP;
+    us := extract(epoch FROM clock_timestamp() - t0) * 1e6 / n;
+END $$;
+"""
+
+
+FIRST_CLAIM = """    SELECT x -> 'jobs' -> 0 ->> 'job_id', x -> 'jobs' -> 0 ->> 'lease_token'
+      INTO v_id, v_tok FROM func_claim_jobs('w', 1) x;
+    COMMIT;"""
+
+LOOPS = (
+    _procedure(
+        "bench_bare_loop",
+        "v bigint;",
+        "",
+        """        UPDATE bench_bare SET status = 'running', worker = 'w'
          WHERE id IN (SELECT id FROM bench_bare WHERE status = 'queued'
                        ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED)
         RETURNING id INTO v;
         COMMIT;
         UPDATE bench_bare SET status = 'done' WHERE id = v;
-        COMMIT;
-    END LOOP;
-    us := extract(epoch FROM clock_timestamp() - t0) * 1e6 / n;
-END $$;
-
-CREATE OR REPLACE PROCEDURE bench_hub_separate(n integer, INOUT us double precision DEFAULT 0)
-LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz := clock_timestamp(); j jsonb;
-BEGIN
-    FOR i IN 1..n LOOP
-        j := func_claim_jobs('w', 1) -> 'jobs' -> 0;
+        COMMIT;""",
+    )
+    + _procedure(
+        "bench_hub_separate",
+        "j jsonb;",
+        "",
+        """        j := func_claim_jobs('w', 1) -> 'jobs' -> 0;
         COMMIT;
         PERFORM func_complete_job((j ->> 'job_id')::uuid, (j ->> 'lease_token')::uuid);
-        COMMIT;
-    END LOOP;
-    us := extract(epoch FROM clock_timestamp() - t0) * 1e6 / n;
-END $$;
-
-CREATE OR REPLACE PROCEDURE bench_hub_fused(n integer, INOUT us double precision DEFAULT 0)
-LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz; r jsonb; j jsonb;
-BEGIN
-    r := func_claim_jobs('w', 1);
-    COMMIT;
-    t0 := clock_timestamp();
-    FOR i IN 1..n LOOP
-        j := r -> 'jobs' -> 0;
-        r := func_complete_jobs_and_claim(jsonb_build_array(jsonb_build_object(
-                 'job_id', j -> 'job_id', 'lease_token', j -> 'lease_token')), 'w', 1) -> 'claim';
-        COMMIT;
-    END LOOP;
-    us := extract(epoch FROM clock_timestamp() - t0) * 1e6 / n;
-END $$;
-
-CREATE OR REPLACE PROCEDURE bench_hub_writes_floor(n integer, INOUT us double precision DEFAULT 0)
-LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz; v_id uuid; v_tok uuid;
-BEGIN
-    SELECT x -> 'jobs' -> 0 ->> 'job_id', x -> 'jobs' -> 0 ->> 'lease_token' INTO v_id, v_tok
-      FROM func_claim_jobs('w', 1) x;
-    COMMIT;
-    t0 := clock_timestamp();
-    FOR i IN 1..n LOOP
-        WITH dq AS (
+        COMMIT;""",
+    )
+    + _procedure(
+        "bench_hub_fused",
+        "v_id uuid; v_tok uuid; r jsonb;",
+        FIRST_CLAIM,
+        """        r := func_complete_jobs_and_claim(jsonb_build_array(jsonb_build_object(
+                 'job_id', v_id, 'lease_token', v_tok)), 'w', 1) -> 'claim' -> 'jobs' -> 0;
+        v_id := r ->> 'job_id';
+        v_tok := r ->> 'lease_token';
+        COMMIT;""",
+    )
+    + _procedure(
+        "bench_hub_writes_floor",
+        "v_id uuid; v_tok uuid;",
+        FIRST_CLAIM,
+        """        WITH dq AS (
             UPDATE job_queue q SET status = 'completed', run_after = now(), lease_token = NULL,
                    lease_expires_at = NULL, updated_at = now()
              WHERE q.job_id = v_id AND q.status = 'running' AND q.lease_token = v_tok
@@ -127,11 +130,9 @@ BEGIN
               FROM claimed c
         )
         SELECT c.job_id, c.lease_token INTO v_id, v_tok FROM claimed c JOIN cj USING (job_id);
-        COMMIT;
-    END LOOP;
-    us := extract(epoch FROM clock_timestamp() - t0) * 1e6 / n;
-END $$;
-"""
+        COMMIT;""",
+    )
+)
 
 ROWS = {
     "bare loop": ("bench_bare_loop", "2"),
