@@ -29,6 +29,7 @@ from orchestrator.db import migrate
 from orchestrator.jobs import calls
 from tests.conftest import PgServer
 from tests.integration.jobkit import hub
+from tests.support.counters import COUNTED
 
 PG15_ADMIN = os.environ.get(
     "BACKUP_RESTORE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -150,7 +151,8 @@ WINDOW = (datetime.now(UTC) - timedelta(days=10), datetime.now(UTC) + timedelta(
 
 
 def answers(url: str) -> dict[str, Any]:
-    """What the hub says about its data: statistics, errors, the job counters (folded)."""
+    """What the hub says about its data: statistics, errors, the job counters (as a
+    scrape reads them: folded or not)."""
     since, until = WINDOW
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT func_fold_job_counters()")
@@ -164,9 +166,7 @@ def answers(url: str) -> dict[str, Any]:
             "SELECT resolution, bucket, log_level, source_id, count, errors FROM system_log_counts "
             "ORDER BY 1, 2, 3, 4"
         ).fetchall()
-        totals = conn.execute(
-            "SELECT provider, from_status, to_status, transitions FROM job_status_totals ORDER BY 1, 2, 3"
-        ).fetchall()
+        totals = conn.execute(f"{COUNTED} ORDER BY 1, 2, 3").fetchall()
         limits = conn.execute(
             "SELECT scope_type, scope_id, running FROM concurrency_limits"
         ).fetchall()

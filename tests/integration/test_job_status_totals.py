@@ -11,13 +11,8 @@ import pytest
 from orchestrator.jobs import calls
 from orchestrator.ops.calls import ops_metrics
 from tests.integration.jobkit import hub
+from tests.support.counters import COUNTED, FOLDED, PENDING
 from tests.support.workload import mixed_workload
-
-FOLDED = "SELECT from_status, to_status, transitions FROM job_status_totals"
-PENDING = (  # the events written since the last fold, counted as the fold will
-    "SELECT c.from_status, c.to_status, c.transitions FROM job_status_fold f,"
-    " hub_internal.func_job_status_counts(f.tx, f.event_id, f.baseline, NULL, NULL) c"
-)
 
 
 def _per_status(h, counted: str) -> dict[str, int]:
@@ -33,7 +28,7 @@ def _per_status(h, counted: str) -> dict[str, int]:
 
 def totals_by_status(h) -> dict[str, int]:
     """Jobs per status from the counters and the events not folded yet (as a scrape)."""
-    return _per_status(h, f"{FOLDED} UNION ALL {PENDING}")
+    return _per_status(h, COUNTED)
 
 
 def folded_totals(h) -> dict[str, int]:
