@@ -140,7 +140,6 @@ DECLARE
     v_given uuid[];
     v_bad integer;
     v_unknown uuid;
-    v_found integer;
     v_done bigint[];      -- the positions (1-based) of the accepted completions
     v_users text[];
     v_orgs text[];
@@ -154,9 +153,15 @@ BEGIN
         RAISE EXCEPTION 'jobs holds % completions in % bytes; at most 1000 and 16 MiB are accepted per call',
                         jsonb_array_length(jobs), pg_column_size(jobs) USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- One pass over the completions reads them and checks them (each statement of a
+    -- function has its own fixed cost on this hot path). Each check names the first
+    -- completion it refuses, as one call per job would have.
     BEGIN
-        SELECT array_agg((e ->> 'job_id')::uuid ORDER BY n), array_agg((e ->> 'lease_token')::uuid ORDER BY n)
-          INTO v_given, v_tokens
+        SELECT array_agg((e ->> 'job_id')::uuid ORDER BY n), array_agg((e ->> 'lease_token')::uuid ORDER BY n),
+               array_agg(DISTINCT (e ->> 'job_id')::uuid ORDER BY (e ->> 'job_id')::uuid),
+               min(n) FILTER (WHERE jsonb_typeof(e -> 'result') NOT IN ('object', 'null')
+                                 OR pg_column_size(e -> 'result') > 1048576) - 1
+          INTO v_given, v_tokens, v_ids, v_bad
           FROM jsonb_array_elements(func_complete_jobs.jobs) WITH ORDINALITY AS x(e, n);
     EXCEPTION WHEN invalid_text_representation OR wrong_object_type OR cannot_coerce THEN
         RAISE EXCEPTION 'each completion needs job_id (a UUID), lease_token (a UUID) and optionally result'
@@ -165,9 +170,6 @@ BEGIN
     IF cardinality(v_given) IS NULL THEN
         RETURN jsonb_build_object('results', '[]'::jsonb);
     END IF;
-    -- Each check names the first completion it refuses, as one call per job would have.
-    SELECT min(n) - 1 INTO v_bad FROM jsonb_array_elements(func_complete_jobs.jobs) WITH ORDINALITY AS x(e, n)
-     WHERE jsonb_typeof(e -> 'result') NOT IN ('object', 'null') OR pg_column_size(e -> 'result') > 1048576;
     IF v_bad IS NOT NULL THEN
         RAISE EXCEPTION 'jobs[%]: result must be a JSON object of at most 1 MiB', v_bad
             USING ERRCODE = 'invalid_parameter_value';
@@ -179,15 +181,11 @@ BEGIN
         RAISE EXCEPTION 'lease_token is required: pass the token func_claim_jobs returned'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT array_agg(DISTINCT g ORDER BY g) INTO v_ids FROM unnest(v_given) AS g;
     PERFORM pg_advisory_xact_lock_shared(x'6a6f62736c6f7473'::bigint);
-    -- The queue entries first, in job id order (the lock order; see above).
-    SELECT count(*) INTO v_found
-      FROM (SELECT 1 FROM public.job_queue q WHERE q.job_id = ANY (v_ids) ORDER BY q.job_id FOR UPDATE) x;
-    IF v_found < cardinality(v_ids) THEN
-        SELECT u.g INTO v_unknown FROM unnest(v_given) WITH ORDINALITY AS u(g, n)
-         WHERE NOT EXISTS (SELECT 1 FROM public.job_queue q WHERE q.job_id = u.g) ORDER BY u.n LIMIT 1;
-        RAISE EXCEPTION 'unknown job %', v_unknown USING ERRCODE = 'P0001';
+    -- The queue entries first, in job id order (the lock order; see above). One entry
+    -- needs no ordering: the write below locks it (an unknown job is found after it).
+    IF cardinality(v_ids) > 1 THEN
+        PERFORM 1 FROM public.job_queue q WHERE q.job_id = ANY (v_ids) ORDER BY q.job_id FOR UPDATE;
     END IF;
 
     -- Every completion whose token is current, in one statement per table (one call per
@@ -226,6 +224,12 @@ BEGIN
       INTO v_results, v_done, v_users, v_orgs
       FROM q;
     IF coalesce(cardinality(v_done), 0) < cardinality(v_given) THEN
+        -- an unknown job fails the whole call (nothing above is kept: the error rolls back)
+        SELECT u.g INTO v_unknown FROM unnest(v_given) WITH ORDINALITY AS u(g, n)
+         WHERE NOT EXISTS (SELECT 1 FROM public.job_queue q WHERE q.job_id = u.g) ORDER BY u.n LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'unknown job %', v_unknown USING ERRCODE = 'P0001';
+        END IF;
         SELECT jsonb_agg(
                    CASE WHEN u.n = ANY (v_done)
                         THEN v_results -> (array_position(v_done, u.n) - 1)
