@@ -12,7 +12,7 @@ ratio to the bare loop of the same round:
 * ``hub: func_claim_jobs, func_complete_job`` — the shipped functions, two commits;
 * ``hub: func_complete_jobs_and_claim`` — the shipped fused call, one commit a job;
 * ``hub's writes, one statement`` — what the hub writes for a job (queue entry and job
-  row twice, two events with their counter trigger and foreign key) in one hand-written
+  row twice, two events with their foreign key) in one hand-written
   statement with no checks, no lock order, no verdicts, no JSON: a floor for the hub's
   schema, not something the hub could ship (it skips every guarantee the functions give).
 

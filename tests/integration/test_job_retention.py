@@ -13,11 +13,16 @@ from tests.integration.jobkit import hub
 
 
 def age_finished(h, days: int) -> None:
-    """Every finished job finished ``days`` ago."""
+    """Every finished job finished ``days`` ago (the job's finished_at and its queue
+    entry's run_after, which the hub sets to the same moment when a job finishes)."""
     h.sql(
         "UPDATE jobs SET finished_at = now() - make_interval(days => %s) "
         "WHERE status IN ('completed', 'failed', 'cancelled')",
         [days],
+    )
+    h.sql(
+        "UPDATE job_queue q SET run_after = j.finished_at FROM jobs j "
+        "WHERE j.job_id = q.job_id AND q.status IN ('completed', 'failed', 'cancelled')"
     )
 
 

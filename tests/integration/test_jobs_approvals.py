@@ -90,17 +90,17 @@ def test_a_request_past_its_deadline_cannot_be_approved_or_rejected(h):
 
 
 def test_reject_cancels_the_job_and_a_decided_request_stays_decided(h):
-    """Rejected: request rejected, queue entry failed, job cancelled; no second decision."""
+    """Rejected: request rejected, queue entry and job cancelled; no second decision."""
     h.run(calls.upsert_approval_rule("all"))
     sub = h.submit("alice")
     assert decide(h, sub.approval_request_id, "bob", approve=False).job_status == "cancelled"
-    assert h.status(sub.job_id) == ("cancelled", "failed")
+    assert h.status(sub.job_id) == ("cancelled", "cancelled")
     with pytest.raises(JobError, match="is already rejected"):
         decide(h, sub.approval_request_id, "bob")
 
 
 def test_expiry_moves_request_queue_entry_and_job_together_with_one_event(h):
-    """request -> expired, queue entry -> failed, job -> cancelled, one event; rerun: none."""
+    """request -> expired, queue entry and job -> cancelled, one event; rerun: none."""
     h.run(calls.upsert_approval_rule("all"))
     due = [h.submit("alice").job_id for _ in range(3)]
     later = h.submit("alice").job_id
@@ -108,7 +108,7 @@ def test_expiry_moves_request_queue_entry_and_job_together_with_one_event(h):
     result = h.run(calls.expire_approvals())
     assert result.expired == 3 and sorted(result.job_ids) == sorted(due)
     for job_id in due:
-        assert h.status(job_id) == ("cancelled", "failed")
+        assert h.status(job_id) == ("cancelled", "cancelled")
         assert h.events(job_id)[1:] == [("approval_expired", "awaiting_approval", "cancelled")]
     assert h.status(later) == ("awaiting_approval", "pending_approval")
     assert h.run(calls.expire_approvals()).expired == 0
@@ -165,7 +165,7 @@ def test_an_expiry_holding_the_request_wins_over_a_concurrent_approval(h, db_url
     with pytest.raises(JobError, match="expired"):
         decide(h, sub.approval_request_id, "bob")
     expirer.join()
-    assert h.status(sub.job_id) == ("cancelled", "failed")
+    assert h.status(sub.job_id) == ("cancelled", "cancelled")
 
 
 def test_expiry_racing_approvals_many_times_leaves_each_request_in_one_consistent_state(h, db_url):
@@ -216,7 +216,7 @@ def test_expiry_racing_approvals_many_times_leaves_each_request_in_one_consisten
     for request, queue, job, events in rows:
         assert (request, queue, job, events) in (
             ("approved", "queued", "queued", ["submitted", "approved"]),
-            ("expired", "failed", "cancelled", ["submitted", "approval_expired"]),
+            ("expired", "cancelled", "cancelled", ["submitted", "approval_expired"]),
         )
         outcomes[request] = outcomes.get(request, 0) + 1
     assert set(outcomes) <= {"approved", "expired"}

@@ -121,7 +121,7 @@ BEGIN
        SET status = 'cancelled', decided_by = cancelled_by, decided_at = now(), note = reason
      WHERE r.job_id = job_id AND r.status = 'pending';
     UPDATE public.job_queue jq
-       SET status = 'cancelled', lease_token = NULL, lease_expires_at = NULL, updated_at = now()
+       SET status = 'cancelled', lease_token = NULL, lease_expires_at = NULL, run_after = now(), updated_at = now()
      WHERE jq.job_id = job_id;
     IF q.status = 'running' THEN
         PERFORM hub_internal.func_job_free_slots(ARRAY[q.user_id], ARRAY[q.organization_id]);
@@ -312,7 +312,7 @@ BEGIN
         RETURN jsonb_build_object('changed', true, 'status', j.status, 'provider_status', v_status);
     END IF;
     UPDATE public.job_queue jq
-       SET status = v_status, lease_token = NULL, lease_expires_at = NULL, updated_at = now()
+       SET status = v_status, lease_token = NULL, lease_expires_at = NULL, run_after = now(), updated_at = now()
      WHERE jq.job_id = job_id;
     PERFORM hub_internal.func_job_free_slots(ARRAY[q.user_id], ARRAY[q.organization_id]);
     UPDATE public.jobs jb

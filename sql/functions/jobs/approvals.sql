@@ -98,9 +98,10 @@ BEGIN
      WHERE request_id = p_request_id;
     -- A job scheduled for later (run_at) waits for it; its aging starts then.
     UPDATE public.job_queue q
-       SET status = CASE WHEN NOT p_approve THEN 'failed'
+       SET status = CASE WHEN NOT p_approve THEN 'cancelled'
                          WHEN q.run_after > now() THEN 'scheduled' ELSE 'queued' END,
-           enqueued_at = now(), run_after = greatest(q.run_after, now()),
+           -- a finished entry's run_after is when it finished (retention walks it)
+           enqueued_at = now(), run_after = CASE WHEN p_approve THEN greatest(q.run_after, now()) ELSE now() END,
            claim_key = greatest(q.run_after, now()) - make_interval(secs => q.priority * 10), updated_at = now()
      WHERE q.job_id = r.job_id AND q.status = 'pending_approval'
     RETURNING q.provider, q.status INTO v_provider, v_entry;
@@ -147,7 +148,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION public.func_reject_request(uuid, text, text) IS
-    'Rejects a pending request: request rejected, queue entry failed, job cancelled, one event. Refused (P0001) when unknown, already decided or past its deadline. Returns {request_id, job_id, status, job_status, decided_by, decided_at}.';
+    'Rejects a pending request: request rejected, queue entry and job cancelled, one event. Refused (P0001) when unknown, already decided or past its deadline. Returns {request_id, job_id, status, job_status, decided_by, decided_at}.';
 
 CREATE OR REPLACE FUNCTION public.func_expire_approvals()
 RETURNS jsonb
@@ -162,7 +163,7 @@ AS $$
          WHERE r.status = 'pending' AND r.expires_at <= now()
         RETURNING r.request_id, r.job_id, r.expires_at
     ), queue AS (
-        UPDATE public.job_queue q SET status = 'failed', updated_at = now()
+        UPDATE public.job_queue q SET status = 'cancelled', run_after = now(), updated_at = now()
           FROM expired e WHERE q.job_id = e.job_id
         RETURNING q.job_id
     ), job AS (
@@ -186,7 +187,7 @@ AS $$
       FROM expired e
 $$;
 COMMENT ON FUNCTION public.func_expire_approvals() IS
-    'Expires every pending approval request past its deadline in one statement: request -> expired, queue entry -> failed, job -> cancelled, one approval_expired event per job. Safe to run concurrently with approvals and with itself: each request ends in exactly one terminal state. Returns {expired, job_ids, request_ids}.';
+    'Expires every pending approval request past its deadline in one statement: request -> expired, queue entry and job -> cancelled, one approval_expired event per job. Safe to run concurrently with approvals and with itself: each request ends in exactly one terminal state. Returns {expired, job_ids, request_ids}.';
 
 SELECT hub_internal.func_hub_secure(
     p_functions => ARRAY[

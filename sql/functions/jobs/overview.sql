@@ -4,7 +4,7 @@
 -- part reads an index whose size follows the live queue, never the job history:
 --   * queued:   job_queue_claim_idx (partial: status = 'queued'), as func_queue_depth;
 --   * running:  job_queue_worker_idx / job_queue_lease_idx (partial: status = 'running');
---   * failures: jobs_status_id_idx (status, job_id), newest first, LIMIT recent;
+--   * failures: job_queue_job_status_idx (the job's status, job_id), newest first, LIMIT recent;
 --   * approvals: approval_requests_pending_idx (partial: status = 'pending').
 
 CREATE OR REPLACE FUNCTION public.func_jobs_overview(recent integer DEFAULT 10)
@@ -53,9 +53,11 @@ BEGIN
                        'finished_at', f.finished_at,
                        'error', left(split_part(btrim(coalesce(f.error, ''), E' \n'), E'\n', 1), 300))
                        ORDER BY f.job_id DESC), '[]'::jsonb)
-              FROM (SELECT * FROM public.jobs j
-                     WHERE j.status = 'failed'
-                     ORDER BY j.job_id DESC
+              FROM (SELECT j.* FROM public.job_queue q JOIN public.jobs j ON j.job_id = q.job_id
+                     WHERE (CASE q.status::text WHEN 'scheduled' THEN 'queued' WHEN 'pending_approval' THEN 'awaiting_approval'
+                                                ELSE q.status::text END) = 'failed'
+                       AND j.status = 'failed'
+                     ORDER BY q.job_id DESC
                      LIMIT recent) AS f));
 END;
 $$;

@@ -80,16 +80,33 @@ BEGIN
         RAISE EXCEPTION 'row_limit must be between 1 and 1000, got %', coalesce(row_limit::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT coalesce(jsonb_agg(hub_internal.func_job_summary(x) ORDER BY x.job_id DESC), '[]'::jsonb), count(*)
-      INTO v_rows, v_count
-      FROM (SELECT * FROM public.jobs j
-             WHERE (status IS NULL OR j.status = status)
-               AND (user_id IS NULL OR j.user_id = user_id)
-               AND (organization_id IS NULL OR j.organization_id = organization_id)
-               AND (job_type IS NULL OR j.job_type = job_type)
-               AND (after_job_id IS NULL OR j.job_id < after_job_id)
-             ORDER BY j.job_id DESC
-             LIMIT row_limit + 1) x;
+    IF status IS NULL THEN
+        SELECT coalesce(jsonb_agg(hub_internal.func_job_summary(x) ORDER BY x.job_id DESC), '[]'::jsonb), count(*)
+          INTO v_rows, v_count
+          FROM (SELECT * FROM public.jobs j
+                 WHERE (user_id IS NULL OR j.user_id = user_id)
+                   AND (organization_id IS NULL OR j.organization_id = organization_id)
+                   AND (job_type IS NULL OR j.job_type = job_type)
+                   AND (after_job_id IS NULL OR j.job_id < after_job_id)
+                 ORDER BY j.job_id DESC
+                 LIMIT row_limit + 1) x;
+    ELSE
+        -- By status through the queue entries (job_queue_job_status_idx: jobs has no index
+        -- on status, so that claims and completions update its rows in place, 0097); the
+        -- job's own status decides.
+        SELECT coalesce(jsonb_agg(hub_internal.func_job_summary(x) ORDER BY x.job_id DESC), '[]'::jsonb), count(*)
+          INTO v_rows, v_count
+          FROM (SELECT j.* FROM public.job_queue q JOIN public.jobs j ON j.job_id = q.job_id
+                 WHERE (CASE q.status::text WHEN 'scheduled' THEN 'queued' WHEN 'pending_approval' THEN 'awaiting_approval'
+                                            ELSE q.status::text END) = status
+                   AND j.status = status
+                   AND (user_id IS NULL OR j.user_id = user_id)
+                   AND (organization_id IS NULL OR j.organization_id = organization_id)
+                   AND (job_type IS NULL OR j.job_type = job_type)
+                   AND (after_job_id IS NULL OR q.job_id < after_job_id)
+                 ORDER BY q.job_id DESC
+                 LIMIT row_limit + 1) x;
+    END IF;
     IF v_count > row_limit THEN
         v_rows := v_rows - row_limit;
     END IF;
@@ -148,10 +165,13 @@ BEGIN
                'job_id', x.job_id, 'provider_job_id', x.provider_job_id, 'status', x.status,
                'provider_status', x.provider_status) ORDER BY x.job_id), '[]'::jsonb), count(*)
       INTO v_rows, v_count
-      FROM (SELECT j.job_id, j.provider_job_id, j.status, j.provider_status FROM public.jobs j
-             WHERE j.provider = provider AND j.status IN ('queued', 'running')
-               AND (after_job_id IS NULL OR j.job_id > after_job_id)
-             ORDER BY j.job_id
+      -- through the queue entries' job_queue_active_idx (0097): a scheduled entry is a queued job
+      FROM (SELECT j.job_id, j.provider_job_id, j.status, j.provider_status
+              FROM public.job_queue q JOIN public.jobs j ON j.job_id = q.job_id
+             WHERE q.provider = provider AND q.status IN ('scheduled', 'queued', 'running')
+               AND j.status IN ('queued', 'running')
+               AND (after_job_id IS NULL OR q.job_id > after_job_id)
+             ORDER BY q.job_id
              LIMIT row_limit + 1) x;
     IF v_count > row_limit THEN
         v_rows := v_rows - row_limit;

@@ -3,7 +3,7 @@
 -- there too, or the GPU keeps running (and billing) a job nobody wants. func_cancel_job
 -- ends the job in the hub at once; from then on it is no longer "active", so the status
 -- poller never looks at it again. These functions give the daemon its own list:
--- cancelled jobs whose provider copy was last seen active (index jobs_remote_cancel_idx).
+-- cancelled jobs whose provider copy was last seen active (index jobs_remote_copy_idx, 0097).
 -- The daemon asks the provider to cancel each and records the answer here, which takes
 -- the job off the list; a transient provider error leaves it on the list for the next pass.
 

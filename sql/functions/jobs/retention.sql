@@ -27,12 +27,16 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     v_cutoff := now() - make_interval(days => retention_days);
+    -- Oldest first through job_queue_finished_idx: a finished entry's run_after is when
+    -- its job finished (jobs has no index on status or finished_at, so that claims and
+    -- completions update its rows in place, 0097); the job's finished_at decides.
     WITH old AS (
-        SELECT j.job_id FROM public.jobs j
-         WHERE j.status IN ('completed', 'failed', 'cancelled') AND j.finished_at < v_cutoff
+        SELECT j.job_id FROM public.job_queue q JOIN public.jobs j ON j.job_id = q.job_id
+         WHERE q.status IN ('completed', 'failed', 'cancelled') AND q.run_after < v_cutoff
+           AND j.status IN ('completed', 'failed', 'cancelled') AND j.finished_at < v_cutoff
            AND NOT (j.status = 'cancelled' AND j.provider_job_id IS NOT NULL
                     AND j.provider_status IN ('pending', 'uploading', 'queued', 'running'))
-         ORDER BY j.finished_at
+         ORDER BY q.run_after
          LIMIT batch_size
     ), locked AS (
         SELECT q.job_id FROM public.job_queue q
