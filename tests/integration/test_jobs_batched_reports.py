@@ -127,11 +127,26 @@ def test_a_refused_claim_rolls_the_completions_back(h):
     have completed is still running under its lease (nothing half done)."""
     job_id = h.submit("alice").job_id
     job = h.claim_one("w1")
-    with pytest.raises(JobError, match="max_jobs must be between 1 and 1000"), job_errors():
-        h.run(calls.complete_jobs_and_claim([(job.job_id, job.lease_token, None)], "w1", 0))
+    with pytest.raises(JobError, match="max_jobs must be between 0 and 1000"), job_errors():
+        h.run(calls.complete_jobs_and_claim([(job.job_id, job.lease_token, None)], "w1", 1001))
     assert h.status(job_id) == ("running", "running")
     again = h.run(calls.complete_jobs_and_claim([(job.job_id, job.lease_token, None)], "w1", 1))
     assert again.verdicts[0].accepted
+
+
+def test_max_jobs_zero_completes_and_claims_nothing(h):
+    """max_jobs 0: the completions only (what func_complete_jobs does), no claim made
+    even with a job waiting; the answer carries no claim."""
+    h.submit("alice")
+    waiting = h.submit("alice").job_id
+    job = h.claim_one("w1")
+    raw = h.one(
+        "SELECT func_complete_jobs_and_claim(jsonb_build_array(jsonb_build_object("
+        "'job_id', %s::text, 'lease_token', %s::text)), 'w1', 0)",
+        [str(job.job_id), str(job.lease_token)],
+    )
+    assert [r["accepted"] for r in raw["results"]] == [True] and "claim" not in raw
+    assert h.status(waiting) == ("queued", "queued")
 
 
 def test_a_stale_token_in_the_batch_does_not_stop_the_claim(h):

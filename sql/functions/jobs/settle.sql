@@ -124,172 +124,19 @@ COMMENT ON FUNCTION public.func_complete_job(uuid, uuid, jsonb) IS
     'Marks a running job completed with its result (at most 1 MiB), if lease_token is its current lease, even after lease_expires_at as long as nobody has requeued the job (the work was done and nobody else holds it) (else {accepted: false, status, reason} and nothing changes: a worker wrongly declared dead cannot overwrite the job). Frees its slot; one completed event. Returns {accepted, status, reason, attempt}. Unknown job: raises P0001.';
 
 -- Many completions in one call and one commit (a worker running many short jobs reports
--- them together, as pgqueuer batches its acknowledgements). The queue entries are locked
--- first, in job id order, so a batch cannot deadlock with a cancel of one of its jobs
--- (which locks the entry, then the counters) while it holds a counter for another.
+-- them together, as pgqueuer batches its acknowledgements): the body of
+-- func_complete_jobs_and_claim (jobs/claim.sql) claiming nothing.
 CREATE OR REPLACE FUNCTION public.func_complete_jobs(jobs jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
-SET plan_cache_mode = force_generic_plan
 AS $$
-#variable_conflict use_column
-DECLARE
-    v_ids uuid[];         -- every job of the batch, sorted (the lock order)
-    v_tokens uuid[];      -- in the order given
-    v_given uuid[];
-    v_bad integer;
-    v_unknown uuid;
-    v_done bigint[];      -- the positions (1-based) of the accepted completions
-    v_users text[];
-    v_orgs text[];
-    v_results jsonb;
 BEGIN
-    IF jobs IS NULL OR jsonb_typeof(jobs) <> 'array' THEN
-        RAISE EXCEPTION 'jobs must be a JSON array of {job_id, lease_token, result} objects'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF jsonb_array_length(jobs) > 1000 OR pg_column_size(jobs) > 16777216 THEN
-        RAISE EXCEPTION 'jobs holds % completions in % bytes; at most 1000 and 16 MiB are accepted per call',
-                        jsonb_array_length(jobs), pg_column_size(jobs) USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    -- One pass over the completions reads them and checks them (each statement of a
-    -- function has its own fixed cost on this hot path). Each check names the first
-    -- completion it refuses, as one call per job would have.
-    BEGIN
-        SELECT array_agg((e ->> 'job_id')::uuid ORDER BY n), array_agg((e ->> 'lease_token')::uuid ORDER BY n),
-               array_agg(DISTINCT (e ->> 'job_id')::uuid ORDER BY (e ->> 'job_id')::uuid),
-               min(n) FILTER (WHERE jsonb_typeof(e -> 'result') NOT IN ('object', 'null')
-                                 OR pg_column_size(e -> 'result') > 1048576) - 1
-          INTO v_given, v_tokens, v_ids, v_bad
-          FROM jsonb_array_elements(func_complete_jobs.jobs) WITH ORDINALITY AS x(e, n);
-    EXCEPTION WHEN invalid_text_representation OR wrong_object_type OR cannot_coerce THEN
-        RAISE EXCEPTION 'each completion needs job_id (a UUID), lease_token (a UUID) and optionally result'
-            USING ERRCODE = 'invalid_parameter_value';
-    END;
-    IF cardinality(v_given) IS NULL THEN
-        RETURN jsonb_build_object('results', '[]'::jsonb);
-    END IF;
-    IF v_bad IS NOT NULL THEN
-        RAISE EXCEPTION 'jobs[%]: result must be a JSON object of at most 1 MiB', v_bad
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF array_position(v_given, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'job_id is required' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF array_position(v_tokens, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'lease_token is required: pass the token func_claim_jobs returned'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    PERFORM pg_advisory_xact_lock_shared(x'6a6f62736c6f7473'::bigint);
-    -- The queue entries first, in job id order (the lock order; see above). One entry
-    -- needs no ordering: the write below locks it (an unknown job is found after it).
-    IF cardinality(v_ids) > 1 THEN
-        PERFORM 1 FROM public.job_queue q WHERE q.job_id = ANY (v_ids) ORDER BY q.job_id FOR UPDATE;
-    END IF;
-
-    -- Every completion whose token is current, in one statement per table (one call per
-    -- job cost four statements each): the fence, the job, its event. A job listed twice
-    -- is completed by its first entry; the second finds it completed, as a second call
-    -- would. The statement builds the verdicts of the accepted ones; the refused ones
-    -- (rare: a lease lost) get theirs from a second statement below, so the common case
-    -- plans no join it does not need.
-    WITH items AS (
-        SELECT DISTINCT ON (u.job_id) u.job_id, u.token, u.n,
-               coalesce(nullif(func_complete_jobs.jobs -> (u.n::integer - 1) -> 'result', 'null'::jsonb), '{}'::jsonb) AS result
-          FROM unnest(v_given, v_tokens) WITH ORDINALITY AS u(job_id, token, n)
-         ORDER BY u.job_id, u.n
-    ), q AS (
-        UPDATE public.job_queue q
-           SET status = 'completed', run_after = now(), lease_token = NULL, lease_expires_at = NULL,
-               updated_at = now()
-          FROM items i
-         WHERE q.job_id = ANY (v_ids) AND q.job_id = i.job_id AND q.status = 'running' AND q.lease_token = i.token
-        RETURNING q.job_id, q.worker_id, q.user_id, q.organization_id, q.attempt, i.n, i.result
-    ), j AS (
-        UPDATE public.jobs j
-           SET status = 'completed', attempts = q.attempt, result = q.result, finished_at = now(),
-               updated_at = now()
-          FROM q
-         WHERE j.job_id = q.job_id
-        RETURNING j.job_id
-    ), ev AS (
-        INSERT INTO public.job_events (job_id, event_type, from_status, to_status, worker_id, details)
-        SELECT q.job_id, 'completed', 'running', 'completed', q.worker_id, jsonb_build_object('attempt', q.attempt)
-          FROM q JOIN j ON j.job_id = q.job_id
-    )
-    SELECT jsonb_agg(jsonb_build_object('job_id', q.job_id, 'accepted', true, 'status', 'completed',
-                                        'reason', NULL, 'attempt', q.attempt, 'run_after', NULL) ORDER BY q.n),
-           array_agg(q.n ORDER BY q.n), array_agg(q.user_id), array_agg(q.organization_id)
-      INTO v_results, v_done, v_users, v_orgs
-      FROM q;
-    IF coalesce(cardinality(v_done), 0) < cardinality(v_given) THEN
-        -- an unknown job fails the whole call (nothing above is kept: the error rolls back)
-        SELECT u.g INTO v_unknown FROM unnest(v_given) WITH ORDINALITY AS u(g, n)
-         WHERE NOT EXISTS (SELECT 1 FROM public.job_queue q WHERE q.job_id = u.g) ORDER BY u.n LIMIT 1;
-        IF FOUND THEN
-            RAISE EXCEPTION 'unknown job %', v_unknown USING ERRCODE = 'P0001';
-        END IF;
-        SELECT jsonb_agg(
-                   CASE WHEN u.n = ANY (v_done)
-                        THEN v_results -> (array_position(v_done, u.n) - 1)
-                        -- listed again after its first entry completed it just now
-                        WHEN EXISTS (SELECT 1 FROM unnest(v_given) WITH ORDINALITY AS e(g, m)
-                                      WHERE e.g = u.job_id AND e.m < u.n AND e.m = ANY (v_done))
-                        THEN jsonb_build_object('job_id', u.job_id, 'accepted', false, 'status', 'completed',
-                                                'reason', 'stale lease token: the job is completed, no longer running under this lease')
-                        ELSE (SELECT jsonb_build_object(
-                                         'job_id', u.job_id, 'accepted', false, 'status', jj.status,
-                                         'reason', CASE WHEN qq.status = 'running'
-                                                        THEN 'stale lease token: the job was claimed again after this lease expired or was released'
-                                                        ELSE format('stale lease token: the job is %s, no longer running under this lease',
-                                                                    jj.status) END)
-                                FROM public.job_queue qq JOIN public.jobs jj USING (job_id)
-                               WHERE qq.job_id = u.job_id)
-                   END ORDER BY u.n)
-          INTO v_results
-          FROM unnest(v_given) WITH ORDINALITY AS u(job_id, n);
-    END IF;
-    -- Counters last in the lock order; with no limit anywhere there is nothing to free
-    -- (checked here: the call alone costs a completion more than the check).
-    IF v_users IS NOT NULL AND EXISTS (SELECT 1 FROM public.concurrency_limits) THEN
-        PERFORM hub_internal.func_job_free_slots(v_users, v_orgs);
-    END IF;
-    RETURN jsonb_build_object('results', v_results);
+    RETURN public.func_complete_jobs_and_claim(jobs, NULL, 0);
 END;
 $$;
 COMMENT ON FUNCTION public.func_complete_jobs(jsonb) IS
     'Completes up to 1000 jobs in one transaction: [{job_id, lease_token, result}], each fenced by its token exactly as func_complete_job (a stale token is refused for that job only). Returns {results: [{job_id, accepted, status, reason, attempt}]} in the order given.';
-
--- A worker that reports finished jobs and has room for more asks for both in one call
--- and one commit: half the round trips and WAL flushes of a worker running short jobs
--- (claim and completion each cost one of both). The completions go first, each fenced
--- by its token exactly as in func_complete_jobs, so the claim sees the slots they free.
--- Locks: the completions take their queue entries, then counters in the fixed order;
--- the claim then takes queue entries with SKIP LOCKED and counters it does not hold yet
--- with SKIP LOCKED, the global one (held already when a limit exists) excepted: nothing
--- new to wait for, so no deadlock the two calls apart could not have.
-CREATE OR REPLACE FUNCTION public.func_complete_jobs_and_claim(
-    jobs jsonb,
-    worker_id text,
-    max_jobs integer DEFAULT 1,
-    lease_seconds integer DEFAULT 20,
-    provider text DEFAULT 'local',
-    job_types jsonb DEFAULT NULL
-) RETURNS jsonb
-LANGUAGE plpgsql
-SET search_path = pg_catalog, public, pg_temp
-AS $$
-BEGIN
-    RETURN public.func_complete_jobs(func_complete_jobs_and_claim.jobs)
-           || jsonb_build_object('claim', public.func_claim_jobs(
-                  func_complete_jobs_and_claim.worker_id, func_complete_jobs_and_claim.max_jobs,
-                  func_complete_jobs_and_claim.lease_seconds, func_complete_jobs_and_claim.provider,
-                  func_complete_jobs_and_claim.job_types));
-END;
-$$;
-COMMENT ON FUNCTION public.func_complete_jobs_and_claim(jsonb, text, integer, integer, text, jsonb) IS
-    'func_complete_jobs(jobs) then func_claim_jobs(worker_id, max_jobs, lease_seconds, provider, job_types) in one transaction (one round trip and one commit for a worker that finishes jobs and takes the next). Returns {results: [...as func_complete_jobs], claim: {...as func_claim_jobs}}. Any error (a malformed completion, max_jobs outside 1..1000, ...) rolls back both.';
 
 CREATE OR REPLACE FUNCTION public.func_fail_job(job_id uuid, lease_token uuid, error text, retryable boolean DEFAULT true)
 RETURNS jsonb
@@ -384,7 +231,6 @@ SELECT hub_internal.func_hub_secure(
         'hub_internal.func_job_settle(uuid, uuid, text, jsonb, text, boolean, text)',
         'public.func_complete_job(uuid, uuid, jsonb)',
         'public.func_complete_jobs(jsonb)',
-        'public.func_complete_jobs_and_claim(jsonb, text, integer, integer, text, jsonb)',
         'public.func_fail_job(uuid, uuid, text, boolean)',
         'public.func_release_job(uuid, uuid, text)',
         'public.func_extend_job_leases(text, integer, jsonb)'
