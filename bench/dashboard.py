@@ -103,11 +103,12 @@ WITH made AS (
                 ELSE 'completed' END,
            now() - interval '30 days', now() - interval '30 days'
       FROM generate_series(1, %(finished)s) AS g
-    RETURNING job_id, status)
+    RETURNING job_id, status, finished_at)
 INSERT INTO job_queue (job_id, status, provider, job_type, user_id, organization_id,
-                       priority, attempt, max_attempts)
-SELECT job_id, status, 'local', 'render', 'bench-user', 'bench-org', 100, 1, 3 FROM made
-"""
+                       priority, attempt, max_attempts, run_after)
+SELECT job_id, status, 'local', 'render', 'bench-user', 'bench-org', 100, 1, 3, finished_at
+  FROM made
+"""  # a finished entry's run_after is when its job finished, as the hub writes it
 WAITING_JOBS = 200
 
 
