@@ -278,7 +278,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION public.func_complete_jobs_and_claim(jsonb, text, integer, integer, text, jsonb) IS
-    'Completes the jobs as func_complete_jobs(jobs) would, then claims up to max_jobs as func_claim_jobs(worker_id, max_jobs, lease_seconds, provider, job_types) would (max_jobs 0: claims nothing and returns only results), in one transaction (one round trip and one commit for a worker that finishes jobs and takes the next). Returns {results: [...as func_complete_jobs], claim: {...as func_claim_jobs}}. Any error (a malformed completion, max_jobs outside 1..1000, ...) rolls back both.';
+    'Completes the jobs as func_complete_jobs(jobs) would, then claims up to max_jobs as func_claim_jobs(worker_id, max_jobs, lease_seconds, provider, job_types) would (max_jobs 0: claims nothing and returns only results), in one transaction (one round trip and one commit for a worker that finishes jobs and takes the next). Returns {results: [...as func_complete_jobs], claim: {...as func_claim_jobs}}. Any error (a malformed completion, max_jobs outside 0..1000, ...) rolls back both.';
 
 -- The claim alone: the same body with no completions.
 CREATE OR REPLACE FUNCTION public.func_claim_jobs(
