@@ -37,40 +37,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from orchestrator.config import Settings, get_settings
-from orchestrator.daemon import duties, polling
 from orchestrator.daemon.config import EnterpriseConfig, get_enterprise_config
-from orchestrator.daemon.duties import UploadGrant
+from orchestrator.daemon.duty_set import POLLING, QUEUE, REMOTE_CANCELS, build_duties
 from orchestrator.daemon.duty_status import DutyStatusRecorder
-from orchestrator.daemon.housekeeping import (
-    fold_counters,
-    prune_audit,
-    prune_rate_limits,
-    prune_webhooks,
-)
 from orchestrator.daemon.leader import DutyLeases, make_holder_id
 from orchestrator.daemon.loop import ControlLoop, Duty, DutyOutcome
-from orchestrator.daemon.periodic import enqueue_due_ticks
 from orchestrator.daemon.wakeup import NotifyListener
 from orchestrator.db.asyncpg import AsyncpgExecutor
 from orchestrator.db.target import SqlTarget, resolve_database
 from orchestrator.jobs.wakeup import CANCEL_PREFIX, polling_reason
 from orchestrator.providers.base import Provider
 from orchestrator.providers.circuit import CircuitBreaker
-from orchestrator.providers.registry import build_providers, polled_providers
+from orchestrator.providers.registry import build_providers
 from orchestrator.providers.runtime import RuntimeProviderSettings
-from orchestrator.storage.expiry import expire_multipart_uploads
 
 logger = logging.getLogger("orchestrator.daemon.tasks")
 
-QUEUE = "queue_processing"
-POLLING = "job_status_polling"
-REMOTE_CANCELS = "remote_cancellation"
+__all__ = ["POLLING", "QUEUE", "REMOTE_CANCELS", "BackgroundTaskManager", "get_task_manager"]
 
 
 class BackgroundTaskManager:
@@ -121,146 +109,16 @@ class BackgroundTaskManager:
         )
 
     def build_duties(self) -> list[Duty]:
-        """The enabled duties, from the config."""
+        """The enabled duties, from the config (:mod:`orchestrator.daemon.duty_set`)."""
         assert self.executor is not None
-        ex, cfg = self.executor, self.config
-        providers = list(self.providers.values())
-        explicit = cfg.file.background.job_status_polling.enabled
-        built: list[Duty] = []
-        if cfg.queue_processing_enabled:
-            dispatcher = duties.QueueDispatcher(
-                ex,
-                providers,
-                batch=cfg.dispatch_batch,
-                breaker=self.breaker,
-                uploads=UploadGrant.of(self.settings),
-            )
-            built.append(
-                Duty(
-                    QUEUE,
-                    cfg.queue_processing_interval,
-                    self._with_settings(dispatcher),
-                    "Error in queue processing",
-                )
-            )
-            if dispatcher.providers:  # jobs at external providers may need cancelling there
-                built.append(
-                    Duty(
-                        REMOTE_CANCELS,
-                        cfg.queue_processing_interval,
-                        self._with_settings(dispatcher.canceller),
-                        "Error in remote cancellation",
-                    )
-                )
-        polled = polled_providers(self.providers, explicit)
-        if cfg.job_polling_enabled and polled:
-            concurrency = {n: s.status_concurrency for n, s in cfg.providers.items()}
-            poller = polling.JobStatusPoller(
-                ex, polled, concurrency=concurrency, breaker=self.breaker
-            )
-            built.append(
-                Duty(
-                    POLLING,
-                    cfg.job_polling_interval,
-                    self._with_settings(poller),
-                    "Error in job polling",
-                )
-            )
-        if cfg.approval_expiration_enabled:
-            built.append(
-                Duty(
-                    "approval_expiration",
-                    cfg.approval_expiration_interval,
-                    functools.partial(duties.expire_approvals, ex),
-                    "Error in approval expiration",
-                )
-            )
-        if cfg.worker_reaping_enabled:
-            built.append(
-                Duty(
-                    "worker_reaping",
-                    cfg.worker_reaping_interval,
-                    functools.partial(duties.reap_dead_workers, ex, cfg.worker_stale_after),
-                    "Error in worker reaping",
-                )
-            )
-        if cfg.periodic_jobs.enabled:
-            built.append(
-                Duty(
-                    "periodic_jobs",
-                    cfg.periodic_jobs.interval_seconds,
-                    functools.partial(enqueue_due_ticks, ex),
-                    "Error in periodic jobs",
-                )
-            )
-        if cfg.job_retention.enabled:
-            built.append(
-                Duty(
-                    "job_retention",
-                    cfg.job_retention.interval_seconds,
-                    functools.partial(duties.prune_jobs, ex, self.settings.job_retention_days),
-                    "Error in job retention",
-                )
-            )
-        if cfg.log_maintenance_enabled is not False:
-            maintenance = duties.LogMaintenance(
-                ex, self.settings.log_retention_hours, cfg.log_maintenance_enabled
-            )
-            built.append(
-                Duty(
-                    "log_maintenance",
-                    cfg.log_maintenance_interval,
-                    maintenance,
-                    "Error in log maintenance",
-                )
-            )
-        built.append(
-            Duty(
-                "audit_retention",
-                3600,
-                functools.partial(prune_audit, ex, self.settings.audit_retention_days),
-                "Error in audit retention",
-            )
+        return build_duties(
+            self.executor,
+            self.config,
+            self.settings,
+            self.providers,
+            self.breaker,
+            self._with_settings,
         )
-        if any(p.dispatched_by_daemon for p in providers):
-            built.append(
-                Duty(
-                    "webhook_retention",
-                    3600,
-                    functools.partial(prune_webhooks, ex),
-                    "Error in webhook retention",
-                )
-            )
-        built.append(
-            Duty(
-                "multipart_expiry",
-                3600,
-                functools.partial(
-                    expire_multipart_uploads,
-                    ex,
-                    self.settings.storage_dir,
-                    self.settings.storage_multipart_expiry_hours,
-                ),
-                "Error in multipart upload expiry",
-            )
-        )
-        built.append(
-            Duty(
-                "rate_limit_prune",
-                300,
-                functools.partial(prune_rate_limits, ex),
-                "Error in rate limit pruning",
-            )
-        )
-        built.append(
-            Duty(
-                "job_counters",
-                60,
-                functools.partial(fold_counters, ex),
-                "Error in job counters",
-            )
-        )
-        return built
 
     def _with_settings(self, action: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
         """``action`` run after the providers' runtime settings are synced (at most one
