@@ -56,7 +56,6 @@ BEGIN
               FROM (SELECT j.* FROM public.job_queue q JOIN public.jobs j ON j.job_id = q.job_id
                      WHERE (CASE q.status::text WHEN 'scheduled' THEN 'queued' WHEN 'pending_approval' THEN 'awaiting_approval'
                                                 ELSE q.status::text END) = 'failed'
-                       AND j.status = 'failed'
                      ORDER BY q.job_id DESC
                      LIMIT recent) AS f));
 END;

@@ -92,14 +92,15 @@ BEGIN
                  LIMIT row_limit + 1) x;
     ELSE
         -- By status through the queue entries (job_queue_job_status_idx: jobs has no index
-        -- on status, so that claims and completions update its rows in place, 0097); the
-        -- job's own status decides.
+        -- on status, so that claims and completions update its rows in place, 0097). An
+        -- entry's status is its job's (every function writes both; 0097 made old rows
+        -- agree): repeating the test on jobs.status made the planner expect almost no
+        -- rows and hash-join a scan of all jobs instead of walking the index newest first.
         SELECT coalesce(jsonb_agg(hub_internal.func_job_summary(x) ORDER BY x.job_id DESC), '[]'::jsonb), count(*)
           INTO v_rows, v_count
           FROM (SELECT j.* FROM public.job_queue q JOIN public.jobs j ON j.job_id = q.job_id
                  WHERE (CASE q.status::text WHEN 'scheduled' THEN 'queued' WHEN 'pending_approval' THEN 'awaiting_approval'
                                             ELSE q.status::text END) = status
-                   AND j.status = status
                    AND (user_id IS NULL OR j.user_id = user_id)
                    AND (organization_id IS NULL OR j.organization_id = organization_id)
                    AND (job_type IS NULL OR j.job_type = job_type)
@@ -165,14 +166,16 @@ BEGIN
                'job_id', x.job_id, 'provider_job_id', x.provider_job_id, 'status', x.status,
                'provider_status', x.provider_status) ORDER BY x.job_id), '[]'::jsonb), count(*)
       INTO v_rows, v_count
-      -- through the queue entries' job_queue_active_idx (0097): a scheduled entry is a queued job
-      FROM (SELECT j.job_id, j.provider_job_id, j.status, j.provider_status
-              FROM public.job_queue q JOIN public.jobs j ON j.job_id = q.job_id
+      -- The page's entries through job_queue_active_idx (0097; a scheduled entry is a
+      -- queued job, an entry's status is its job's), then their jobs: joined after the
+      -- limit, a page costs its own rows whatever the number of finished jobs.
+      FROM (SELECT q.job_id FROM public.job_queue q
              WHERE q.provider = provider AND q.status IN ('scheduled', 'queued', 'running')
-               AND j.status IN ('queued', 'running')
                AND (after_job_id IS NULL OR q.job_id > after_job_id)
              ORDER BY q.job_id
-             LIMIT row_limit + 1) x;
+             LIMIT row_limit + 1) a
+      JOIN LATERAL (SELECT j.job_id, j.provider_job_id, j.status, j.provider_status
+                      FROM public.jobs j WHERE j.job_id = a.job_id) x ON true;
     IF v_count > row_limit THEN
         v_rows := v_rows - row_limit;
     END IF;
